@@ -1,0 +1,33 @@
+// The REST surface: thin adapters from requests to module calls, one file
+// per area, all registered in one route table that also feeds
+// /openapi.json and the authorisation tests.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "cpn/artifacts/artifacts.hpp"
+#include "cpn/auth/tokens.hpp"
+#include "cpn/http/metrics.hpp"
+#include "cpn/http/router.hpp"
+#include "cpn/inventory/inventory.hpp"
+
+namespace cpn::api {
+
+struct Services {
+  engine::Engine& engine;
+  inventory::Inventory& inventory;
+  artifacts::Images& images;
+  artifacts::Files& files;
+  auth::Tokens& tokens;
+  http::Metrics& metrics;
+  std::function<bool()> ready;  // false while starting or stopping
+  std::string version;
+};
+
+void register_routes(http::Router& router, Services& services);
+
+// OpenAPI 3.0 document built from the route table and the JSON Schemas.
+Json openapi_document(const http::Router& router, const std::string& version);
+
+}  // namespace cpn::api

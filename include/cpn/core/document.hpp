@@ -1,0 +1,28 @@
+// Request and response bodies come as JSON or YAML (the same schema, the
+// Content-Type decides). Internally every document is nlohmann::json.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "cpn/core/error.hpp"
+
+namespace cpn {
+
+using Json = nlohmann::json;
+
+enum class Format { json, yaml };
+
+// Parses a JSON or YAML text; syntax errors are bad_request naming line and
+// column. Duplicate keys in YAML mappings are rejected.
+Result<Json> parse_document(std::string_view text, Format format);
+
+std::string to_yaml(const Json& doc);
+std::string to_json(const Json& doc, bool pretty = false);
+
+// Reads a YAML or JSON file (by extension) from disk.
+Result<Json> load_document_file(const std::string& path);
+
+}  // namespace cpn

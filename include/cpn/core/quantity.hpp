@@ -1,0 +1,20 @@
+// Quantities accept plain numbers (cores, GiB, Mbps) and Kubernetes-style
+// strings ("500m", "4Gi", "1.5T"). Internally cpu is cores and memory or
+// storage is GiB, both as doubles.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "cpn/core/document.hpp"
+
+namespace cpn {
+
+enum class QuantityUnit { cores, gib };
+
+// Parses "64", "500m", "4Gi", "512Mi", "4G" or a JSON number. Returns
+// nullopt for anything malformed or negative.
+std::optional<double> parse_quantity(const Json& value, QuantityUnit unit);
+std::optional<double> parse_quantity(std::string_view text, QuantityUnit unit);
+
+}  // namespace cpn

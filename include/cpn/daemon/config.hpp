@@ -1,0 +1,40 @@
+// The daemon's settings. Precedence: built-in defaults < YAML config file
+// < CPND_* environment < command-line flags, as in most daemons of the
+// field. Everything is validated before anything is applied.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "cpn/core/document.hpp"
+#include "cpn/http/server.hpp"
+
+namespace cpn::daemon {
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string data;  // required unless dev
+  bool dev = false;
+  std::string log_level = "info";
+  std::string topology;  // imported at start when set
+  http::Limits limits;
+
+  std::string host() const;
+  unsigned short port() const;
+  Json to_json() const;
+};
+
+// What the command line set (unset fields leave lower layers alone).
+struct Flags {
+  std::optional<std::string> listen, data, config, log_level, topology;
+  bool dev = false;
+};
+
+// Builds the effective configuration: file (flags.config, else
+// env CPND_CONFIG), then environment, then flags.
+Result<Config> load_config(const Flags& flags, const std::map<std::string, std::string>& env);
+
+std::map<std::string, std::string> environment();
+
+}  // namespace cpn::daemon

@@ -1,0 +1,42 @@
+// Prometheus text exposition of request counts and latency histograms by
+// route template, plus gauges and database timings supplied by the caller.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace cpn::http {
+
+class Metrics {
+ public:
+  void observe(const std::string& route, const std::string& method, int status, double seconds);
+  void connection_opened() { ++connections_total_; ++connections_open_; }
+  void connection_closed() { --connections_open_; }
+  void connection_rejected() { ++connections_rejected_; }
+  std::int64_t open_connections() const { return connections_open_; }
+  // The HTTP families; the caller appends its own.
+  std::string render() const;
+
+ private:
+  struct Histogram {
+    std::vector<std::uint64_t> buckets;
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
+  std::map<std::pair<std::string, std::string>, Histogram> latency_;
+  std::uint64_t connections_total_ = 0;
+  std::int64_t connections_open_ = 0;
+  std::uint64_t connections_rejected_ = 0;
+};
+
+inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                             0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+
+// Label values escaped for the exposition format.
+std::string escape_label(const std::string& v);
+
+}  // namespace cpn::http

@@ -1,0 +1,52 @@
+// The HTTP listener and its sessions (Boost.Beast coroutines). Limits on
+// header size, body size, idle time and connection count are set here,
+// once, for every route. Handlers never see a socket: the session hands a
+// Request to the Dispatcher and writes back the Response.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "cpn/engine/engine.hpp"
+#include "cpn/http/dispatcher.hpp"
+
+namespace cpn::http {
+
+struct Limits {
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 8 * 1024 * 1024;
+  std::uint64_t max_file_bytes = 2ull * 1024 * 1024 * 1024;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds request_timeout{300'000};  // reading a body, writing an answer
+  std::size_t max_connections = 1024;
+  std::chrono::milliseconds heartbeat{15'000};         // for event streams
+};
+
+class Server {
+ public:
+  // temp_file names a fresh path for a streamed upload body.
+  Server(boost::asio::io_context& io, Dispatcher& dispatcher, engine::Engine& engine, Limits limits,
+         std::function<std::string()> temp_file);
+  ~Server();
+
+  // Binds and starts accepting; returns the bound port (useful with port 0).
+  Result<unsigned short> listen(const std::string& host, unsigned short port);
+  void set_limits(Limits limits);
+
+  // Graceful stop: no new connections, idle keep-alive connections and
+  // event streams closed, in-flight requests finish and are answered with
+  // "Connection: close". done runs once every session has ended.
+  void shutdown(std::function<void()> done);
+  std::size_t open_sessions() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace cpn::http

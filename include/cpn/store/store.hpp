@@ -1,0 +1,102 @@
+// Durable state: every object is a JSON document keyed by (kind, id), every
+// change appends to the event log in the same SQLite transaction. WAL mode
+// with synchronous=FULL, so a write is on disk before it is acknowledged.
+// One Store (one writing connection) per process; SQLite stays out of this
+// header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpn/core/document.hpp"
+#include "cpn/core/error.hpp"
+
+namespace cpn::store {
+
+struct StoredObject {
+  std::string kind;
+  std::string id;
+  std::int64_t resource_version = 0;  // seq of the event that last wrote it
+  std::string created;
+  std::string updated;
+  Json body;
+};
+
+struct Event {
+  std::int64_t seq = 0;
+  std::string time;
+  std::string type;  // Added | Modified | Deleted | domain verbs (NodeCordoned, ...)
+  std::string kind;
+  std::string id;
+  Json object;  // the object after the change (before it, for Deleted)
+};
+
+struct Change {
+  enum class Op { put, remove, note };  // note: an event without an object write
+  Op op = Op::put;
+  std::string kind;
+  std::string id;
+  Json body;               // put: the new document; note: the event payload
+  std::string event_type;  // empty: Added/Modified/Deleted by op
+};
+
+// The stored answer to a creating POST with an Idempotency-Key.
+struct IdempotencyRecord {
+  std::string principal;  // token id, so keys never collide across clients
+  std::string key;
+  std::string request_hash;
+  int status = 0;
+  std::string content_type;
+  std::string location;
+  std::string body;
+  std::string created;
+};
+
+// Cumulative database timings for /metrics.
+struct Timings {
+  std::uint64_t commits = 0;
+  double commit_seconds = 0;
+  std::vector<std::uint64_t> commit_buckets;  // counts per kTimingBuckets upper bound
+  std::uint64_t reads = 0;
+  double read_seconds = 0;
+};
+inline constexpr double kTimingBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+
+class Store {
+ public:
+  // Opens (creating) the database and runs pending numbered migrations.
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  std::vector<StoredObject> load_all();
+  std::int64_t last_seq();
+  int schema_version();
+
+  // Applies changes and (optionally) stores an idempotency record, all in
+  // one transaction; returns the events in commit order. Nothing is
+  // written if anything fails.
+  Result<std::vector<Event>> commit(const std::vector<Change>& changes, const std::string& time,
+                                    const std::optional<IdempotencyRecord>& idem = std::nullopt);
+
+  std::vector<Event> events_since(std::int64_t since, std::size_t limit);
+  std::optional<IdempotencyRecord> find_idempotency(const std::string& principal, const std::string& key);
+  // Records (or completes) a stored answer outside of a change.
+  void save_idempotency(const IdempotencyRecord& record);
+  // Forgets idempotency records created before the given time.
+  void expire_idempotency(const std::string& before);
+
+  void checkpoint();  // WAL checkpoint (TRUNCATE), at shutdown
+  const Timings& timings() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cpn::store

@@ -1,0 +1,14 @@
+// One registration function per area of the API.
+#pragma once
+
+#include "cpn/api/api.hpp"
+
+namespace cpn::api {
+
+void add_system_routes(http::Router& router, Services& s);
+void add_token_routes(http::Router& router, Services& s);
+void add_inventory_routes(http::Router& router, Services& s);
+void add_artifact_routes(http::Router& router, Services& s);
+void add_event_routes(http::Router& router, Services& s);
+
+}  // namespace cpn::api

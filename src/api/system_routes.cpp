@@ -1,0 +1,158 @@
+// Health, metrics, the OpenAPI document and the event log.
+#include <charconv>
+
+#include "common.hpp"
+#include "cpn/store/store.hpp"
+#include "routes.hpp"
+
+namespace cpn::api {
+namespace {
+
+std::string inventory_gauges(Services& s) {
+  std::map<std::string, int> sites_by_tier;
+  std::map<std::pair<std::string, std::string>, int> nodes;
+  std::map<std::string, double> cpu_total, cpu_alloc;
+  std::map<std::string, int> accel;
+  for (const auto* o : s.engine.list(inventory::kSite)) sites_by_tier[o->body.value("tier", "")]++;
+  for (const auto* o : s.engine.list(inventory::kNode)) {
+    const Json& b = o->body;
+    nodes[{b.value("arch", ""), b.value("state", "")}]++;
+    cpu_total[b.value("arch", "")] += b.value("cpu", 0.0);
+    cpu_alloc[b.value("arch", "")] += b.value("allocated", Json::object()).value("cpu", 0.0);
+    for (const auto& a : b.value("accelerators", Json::array())) accel[a.value("model", "")] += a.value("count", 0);
+  }
+  std::string out;
+  out += "# HELP cpnd_inventory_sites Sites in the inventory, by tier.\n# TYPE cpnd_inventory_sites gauge\n";
+  for (const auto& [tier, n] : sites_by_tier)
+    out += fmt::format("cpnd_inventory_sites{{tier=\"{}\"}} {}\n", http::escape_label(tier), n);
+  out += "# HELP cpnd_inventory_nodes Nodes in the inventory, by architecture and state.\n"
+         "# TYPE cpnd_inventory_nodes gauge\n";
+  for (const auto& [k, n] : nodes)
+    out += fmt::format("cpnd_inventory_nodes{{arch=\"{}\",state=\"{}\"}} {}\n", http::escape_label(k.first),
+                       http::escape_label(k.second), n);
+  out += "# HELP cpnd_inventory_links Links in the inventory.\n# TYPE cpnd_inventory_links gauge\n";
+  out += fmt::format("cpnd_inventory_links {}\n", s.engine.count(inventory::kLink));
+  out += "# HELP cpnd_inventory_cpu_cores CPU cores in the inventory, by architecture.\n"
+         "# TYPE cpnd_inventory_cpu_cores gauge\n";
+  for (const auto& [arch, v] : cpu_total)
+    out += fmt::format("cpnd_inventory_cpu_cores{{arch=\"{}\"}} {}\n", http::escape_label(arch), v);
+  out += "# HELP cpnd_inventory_cpu_cores_allocated CPU cores held by deployments, by architecture.\n"
+         "# TYPE cpnd_inventory_cpu_cores_allocated gauge\n";
+  for (const auto& [arch, v] : cpu_alloc)
+    out += fmt::format("cpnd_inventory_cpu_cores_allocated{{arch=\"{}\"}} {}\n", http::escape_label(arch), v);
+  out += "# HELP cpnd_inventory_accelerators Accelerator devices in the inventory, by model.\n"
+         "# TYPE cpnd_inventory_accelerators gauge\n";
+  for (const auto& [model, n] : accel)
+    out += fmt::format("cpnd_inventory_accelerators{{model=\"{}\"}} {}\n", http::escape_label(model), n);
+  return out;
+}
+
+std::string store_metrics(Services& s) {
+  const auto& t = s.engine.store().timings();
+  std::string out;
+  out += "# HELP cpnd_db_commit_duration_seconds Time to commit one write transaction (fsync included).\n"
+         "# TYPE cpnd_db_commit_duration_seconds histogram\n";
+  for (std::size_t i = 0; i < std::size(store::kTimingBuckets); ++i)
+    out += fmt::format("cpnd_db_commit_duration_seconds_bucket{{le=\"{}\"}} {}\n", store::kTimingBuckets[i],
+                       t.commit_buckets.empty() ? 0 : t.commit_buckets[i]);
+  out += fmt::format("cpnd_db_commit_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", t.commits);
+  out += fmt::format("cpnd_db_commit_duration_seconds_sum {}\n", t.commit_seconds);
+  out += fmt::format("cpnd_db_commit_duration_seconds_count {}\n", t.commits);
+  out += "# HELP cpnd_db_read_duration_seconds Time spent reading the event log.\n"
+         "# TYPE cpnd_db_read_duration_seconds summary\n";
+  out += fmt::format("cpnd_db_read_duration_seconds_sum {}\n", t.read_seconds);
+  out += fmt::format("cpnd_db_read_duration_seconds_count {}\n", t.reads);
+  out += "# HELP cpnd_events_last_sequence Sequence number of the newest event.\n"
+         "# TYPE cpnd_events_last_sequence gauge\n";
+  out += fmt::format("cpnd_events_last_sequence {}\n", s.engine.last_seq());
+  return out;
+}
+
+}  // namespace
+
+void add_system_routes(http::Router& router, Services& s) {
+  http::Route livez{"GET", "/livez", {}, [](Request&) { return json({{"status", "ok"}}); }, "livez",
+                    "Liveness: the process answers", "system"};
+  router.add(std::move(livez));
+  router.add({"GET", "/readyz", {},
+              [&s](Request& req) {
+                if (!s.ready())
+                  return error(Error{ErrorKind::unavailable, "cpnd is starting or shutting down", {}}, req);
+                return json({{"status", "ready"}, {"resourceVersion", std::to_string(s.engine.last_seq())}});
+              },
+              "readyz", "Readiness: false while starting and once a shutdown has begun", "system"});
+  http::Route metrics{"GET", "/metrics", {},
+                      [&s](Request&) {
+                        Response r;
+                        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                        r.body = s.metrics.render() + store_metrics(s) + inventory_gauges(s);
+                        return r;
+                      },
+                      "metrics", "Prometheus metrics", "system"};
+  metrics.yaml = false;
+  router.add(std::move(metrics));
+  http::Route openapi{"GET", "/openapi.json", {},
+                      [&router, &s](Request&) { return json(openapi_document(router, s.version)); }, "openapi",
+                      "This API's OpenAPI 3 document", "system"};
+  router.add(std::move(openapi));
+}
+
+void add_event_routes(http::Router& router, Services& s) {
+  http::Route events{"GET", "/v1/events", {"operator"},
+                     [&s](Request& req) {
+                       std::int64_t since = 0;
+                       std::size_t limit = 500;
+                       if (auto v = req.query_value("since")) {
+                         auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), since);
+                         if (ec != std::errc() || p != v->data() + v->size() || since < 0)
+                           return error(Error::bad_request("since must be a sequence number",
+                                                            {{"/query/since", "not a non-negative integer"}}),
+                                        req);
+                       }
+                       if (auto v = req.query_value("limit")) {
+                         auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), limit);
+                         if (ec != std::errc() || p != v->data() + v->size() || limit < 1 || limit > 5000)
+                           return error(Error::bad_request("limit must be an integer from 1 to 5000",
+                                                           {{"/query/limit", "not an integer from 1 to 5000"}}),
+                                        req);
+                       }
+                       std::string kind = req.query_value("kind").value_or("");
+                       if (req.query_value("watch").value_or("") == "true") {
+                         Response r;
+                         r.stream = http::EventStream{since, req.header("accept").find("text/event-stream") !=
+                                                                 std::string::npos,
+                                                      kind};
+                         return r;
+                       }
+                       Json items = Json::array();
+                       std::int64_t last = since;
+                       for (const auto& e : s.engine.events_since(since, limit)) {
+                         last = e.seq;
+                         if (!kind.empty() && e.kind != kind) continue;
+                         Json obj = e.object;
+                         if (e.kind == auth::kToken && obj.is_object()) obj.erase("sha256");
+                         items.push_back({{"seq", e.seq}, {"time", e.time}, {"type", e.type}, {"kind", e.kind},
+                                          {"id", e.id}, {"object", obj}});
+                       }
+                       return json({{"items", items}, {"last", last}});
+                     },
+                     "listEvents",
+                     "Every committed change after `since`; with watch=true a stream (NDJSON, or server-sent events "
+                     "on Accept: text/event-stream)",
+                     "events"};
+  events.query = {{"since", "integer", "Only events after this sequence number."},
+                  {"limit", "integer", "At most this many events (1-5000; not for watch)."},
+                  {"kind", "string", "Only events of this kind (site, node, link, image, file, token)."},
+                  {"watch", "boolean", "Keep the connection open and stream events as they commit."}};
+  router.add(std::move(events));
+}
+
+void register_routes(http::Router& router, Services& s) {
+  add_system_routes(router, s);
+  add_token_routes(router, s);
+  add_inventory_routes(router, s);
+  add_artifact_routes(router, s);
+  add_event_routes(router, s);
+}
+
+}  // namespace cpn::api

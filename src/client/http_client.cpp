@@ -1,0 +1,116 @@
+#include "cpn/client/http_client.hpp"
+
+#include <stdexcept>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace cpn::client {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+struct HttpClient::Impl {
+  std::string host, port, token;
+  net::io_context io;
+  std::unique_ptr<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+
+  void connect() {
+    net::ip::tcp::resolver resolver(io);
+    stream = std::make_unique<beast::tcp_stream>(io);
+    stream->connect(resolver.resolve(host, port));
+    buffer.clear();
+  }
+
+  template <class Body>
+  Reply exchange(bhttp::request<Body>& req) {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        if (!stream) connect();
+        bhttp::write(*stream, req);
+        bhttp::response_parser<bhttp::string_body> parser;
+        parser.body_limit(4ull * 1024 * 1024 * 1024);
+        parser.header_limit(1024 * 1024);
+        bhttp::read(*stream, buffer, parser);
+        auto& res = parser.get();
+        Reply r;
+        r.status = static_cast<int>(res.result_int());
+        for (const auto& f : res) {
+          std::string name(f.name_string());
+          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          r.headers[name] = std::string(f.value());
+        }
+        r.body = std::move(res.body());
+        if (!res.keep_alive()) stream.reset();
+        return r;
+      } catch (const boost::system::system_error&) {
+        // A keep-alive connection the server closed: retry once on a new one.
+        stream.reset();
+        if (attempt > 0) throw;
+      }
+    }
+  }
+};
+
+HttpClient::HttpClient(std::string base, std::string token) : impl_(std::make_unique<Impl>()) {
+  const std::string scheme = "http://";
+  if (base.rfind(scheme, 0) != 0) throw std::invalid_argument("only http:// servers: " + base);
+  std::string rest = base.substr(scheme.size());
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  auto colon = rest.rfind(':');
+  impl_->host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  impl_->port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
+  impl_->token = std::move(token);
+}
+HttpClient::~HttpClient() = default;
+HttpClient::HttpClient(HttpClient&&) noexcept = default;
+HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
+
+void HttpClient::set_token(std::string token) { impl_->token = std::move(token); }
+
+Reply HttpClient::request(const std::string& method, const std::string& target, const std::string& body,
+                          std::map<std::string, std::string> headers) {
+  bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+  req.set(bhttp::field::host, impl_->host);
+  if (!impl_->token.empty()) req.set(bhttp::field::authorization, "Bearer " + impl_->token);
+  if (!body.empty() && !headers.count("Content-Type")) req.set(bhttp::field::content_type, "application/json");
+  for (const auto& [k, v] : headers) {
+    if (k == "Authorization" && v.empty()) {
+      req.erase(bhttp::field::authorization);
+      continue;
+    }
+    req.set(k, v);
+  }
+  req.body() = body;
+  req.prepare_payload();
+  return impl_->exchange(req);
+}
+
+Reply HttpClient::post(const std::string& target, const Json& body, std::map<std::string, std::string> headers) {
+  return request("POST", target, body.dump(), std::move(headers));
+}
+
+Reply HttpClient::put(const std::string& target, const Json& body, std::map<std::string, std::string> headers) {
+  return request("PUT", target, body.dump(), std::move(headers));
+}
+
+Reply HttpClient::put_file(const std::string& target, const std::string& path,
+                           std::map<std::string, std::string> headers) {
+  bhttp::request<bhttp::file_body> req{bhttp::verb::put, target, 11};
+  req.set(bhttp::field::host, impl_->host);
+  if (!impl_->token.empty()) req.set(bhttp::field::authorization, "Bearer " + impl_->token);
+  req.set(bhttp::field::content_type, "application/octet-stream");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  beast::error_code ec;
+  req.body().open(path.c_str(), beast::file_mode::scan, ec);
+  if (ec) throw std::runtime_error("cannot open " + path + ": " + ec.message());
+  req.prepare_payload();
+  return impl_->exchange(req);
+}
+
+}  // namespace cpn::client

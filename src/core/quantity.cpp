@@ -1,0 +1,61 @@
+#include "cpn/core/quantity.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <string>
+
+namespace cpn {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// Multiplier from a suffix to the base unit (bytes for memory, cores for cpu).
+std::optional<double> suffix_factor(std::string_view suffix) {
+  if (suffix.empty()) return 1.0;
+  if (suffix == "m") return 1e-3;
+  if (suffix == "k") return 1e3;
+  if (suffix == "M") return 1e6;
+  if (suffix == "G") return 1e9;
+  if (suffix == "T") return 1e12;
+  if (suffix == "P") return 1e15;
+  if (suffix == "Ki") return 1024.0;
+  if (suffix == "Mi") return 1024.0 * 1024.0;
+  if (suffix == "Gi") return kGiB;
+  if (suffix == "Ti") return kGiB * 1024.0;
+  if (suffix == "Pi") return kGiB * 1024.0 * 1024.0;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<double> parse_quantity(std::string_view text, QuantityUnit unit) {
+  std::size_t end = 0;
+  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+  if (end == 0) return std::nullopt;
+  std::string number(text.substr(0, end));
+  if (number.front() == '.' || number.back() == '.' || std::count(number.begin(), number.end(), '.') > 1)
+    return std::nullopt;
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc() || ptr != number.data() + number.size()) return std::nullopt;
+  std::string_view suffix = text.substr(end);
+  auto factor = suffix_factor(suffix);
+  if (!factor) return std::nullopt;
+  if (unit == QuantityUnit::cores) return value * *factor;
+  // Memory: a plain number is already GiB; a suffixed one is bytes.
+  if (suffix.empty()) return value;
+  return value * *factor / kGiB;
+}
+
+std::optional<double> parse_quantity(const Json& value, QuantityUnit unit) {
+  if (value.is_number()) {
+    double v = value.get<double>();
+    if (!std::isfinite(v) || v < 0) return std::nullopt;
+    return v;
+  }
+  if (value.is_string()) return parse_quantity(std::string_view(value.get_ref<const std::string&>()), unit);
+  return std::nullopt;
+}
+
+}  // namespace cpn

@@ -1,0 +1,142 @@
+// cpnctl: a command-line client for cpnd's REST API (like kubectl or the
+// nomad CLI). Server and token come from flags or CPN_SERVER / CPN_TOKEN.
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "cpn/client/http_client.hpp"
+
+using namespace cpn;
+
+namespace {
+
+const std::map<std::string, std::string> kCollections = {
+    {"sites", "/v1/sites"},   {"nodes", "/v1/nodes"},   {"links", "/v1/links"},
+    {"images", "/v1/images"}, {"files", "/v1/files"},   {"tokens", "/v1/tokens"},
+    {"events", "/v1/events"}, {"topology", "/v1/topology"},
+};
+
+int print(const client::Reply& r, bool yaml) {
+  bool ok = r.status < 400;
+  std::ostream& out = ok ? std::cout : std::cerr;
+  std::string type = r.header("content-type");
+  if (type.find("json") != std::string::npos && !r.body.empty()) {
+    Json j = r.json();
+    out << (yaml ? to_yaml(j) : j.dump(2) + "\n");
+  } else {
+    out << r.body;
+    if (!r.body.empty() && r.body.back() != '\n') out << "\n";
+  }
+  return ok ? 0 : 1;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cpnctl: talk to a cpnd"};
+  app.require_subcommand(1);
+  std::string server = std::getenv("CPN_SERVER") ? std::getenv("CPN_SERVER") : "http://127.0.0.1:8080";
+  std::string token = std::getenv("CPN_TOKEN") ? std::getenv("CPN_TOKEN") : "";
+  std::string token_file;
+  bool yaml = false;
+  app.add_option("--server", server, "cpnd URL (CPN_SERVER)");
+  app.add_option("--token", token, "bearer token (CPN_TOKEN)");
+  app.add_option("--token-file", token_file, "read the bearer token from a file (e.g. DATA/admin.token)");
+  app.add_flag("-y,--yaml", yaml, "print YAML");
+
+  std::string what, id, selector, file, name, role, tenant = "default", sha;
+  auto* get = app.add_subcommand("get", "list a collection or read one object (sites, nodes, links, images, files, "
+                                        "tokens, events, topology)");
+  get->add_option("what", what)->required();
+  get->add_option("id", id, "object id (images: NAME/VERSION)");
+  get->add_option("-l,--selector", selector, "label selector");
+  auto* apply = app.add_subcommand("apply", "create or update from a YAML/JSON file (a Topology, or one object)");
+  apply->add_option("-f,--file", file)->required();
+  apply->add_option("what", what, "collection for a single object (sites, nodes, links, images); default topology");
+  auto* del = app.add_subcommand("delete", "delete an object");
+  del->add_option("what", what)->required();
+  del->add_option("id", id)->required();
+  std::string node;
+  auto* cordon = app.add_subcommand("cordon", "stop new placements on a node");
+  cordon->add_option("node", node)->required();
+  auto* uncordon = app.add_subcommand("uncordon", "make a node ready again");
+  uncordon->add_option("node", node)->required();
+  auto* drain = app.add_subcommand("drain", "cordon a node and move its workloads");
+  drain->add_option("node", node)->required();
+  auto* capacity = app.add_subcommand("capacity", "a site's total, allocated and free capacity");
+  capacity->add_option("site", id)->required();
+  auto* upload = app.add_subcommand("upload", "upload a file (streamed)");
+  upload->add_option("path", file)->required();
+  upload->add_option("--name", name, "name to store it under (default: the file's name)");
+  upload->add_option("--sha256", sha, "expected sha256");
+  auto* resolve = app.add_subcommand("resolve", "which variant of an image runs on a node");
+  resolve->add_option("image", id, "NAME/VERSION")->required();
+  resolve->add_option("node", node)->required();
+  auto* mktoken = app.add_subcommand("token", "create a token");
+  mktoken->add_option("--name", name)->required();
+  mktoken->add_option("--role", role)->required();
+  mktoken->add_option("--tenant", tenant);
+  auto* health = app.add_subcommand("health", "livez and readyz");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (!token_file.empty()) {
+      token = read_file(token_file);
+      while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    }
+    client::HttpClient http(server, token);
+    std::map<std::string, std::string> accept;
+    if (yaml) accept["Accept"] = "application/yaml";
+    auto path_of = [&](const std::string& w) {
+      auto it = kCollections.find(w);
+      if (it == kCollections.end()) throw std::runtime_error("unknown collection '" + w + "'");
+      return it->second;
+    };
+    if (*get) {
+      std::string target = path_of(what);
+      if (!id.empty()) target += "/" + id;
+      if (!selector.empty()) target += "?labelSelector=" + selector;
+      return print(http.request("GET", target, "", accept), false);
+    }
+    if (*apply) {
+      std::string text = read_file(file);
+      bool is_json = file.size() > 5 && file.substr(file.size() - 5) == ".json";
+      std::map<std::string, std::string> h = {{"Content-Type", is_json ? "application/json" : "application/yaml"}};
+      std::string target = what.empty() ? "/v1/topology" : path_of(what);
+      return print(http.request("POST", target, text, h), yaml);
+    }
+    if (*del) return print(http.del(path_of(what) + "/" + id), yaml);
+    if (*cordon) return print(http.request("POST", "/v1/nodes/" + node + "/cordon"), yaml);
+    if (*uncordon) return print(http.request("POST", "/v1/nodes/" + node + "/uncordon"), yaml);
+    if (*drain) return print(http.request("POST", "/v1/nodes/" + node + "/drain"), yaml);
+    if (*capacity) return print(http.request("GET", "/v1/sites/" + id + "/capacity", "", accept), false);
+    if (*upload) {
+      if (name.empty()) name = file.substr(file.find_last_of('/') + 1);
+      std::map<std::string, std::string> h;
+      if (!sha.empty()) h["X-Content-SHA256"] = sha;
+      return print(http.put_file("/v1/files/" + name, file, h), yaml);
+    }
+    if (*resolve) return print(http.get("/v1/images/" + id + "/resolve?node=" + node), yaml);
+    if (*mktoken)
+      return print(http.post("/v1/tokens", {{"name", name}, {"role", role}, {"tenant", tenant}}), yaml);
+    if (*health) {
+      int rc = print(http.get("/livez"), false);
+      return print(http.get("/readyz"), false) | rc;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "cpnctl: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,199 @@
+// cpnd: wiring only. Configuration, one io_context on one thread (which
+// makes it the engine's strand), the modules, signals and systemd.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <systemd/sd-daemon.h>
+
+#include "cpn/api/api.hpp"
+#include "cpn/core/log.hpp"
+#include "cpn/daemon/config.hpp"
+#include "cpn/http/server.hpp"
+#include "cpn/schema/schema.hpp"
+
+namespace net = boost::asio;
+using namespace cpn;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+int fatal(const Error& e) {
+  std::string detail;
+  for (const auto& f : e.errors) detail += fmt::format("\n  {}: {}", f.pointer.empty() ? "/" : f.pointer, f.message);
+  log::error("{}{}", e.message, detail);
+  return 1;
+}
+
+// Writes the bound address where scripts and tests find it (port 0 binds a
+// free port).
+void write_address_file(const std::string& data, const std::string& url) {
+  std::string tmp = data + "/cpnd.addr.tmp";
+  { std::ofstream(tmp) << url << "\n"; }
+  std::rename(tmp.c_str(), (data + "/cpnd.addr").c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cpnd: orchestration daemon of a compute power network"};
+  daemon::Flags flags;
+  bool check_config = false;
+  app.add_option("--listen", flags.listen, "HOST:PORT to serve HTTP on (port 0: any free port)");
+  app.add_option("--data", flags.data, "data directory (SQLite database, blobs, admin token)");
+  app.add_option("--config", flags.config, "YAML config file");
+  app.add_option("--log-level", flags.log_level, "debug | info | notice | warning | error");
+  app.add_option("--topology", flags.topology, "Topology file to import at start");
+  app.add_flag("--dev", flags.dev, "embedded defaults: temporary data, the demo topology, sim drivers");
+  app.add_flag("--check-config", check_config, "validate the configuration and exit");
+  app.set_version_flag("--version", kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  auto env = daemon::environment();
+  auto cfg = daemon::load_config(flags, env);
+  if (!cfg) return fatal(cfg.error());
+  if (check_config) {
+    std::cout << cfg->to_json().dump(2) << "\n";
+    return 0;
+  }
+  log::set_level(log::parse_level(cfg->log_level, log::Level::info));
+
+  namespace fs = std::filesystem;
+  if (cfg->data.empty()) {
+    char tmpl[] = "/tmp/cpnd-dev-XXXXXX";
+    if (!::mkdtemp(tmpl)) return fatal(Error::internal("cannot create a temporary data directory"));
+    cfg->data = tmpl;
+  }
+  std::error_code ec;
+  fs::create_directories(cfg->data, ec);
+  if (ec) return fatal(Error::internal(fmt::format("cannot create data directory '{}': {}", cfg->data, ec.message())));
+  ::chmod(cfg->data.c_str(), 0700);
+
+  auto store = store::Store::open(cfg->data + "/cpnd.db");
+  if (!store) return fatal(store.error());
+  SystemClock clock;
+  engine::Engine engine(std::move(*store), clock);
+  auth::Tokens tokens(engine);
+  inventory::Inventory inventory(engine);
+  artifacts::Images images(engine);
+  artifacts::Files files(engine, cfg->data + "/blobs");
+  http::Metrics metrics;
+
+  std::optional<std::string> env_token;
+  if (const char* t = std::getenv("CPND_ADMIN_TOKEN")) env_token = t;
+  auto generated = tokens.bootstrap_admin(cfg->data, env_token);
+  if (!generated) return fatal(generated.error());
+
+  // The demo topology is compiled in, so --dev works from any directory.
+  std::optional<Json> topology;
+  if (!cfg->topology.empty()) {
+    auto doc = load_document_file(cfg->topology);
+    if (!doc) return fatal(doc.error());
+    topology = *doc;
+  } else if (cfg->dev && engine.count(inventory::kSite) == 0) {
+    auto doc = parse_document(schema::embedded_files().at("examples/topologies/demo.yaml"), Format::yaml);
+    if (!doc) return fatal(doc.error());
+    topology = *doc;
+  }
+  if (topology) {
+    auto r = inventory.import_topology(*topology);
+    if (!r) return fatal(r.error());
+    log::notice("topology imported: {} created, {} updated, {} unchanged", r->created, r->updated, r->unchanged);
+  }
+
+  net::io_context io(1);
+  bool ready = false;
+  api::Services services{engine, inventory, images, files, tokens, metrics, [&] { return ready; }, kVersion};
+  http::Router router;
+  api::register_routes(router, services);
+  http::Dispatcher dispatcher(router, tokens, engine, metrics);
+  http::Server server(io, dispatcher, engine, cfg->limits, [&files] { return files.temp_path(); });
+  auto port = server.listen(cfg->host(), cfg->port());
+  if (!port) return fatal(port.error());
+  std::string url = fmt::format("http://{}:{}", cfg->host(), *port);
+  write_address_file(cfg->data, url);
+  ready = true;
+  log::notice("cpnd {} listening on {} (data {})", kVersion, url, cfg->data);
+  if (generated->has_value() || cfg->dev) {
+    // Printed on stdout, not in the log: the log must never carry secrets.
+    std::string token = generated->has_value() ? **generated : "(see " + cfg->data + "/admin.token)";
+    if (!generated->has_value() && env_token) token = "(CPND_ADMIN_TOKEN)";
+    std::cout << "cpnd is ready at " << url << "\n"
+              << "admin token: " << token << "\n"
+              << "try: curl -H 'Authorization: Bearer TOKEN' " << url << "/v1/sites\n"
+              << std::flush;
+  }
+
+  sd_notify(0, "READY=1");
+  std::uint64_t watchdog_usec = 0;
+  net::steady_timer watchdog(io);
+  std::function<void()> pet;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
+    pet = [&] {
+      sd_notify(0, "WATCHDOG=1");
+      watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
+      watchdog.async_wait([&](boost::system::error_code e) {
+        if (!e) pet();
+      });
+    };
+    pet();
+  }
+
+  net::signal_set stop_signals(io, SIGTERM, SIGINT);
+  net::signal_set hup(io, SIGHUP);
+  net::steady_timer grace(io);
+  stop_signals.async_wait([&](boost::system::error_code e, int sig) {
+    if (e) return;
+    log::notice("signal {}: shutting down (readyz fails, in-flight requests finish)", sig);
+    ready = false;
+    sd_notify(0, "STOPPING=1");
+    hup.cancel();
+    watchdog.cancel();
+    grace.expires_after(std::chrono::seconds(25));
+    grace.async_wait([&](boost::system::error_code ge) {
+      if (!ge) {
+        log::warning("requests still running after 25s; stopping anyway");
+        io.stop();
+      }
+    });
+    server.shutdown([&] {
+      grace.cancel();
+      io.stop();
+    });
+  });
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](boost::system::error_code e, int) {
+      if (e) return;
+      auto fresh = daemon::load_config(flags, daemon::environment());
+      if (!fresh) {
+        fatal(fresh.error());
+        log::error("SIGHUP: the new configuration is invalid; keeping the old one");
+      } else {
+        if (fresh->listen != cfg->listen || fresh->data != cfg->data)
+          log::warning("SIGHUP: listen and data take effect only after a restart");
+        server.set_limits(fresh->limits);
+        log::set_level(log::parse_level(fresh->log_level, log::Level::info));
+        fresh->listen = cfg->listen;
+        fresh->data = cfg->data;
+        *cfg = *fresh;
+        log::notice("SIGHUP: configuration reloaded");
+      }
+      wait_hup();
+    });
+  };
+  wait_hup();
+
+  io.run();
+  engine.store().checkpoint();
+  log::notice("cpnd stopped");
+  return 0;
+}

@@ -1,0 +1,139 @@
+#include "cpn/daemon/config.hpp"
+
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "cpn/schema/schema.hpp"
+
+extern char** environ;
+
+namespace cpn::daemon {
+namespace {
+
+Status check_listen(const std::string& listen, const std::string& pointer) {
+  auto colon = listen.rfind(':');
+  unsigned port = 0;
+  if (colon != std::string::npos) {
+    auto [p, ec] = std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
+    if (ec == std::errc() && p == listen.data() + listen.size() && port <= 65535 && colon > 0) return {};
+  }
+  return fail(Error::invalid_field(pointer, fmt::format("'{}' is not HOST:PORT", listen)));
+}
+
+void apply_file(Config& c, const Json& j) {
+  if (j.contains("listen")) c.listen = j["listen"];
+  if (j.contains("data")) c.data = j["data"];
+  if (j.contains("dev")) c.dev = j["dev"];
+  if (j.contains("log_level")) c.log_level = j["log_level"];
+  if (j.contains("topology")) c.topology = j["topology"];
+  if (auto h = j.find("http"); h != j.end()) {
+    if (h->contains("max_body_bytes")) c.limits.max_body_bytes = (*h)["max_body_bytes"];
+    if (h->contains("max_header_bytes")) c.limits.max_header_bytes = (*h)["max_header_bytes"];
+    if (h->contains("max_connections")) c.limits.max_connections = (*h)["max_connections"];
+    if (h->contains("idle_timeout_s"))
+      c.limits.idle_timeout = std::chrono::milliseconds(std::llround((*h)["idle_timeout_s"].get<double>() * 1000));
+    if (h->contains("request_timeout_s"))
+      c.limits.request_timeout =
+          std::chrono::milliseconds(std::llround((*h)["request_timeout_s"].get<double>() * 1000));
+  }
+  if (auto f = j.find("files"); f != j.end() && f->contains("max_bytes")) c.limits.max_file_bytes = (*f)["max_bytes"];
+}
+
+template <typename T>
+Status env_number(const std::map<std::string, std::string>& env, const char* name, T& out, T min) {
+  auto it = env.find(name);
+  if (it == env.end()) return {};
+  T v{};
+  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+  if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min)
+    return fail(Error::invalid_field(std::string("/env/") + name,
+                                     fmt::format("'{}' is not a number of at least {}", it->second, min)));
+  out = v;
+  return {};
+}
+
+}  // namespace
+
+std::string Config::host() const { return listen.substr(0, listen.rfind(':')); }
+unsigned short Config::port() const { return static_cast<unsigned short>(std::stoi(listen.substr(listen.rfind(':') + 1))); }
+
+Json Config::to_json() const {
+  return {{"listen", listen},
+          {"data", data},
+          {"dev", dev},
+          {"log_level", log_level},
+          {"topology", topology},
+          {"http",
+           {{"max_body_bytes", limits.max_body_bytes},
+            {"max_header_bytes", limits.max_header_bytes},
+            {"max_connections", limits.max_connections},
+            {"idle_timeout_s", limits.idle_timeout.count() / 1000.0},
+            {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
+          {"files", {{"max_bytes", limits.max_file_bytes}}}};
+}
+
+std::map<std::string, std::string> environment() {
+  std::map<std::string, std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos && kv.rfind("CPND_", 0) == 0) out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
+}
+
+Result<Config> load_config(const Flags& flags, const std::map<std::string, std::string>& env) {
+  Config c;
+  std::optional<std::string> file = flags.config;
+  if (!file)
+    if (auto it = env.find("CPND_CONFIG"); it != env.end() && !it->second.empty()) file = it->second;
+  if (file) {
+    auto doc = load_document_file(*file);
+    if (!doc) return fail(doc.error());
+    if (doc->is_null()) *doc = Json::object();
+    if (auto s = schema::validate("config", *doc, "config file '" + *file + "'"); !s) return fail(s.error());
+    if (doc->contains("listen"))
+      if (auto s = check_listen((*doc)["listen"], "/listen"); !s) return fail(s.error());
+    apply_file(c, *doc);
+  }
+  auto str = [&](const char* name, std::string& out) {
+    if (auto it = env.find(name); it != env.end()) out = it->second;
+  };
+  str("CPND_LISTEN", c.listen);
+  str("CPND_DATA", c.data);
+  str("CPND_LOG_LEVEL", c.log_level);
+  str("CPND_TOPOLOGY", c.topology);
+  if (auto it = env.find("CPND_DEV"); it != env.end()) c.dev = it->second == "1" || it->second == "true";
+  std::size_t body = c.limits.max_body_bytes, header = c.limits.max_header_bytes, conns = c.limits.max_connections;
+  std::uint64_t files = c.limits.max_file_bytes;
+  std::int64_t idle_s = c.limits.idle_timeout.count() / 1000;
+  if (auto s = env_number(env, "CPND_MAX_BODY_BYTES", body, std::size_t{1024}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_MAX_HEADER_BYTES", header, std::size_t{1024}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_MAX_CONNECTIONS", conns, std::size_t{1}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_FILES_MAX_BYTES", files, std::uint64_t{1}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_IDLE_TIMEOUT_S", idle_s, std::int64_t{1}); !s) return fail(s.error());
+  c.limits.max_body_bytes = body;
+  c.limits.max_header_bytes = header;
+  c.limits.max_connections = conns;
+  c.limits.max_file_bytes = files;
+  if (env.count("CPND_IDLE_TIMEOUT_S")) c.limits.idle_timeout = std::chrono::seconds(idle_s);
+
+  if (flags.listen) c.listen = *flags.listen;
+  if (flags.data) c.data = *flags.data;
+  if (flags.log_level) c.log_level = *flags.log_level;
+  if (flags.topology) c.topology = *flags.topology;
+  if (flags.dev) c.dev = true;
+
+  if (auto s = check_listen(c.listen, "/listen"); !s) return fail(s.error());
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "notice" && c.log_level != "warning" &&
+      c.log_level != "error")
+    return fail(Error::invalid_field("/log_level", fmt::format("'{}' is not debug, info, notice, warning or error",
+                                                               c.log_level)));
+  if (c.data.empty() && !c.dev)
+    return fail(Error::invalid_field("/data", "a data directory is required (--data, CPND_DATA or data:) unless --dev"));
+  return c;
+}
+
+}  // namespace cpn::daemon

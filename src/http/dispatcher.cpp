@@ -1,0 +1,182 @@
+#include "cpn/http/dispatcher.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "cpn/core/crypto.hpp"
+#include "cpn/core/log.hpp"
+#include "cpn/http/problem.hpp"
+
+namespace cpn::http {
+namespace {
+
+std::string media_type(const std::string& content_type) {
+  std::string t = content_type.substr(0, content_type.find(';'));
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  return t;
+}
+
+std::optional<Format> body_format(const std::string& type) {
+  if (type == "application/json" || type == "application/merge-patch+json" || type.ends_with("+json"))
+    return Format::json;
+  if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") return Format::yaml;
+  return std::nullopt;
+}
+
+bool allowed(const Route& route, const std::string& role) {
+  return role == "admin" || std::find(route.roles.begin(), route.roles.end(), role) != route.roles.end();
+}
+
+}  // namespace
+
+bool wants_yaml(const std::string& accept) {
+  return accept.find("application/yaml") != std::string::npos || accept.find("application/x-yaml") != std::string::npos ||
+         accept.find("text/yaml") != std::string::npos;
+}
+
+bool Dispatcher::streams_body(const std::string& method, const std::string& path) const {
+  auto m = router_.match(method, path);
+  return m.route && m.route->streams_body;
+}
+
+Response Dispatcher::handle(Request& req) {
+  auto start = std::chrono::steady_clock::now();
+  if (req.request_id.empty()) req.request_id = random_hex(8);
+  const Route* route = nullptr;
+  Response res;
+  try {
+    res = dispatch(req, route);
+  } catch (const std::exception& e) {
+    log::error("request {} {} {}: {}", req.request_id, req.method, req.path, e.what());
+    res = problem(Error::internal("internal error; the log has the details under this request id"), req.path,
+                  req.request_id);
+  }
+  if (res.json) {
+    bool yaml = route && route->yaml && wants_yaml(req.header("accept"));
+    res.body = yaml ? to_yaml(*res.json) : res.json->dump();
+    if (res.content_type.empty()) res.content_type = yaml ? "application/yaml" : "application/json";
+    const Json& j = *res.json;
+    if (j.is_object() && j.contains("metadata") && j["metadata"].contains("resourceVersion"))
+      res.header("ETag", "\"" + j["metadata"]["resourceVersion"].get<std::string>() + "\"");
+  }
+  res.header("X-Request-Id", req.request_id);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string route_name = route ? route->path : "unmatched";
+  metrics_.observe(route_name, req.method, res.status, seconds);
+  auto level = res.status >= 500 ? log::Level::error : log::Level::info;
+  if (log::enabled(level))
+    log::write(level, fmt::format("request_id={} principal={} {} {} route={} status={} duration_ms={:.3f}",
+                                  req.request_id, req.principal ? req.principal->token_id : "-", req.method, req.path,
+                                  route_name, res.status, seconds * 1000));
+  return res;
+}
+
+Response Dispatcher::dispatch(Request& req, const Route*& matched) {
+  auto m = router_.match(req.method, req.path);
+  if (!m.route) {
+    if (m.allowed.empty()) return problem(Error::not_found("no such resource: " + req.path), req.path, req.request_id);
+    std::string allow;
+    for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
+    auto r = problem(Error{ErrorKind::method_not_allowed, req.method + " is not allowed here; allowed: " + allow, {}},
+                     req.path, req.request_id);
+    r.header("Allow", allow);
+    return r;
+  }
+  const Route& route = *m.route;
+  matched = &route;
+  req.params = std::move(m.params);
+  for (auto& [k, v] : req.params)  // an encoded '/' inside a segment (see parse_target)
+    std::replace(v.begin(), v.end(), '\x1f', '/');
+
+  if (!route.roles.empty()) {
+    std::string auth = req.header("authorization");
+    std::optional<auth::Principal> who;
+    if (auth.size() > 7 && (auth.rfind("Bearer ", 0) == 0 || auth.rfind("bearer ", 0) == 0))
+      who = tokens_.authenticate(auth.substr(7));
+    if (!who) {
+      auto r = problem(Error{ErrorKind::unauthorized,
+                             auth.empty() ? "this route needs 'Authorization: Bearer TOKEN'" : "the token is not valid",
+                             {}},
+                       req.path, req.request_id);
+      r.header("WWW-Authenticate", "Bearer realm=\"cpnd\"");
+      return r;
+    }
+    req.principal = who;
+    if (!allowed(route, who->role))
+      return problem(Error{ErrorKind::forbidden, "role '" + who->role + "' may not " + req.method + " " + route.path, {}},
+                     req.path, req.request_id);
+  }
+
+  if (!route.request_schema.empty() && route.request_schema != "binary") {
+    std::string type = media_type(req.header("content-type"));
+    if (req.body.empty() && type.empty())
+      return problem(Error::bad_request("this request needs a body", {{"", "missing body"}}), req.path,
+                     req.request_id);
+    auto format = body_format(type.empty() ? "application/json" : type);
+    if (!format)
+      return problem(Error{ErrorKind::unsupported_media_type,
+                           "Content-Type '" + type + "' is not accepted; send application/json or application/yaml",
+                           {{"/header/Content-Type", "unsupported media type"}}},
+                     req.path, req.request_id);
+    auto doc = parse_document(req.body, *format);
+    if (!doc) return problem(doc.error(), req.path, req.request_id);
+    req.document = std::move(*doc);
+  }
+
+  if (route.creates && !req.header("idempotency-key").empty()) return idempotent(req, route);
+  Response r = route.handler(req);
+  if (r.status >= 400 && r.content_type.empty() && !r.json) r.content_type = "application/problem+json";
+  return r;
+}
+
+// Idempotency-Key (as in the IETF draft and Stripe): the same key and body
+// get the stored answer; another body under the same key is 422; a request
+// still being handled is 409.
+Response Dispatcher::idempotent(Request& req, const Route& route) {
+  std::string principal = req.principal ? req.principal->token_id : "-";
+  std::string key = req.header("idempotency-key");
+  std::string hash = sha256_hex(req.method + " " + req.path + "\n" + req.body);
+  if (auto rec = engine_.store().find_idempotency(principal, key)) {
+    if (rec->request_hash != hash)
+      return problem(Error::invalid_field("/header/Idempotency-Key",
+                                          "this key was used for another request; use a new key"),
+                     req.path, req.request_id);
+    if (rec->status == 0)
+      return problem(Error::conflict("the request with this key was committed but its answer was lost when cpnd "
+                                     "stopped; read the object instead: " + rec->body),
+                     req.path, req.request_id);
+    Response r;
+    r.status = rec->status;
+    r.content_type = rec->content_type;
+    r.body = rec->body;
+    if (!rec->location.empty()) r.header("Location", rec->location);
+    r.header("Idempotent-Replayed", "true");
+    return r;
+  }
+  if (!in_flight_.insert({principal, key}).second)
+    return problem(Error::conflict("a request with this Idempotency-Key is still being handled"), req.path,
+                   req.request_id);
+  struct Release {
+    std::set<std::pair<std::string, std::string>>& set;
+    std::pair<std::string, std::string> k;
+    ~Release() { set.erase(k); }
+  } release{in_flight_, {principal, key}};
+  // Written with the handler's first commit; completed below with the answer.
+  engine_.attach_idempotency(store::IdempotencyRecord{principal, key, hash, 0, "", "", req.method + " " + req.path,
+                                                      engine_.now()});
+  Response r = route.handler(req);
+  engine_.attach_idempotency(std::nullopt);
+  if (r.status < 300) {
+    std::string body = r.json ? r.json->dump() : r.body;
+    std::string location;
+    for (const auto& [k, v] : r.headers)
+      if (k == "Location") location = v;
+    engine_.store().save_idempotency({principal, key, hash, r.status,
+                                      r.json ? std::string("application/json") : r.content_type, location, body,
+                                      engine_.now()});
+  }
+  return r;
+}
+
+}  // namespace cpn::http

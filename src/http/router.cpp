@@ -1,0 +1,66 @@
+#include "cpn/http/router.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace cpn::http {
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : path) {
+    if (c == '/') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+void Router::add(Route route) {
+  for (const auto& r : routes_)
+    if (r.method == route.method && r.path == route.path)
+      throw std::logic_error("duplicate route " + route.method + " " + route.path);
+  routes_.push_back(std::move(route));
+}
+
+Match Router::match(const std::string& method, const std::string& path) const {
+  auto segments = split_path(path);
+  Match out;
+  // Literal segments beat parameters ("/v1/nodes/{id}" vs "/v1/topology").
+  int best_score = -1;
+  for (const auto& r : routes_) {
+    auto tmpl = split_path(r.path);
+    if (tmpl.size() != segments.size()) continue;
+    std::map<std::string, std::string> params;
+    int score = 0;
+    bool ok = true;
+    for (std::size_t i = 0; i < tmpl.size() && ok; ++i) {
+      const auto& t = tmpl[i];
+      if (t.size() > 2 && t.front() == '{' && t.back() == '}') {
+        params[t.substr(1, t.size() - 2)] = segments[i];
+      } else if (t == segments[i]) {
+        score += 1 << (tmpl.size() - i);
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    if (r.method != method) {
+      if (std::find(out.allowed.begin(), out.allowed.end(), r.method) == out.allowed.end())
+        out.allowed.push_back(r.method);
+      continue;
+    }
+    if (score > best_score) {
+      best_score = score;
+      out.route = &r;
+      out.params = std::move(params);
+    }
+  }
+  return out;
+}
+
+}  // namespace cpn::http

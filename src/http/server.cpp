@@ -1,0 +1,403 @@
+#include "cpn/http/server.hpp"
+
+#include <cstdio>
+#include <list>
+#include <set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "cpn/core/log.hpp"
+#include "cpn/http/problem.hpp"
+
+namespace cpn::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+std::string decode_percent(std::string_view s, bool plus_is_space) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else if (plus_is_space && s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+void parse_target(Request& req) {
+  std::string_view t = req.target;
+  auto q = t.find('?');
+  std::string_view path = t.substr(0, q);
+  // Decode each segment separately so an encoded '/' stays inside its segment.
+  std::string decoded;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    std::string_view seg = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string d = decode_percent(seg, false);
+    for (auto& c : d)
+      if (c == '/') c = '\x1f';  // kept out of splitting; restored by the router's params below
+    decoded += d;
+    if (slash == std::string_view::npos) break;
+    decoded += '/';
+    start = slash + 1;
+  }
+  req.path = decoded;
+  if (q != std::string_view::npos) {
+    std::string_view qs = t.substr(q + 1);
+    std::size_t pos = 0;
+    while (pos <= qs.size()) {
+      auto amp = qs.find('&', pos);
+      std::string_view kv = qs.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
+      if (!kv.empty()) {
+        auto eq = kv.find('=');
+        req.query[decode_percent(kv.substr(0, eq), true)] =
+            eq == std::string_view::npos ? std::string() : decode_percent(kv.substr(eq + 1), true);
+      }
+      if (amp == std::string_view::npos) break;
+      pos = amp + 1;
+    }
+  }
+}
+
+template <class Header>
+void copy_headers(const Header& h, Request& req) {
+  for (const auto& f : h) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    auto& slot = req.headers[name];
+    slot = slot.empty() ? std::string(f.value()) : slot + ", " + std::string(f.value());
+  }
+}
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Impl> {
+  struct Session {
+    beast::tcp_stream* stream = nullptr;
+    bool busy = false;                  // between a request's header and its answer
+    net::steady_timer* watch = nullptr; // set while an event stream waits
+  };
+
+  net::io_context& io;
+  Dispatcher& dispatcher;
+  engine::Engine& engine;
+  Limits limits;
+  std::function<std::string()> temp_file;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::list<Session> sessions;
+  bool stopping = false;
+  std::function<void()> on_done;
+
+  Impl(net::io_context& io_, Dispatcher& d, engine::Engine& e, Limits l, std::function<std::string()> t)
+      : io(io_), dispatcher(d), engine(e), limits(l), temp_file(std::move(t)) {}
+
+  void wake_watchers() {
+    for (auto& s : sessions)
+      if (s.watch) s.watch->cancel();
+  }
+
+  void session_ended() {
+    if (stopping && sessions.empty() && on_done) {
+      auto done = std::move(on_done);
+      on_done = nullptr;
+      done();
+    }
+  }
+
+  net::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor->async_accept(use_tuple);
+      if (ec) {
+        if (stopping || ec == net::error::operation_aborted) co_return;
+        log::warning("accept failed: {}", ec.message());
+        continue;
+      }
+      if (sessions.size() >= limits.max_connections) {
+        // Over the limit: answer 503 at once instead of leaving it queued.
+        net::co_spawn(io, reject(std::move(socket)), net::detached);
+        continue;
+      }
+      net::co_spawn(io, session(std::move(socket)), [](std::exception_ptr p) {
+        if (!p) return;
+        try {
+          std::rethrow_exception(p);
+        } catch (const std::exception& e) {
+          log::error("session ended by an exception: {}", e.what());
+        }
+      });
+    }
+  }
+
+  net::awaitable<void> reject(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    stream.expires_after(std::chrono::seconds(5));
+    dispatcher.metrics().connection_rejected();
+    Response r = problem(Error{ErrorKind::unavailable, "too many connections; try again shortly", {}}, "", "");
+    bhttp::response<bhttp::string_body> res{bhttp::status::service_unavailable, 11};
+    res.set(bhttp::field::content_type, r.content_type);
+    res.set(bhttp::field::retry_after, "1");
+    res.keep_alive(false);
+    res.body() = r.body;
+    res.prepare_payload();
+    co_await bhttp::async_write(stream, res, use_tuple);
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  // Writes a simple answer (used for errors found before dispatch).
+  static net::awaitable<void> write_simple(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), 11};
+    res.set(bhttp::field::server, "cpnd");
+    if (!r.content_type.empty()) res.set(bhttp::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) res.insert(k, v);
+    res.keep_alive(keep_alive);
+    res.body() = r.body;
+    res.prepare_payload();
+    co_await bhttp::async_write(stream, res, use_tuple);
+  }
+
+  net::awaitable<void> write_file(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
+    const FileBody& f = *r.file;
+    std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(f.path.c_str(), "rb"), &std::fclose);
+    if (!file || std::fseek(file.get(), static_cast<long>(f.offset), SEEK_SET) != 0) {
+      co_await write_simple(stream, problem(Error::internal("blob missing on disk"), "", ""), false);
+      co_return;
+    }
+    bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), 11};
+    res.set(bhttp::field::server, "cpnd");
+    res.set(bhttp::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) res.insert(k, v);
+    res.keep_alive(keep_alive);
+    res.content_length(f.length);
+    res.body().data = nullptr;
+    res.body().more = true;
+    bhttp::response_serializer<bhttp::buffer_body> sr{res};
+    auto [hec, hn] = co_await bhttp::async_write_header(stream, sr, use_tuple);
+    if (hec) co_return;
+    std::vector<char> buf(64 * 1024);
+    std::uint64_t left = f.length;
+    while (left > 0) {
+      std::size_t n = std::fread(buf.data(), 1, std::min<std::uint64_t>(left, buf.size()), file.get());
+      if (n == 0) co_return;  // file shrank: cut the connection, the length was promised
+      left -= n;
+      res.body().data = buf.data();
+      res.body().size = n;
+      res.body().more = left > 0;
+      stream.expires_after(limits.request_timeout);
+      auto [ec, w] = co_await bhttp::async_write(stream, sr, use_tuple);
+      if (ec == bhttp::error::need_buffer) continue;
+      if (ec) co_return;
+    }
+    if (!sr.is_done()) {
+      res.body().data = nullptr;
+      res.body().more = false;
+      co_await bhttp::async_write(stream, sr, use_tuple);
+    }
+  }
+
+  // Newline-delimited JSON (or server-sent events) of every committed
+  // change from `since` on, until the client goes or cpnd stops.
+  net::awaitable<void> write_stream(beast::tcp_stream& stream, const Response& r, Session& me) {
+    EventStream es = *r.stream;
+    bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
+    res.set(bhttp::field::server, "cpnd");
+    res.set(bhttp::field::content_type, es.sse ? "text/event-stream" : "application/x-ndjson");
+    res.set(bhttp::field::cache_control, "no-cache");
+    for (const auto& [k, v] : r.headers) res.insert(k, v);
+    res.chunked(true);
+    res.keep_alive(false);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    stream.expires_after(limits.request_timeout);
+    auto [hec, hn] = co_await bhttp::async_write_header(stream, sr, use_tuple);
+    if (hec) co_return;
+    net::steady_timer timer(io);
+    while (!stopping) {
+      auto events = engine.events_since(es.since, 256);
+      std::string out;
+      for (const auto& e : events) {
+        es.since = e.seq;
+        if (!es.kind.empty() && e.kind != es.kind) continue;
+        Json j = {{"seq", e.seq}, {"time", e.time}, {"type", e.type}, {"kind", e.kind}, {"id", e.id}, {"object", e.object}};
+        if (e.kind == "token" && j["object"].is_object()) j["object"].erase("sha256");
+        out += es.sse ? fmt::format("id: {}\nevent: {}\ndata: {}\n\n", e.seq, e.type, j.dump()) : j.dump() + "\n";
+      }
+      if (events.empty()) {
+        timer.expires_after(limits.heartbeat);
+        me.watch = &timer;
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        me.watch = nullptr;
+        if (stopping) break;
+        if (!ec) out = es.sse ? ": heartbeat\n\n" : "\n";  // keeps proxies from closing an idle stream
+        else continue;  // woken by a commit
+      }
+      if (out.empty()) continue;
+      stream.expires_after(limits.request_timeout);
+      auto [ec, n] = co_await net::async_write(stream, bhttp::make_chunk(net::buffer(out)), use_tuple);
+      if (ec) co_return;
+    }
+    stream.expires_after(std::chrono::seconds(5));
+    co_await net::async_write(stream, bhttp::make_chunk_last(), use_tuple);
+  }
+
+  net::awaitable<void> session(tcp::socket socket) {
+    auto self = shared_from_this();
+    beast::tcp_stream stream(std::move(socket));
+    sessions.push_back(Session{&stream});
+    dispatcher.metrics().connection_opened();
+    auto me = std::prev(sessions.end());
+    struct Leave {
+      Impl* impl;
+      std::list<Session>::iterator it;
+      ~Leave() {
+        impl->dispatcher.metrics().connection_closed();
+        impl->sessions.erase(it);
+        impl->session_ended();
+      }
+    } leave{this, me};
+    beast::flat_buffer buffer;
+    for (;;) {
+      me->busy = false;
+      if (stopping) break;
+      stream.expires_after(limits.idle_timeout);
+      bhttp::request_parser<bhttp::empty_body> head;
+      head.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, head, use_tuple);
+      if (ec == bhttp::error::header_limit) {
+        co_await write_simple(stream,
+                              problem(Error{ErrorKind::bad_request, "request header fields too large", {}}, "", ""),
+                              false);
+        break;
+      }
+      if (ec) break;  // closed, idle timeout, or cpnd stopping
+      me->busy = true;
+      Request req;
+      req.method = std::string(head.get().method_string());
+      req.target = std::string(head.get().target());
+      copy_headers(head.get(), req);
+      parse_target(req);
+      req.request_id = req.header("x-request-id").substr(0, 64);
+      bool keep_alive = head.get().keep_alive();
+      stream.expires_after(limits.request_timeout);
+
+      if (head.get()[bhttp::field::expect] == "100-continue") {
+        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+        co_await bhttp::async_write(stream, cont, use_tuple);
+      }
+      bool too_large = false;
+      if (dispatcher.streams_body(req.method, req.path)) {
+        bhttp::request_parser<bhttp::file_body> parser(std::move(head));
+        parser.body_limit(limits.max_file_bytes);
+        req.body_file = temp_file();
+        beast::error_code fec;
+        parser.get().body().open(req.body_file.c_str(), beast::file_mode::write, fec);
+        if (fec) {
+          co_await write_simple(stream, problem(Error::internal("cannot open a temporary file"), req.path, ""), false);
+          break;
+        }
+        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+        parser.get().body().close();
+        if (rec == bhttp::error::body_limit) too_large = true;
+        else if (rec) {
+          std::remove(req.body_file.c_str());
+          break;
+        }
+      } else {
+        bhttp::request_parser<bhttp::string_body> parser(std::move(head));
+        parser.body_limit(limits.max_body_bytes);
+        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+        if (rec == bhttp::error::body_limit) too_large = true;
+        else if (rec) break;
+        else req.body = std::move(parser.get().body());
+      }
+      if (too_large) {
+        if (!req.body_file.empty()) std::remove(req.body_file.c_str());
+        // The rest of the body is unread: answer, then close.
+        co_await write_simple(stream,
+                              problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}},
+                                      req.path, req.request_id),
+                              false);
+        break;
+      }
+
+      Response res = dispatcher.handle(req);
+      if (!req.body_file.empty()) std::remove(req.body_file.c_str());
+      if (stopping) keep_alive = false;
+      if (res.stream) {
+        co_await write_stream(stream, res, *me);
+        break;
+      }
+      if (res.file) co_await write_file(stream, res, keep_alive);
+      else co_await write_simple(stream, res, keep_alive);
+      if (!keep_alive) break;
+    }
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+};
+
+Server::Server(net::io_context& io, Dispatcher& dispatcher, engine::Engine& engine, Limits limits,
+               std::function<std::string()> temp_file)
+    : impl_(std::make_shared<Impl>(io, dispatcher, engine, limits, std::move(temp_file))) {
+  std::weak_ptr<Impl> weak = impl_;
+  engine.on_commit([weak](const std::vector<engine::Event>&) {
+    if (auto impl = weak.lock()) impl->wake_watchers();
+  });
+}
+
+Server::~Server() = default;
+
+void Server::set_limits(Limits limits) { impl_->limits = limits; }
+
+std::size_t Server::open_sessions() const { return impl_->sessions.size(); }
+
+Result<unsigned short> Server::listen(const std::string& host, unsigned short port) {
+  beast::error_code ec;
+  auto address = net::ip::make_address(host, ec);
+  if (ec) return fail(Error::invalid_field("/listen", fmt::format("'{}' is not an IP address", host)));
+  auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
+  tcp::endpoint ep{address, port};
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail(Error::internal(fmt::format("cannot listen on {}:{}: {}", host, port, ec.message())));
+  unsigned short bound = acceptor->local_endpoint().port();
+  impl_->acceptor = std::move(acceptor);
+  net::co_spawn(impl_->io, impl_->accept_loop(), net::detached);
+  return bound;
+}
+
+void Server::shutdown(std::function<void()> done) {
+  auto& impl = *impl_;
+  impl.stopping = true;
+  impl.on_done = std::move(done);
+  beast::error_code ec;
+  if (impl.acceptor) impl.acceptor->close(ec);
+  for (auto& s : impl.sessions) {
+    if (s.watch) s.watch->cancel();
+    else if (!s.busy) s.stream->socket().cancel(ec);  // idle keep-alive: stop waiting for a request
+  }
+  impl.session_ended();
+}
+
+}  // namespace cpn::http

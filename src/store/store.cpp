@@ -1,0 +1,191 @@
+#include "cpn/store/store.hpp"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "migrations.hpp"
+#include "sqlite.hpp"
+
+namespace cpn::store {
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq;
+  Timings timings;
+
+  ~Impl() {
+    put.reset();
+    remove.reset();
+    event.reset();
+    find_idem.reset();
+    put_idem.reset();
+    since.reset();
+    expire_idem.reset();
+    last_seq.reset();
+    if (db) sqlite3_close_v2(db);
+  }
+
+  void migrate() {
+    sql::Statement v(db, "PRAGMA user_version");
+    v.step();
+    int current = static_cast<int>(v.int64(0));
+    v.reset();
+    constexpr int total = static_cast<int>(std::size(kMigrations));
+    if (current > total)
+      throw sql::DbError(fmt::format("database schema version {} is newer than this cpnd ({})", current, total));
+    for (int i = current; i < total; ++i) {
+      sql::Transaction tx(db);
+      sql::exec(db, kMigrations[i]);
+      sql::exec(db, fmt::format("PRAGMA user_version = {}", i + 1).c_str());
+      tx.commit();
+    }
+  }
+
+  void prepare() {
+    put = std::make_unique<sql::Statement>(
+        db, "INSERT INTO objects(kind,id,rv,created,updated,body) VALUES(?1,?2,?3,?4,?4,?5) "
+            "ON CONFLICT(kind,id) DO UPDATE SET rv=excluded.rv, updated=excluded.updated, body=excluded.body");
+    remove = std::make_unique<sql::Statement>(db, "DELETE FROM objects WHERE kind=?1 AND id=?2");
+    event = std::make_unique<sql::Statement>(
+        db, "INSERT INTO events(time,type,kind,id,object) VALUES(?1,?2,?3,?4,?5) RETURNING seq");
+    find_idem = std::make_unique<sql::Statement>(
+        db, "SELECT request_hash,status,content_type,location,body,created FROM idempotency "
+            "WHERE principal=?1 AND key=?2");
+    put_idem = std::make_unique<sql::Statement>(
+        db, "INSERT OR REPLACE INTO idempotency(principal,key,request_hash,status,content_type,location,body,created) "
+            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    since = std::make_unique<sql::Statement>(
+        db, "SELECT seq,time,type,kind,id,object FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    expire_idem = std::make_unique<sql::Statement>(db, "DELETE FROM idempotency WHERE created < ?1");
+    last_seq = std::make_unique<sql::Statement>(db, "SELECT COALESCE(MAX(seq),0) FROM events");
+  }
+
+  void bind_idempotency(const IdempotencyRecord& r) {
+    put_idem->bind(1, r.principal)
+        .bind(2, r.key)
+        .bind(3, r.request_hash)
+        .bind(4, static_cast<std::int64_t>(r.status))
+        .bind(5, r.content_type)
+        .bind(6, r.location)
+        .bind(7, r.body)
+        .bind(8, r.created)
+        .run();
+  }
+
+  void observe_commit(double seconds) {
+    timings.commits++;
+    timings.commit_seconds += seconds;
+    if (timings.commit_buckets.empty()) timings.commit_buckets.assign(std::size(kTimingBuckets), 0);
+    for (std::size_t i = 0; i < std::size(kTimingBuckets); ++i)
+      if (seconds <= kTimingBuckets[i]) timings.commit_buckets[i]++;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK)
+    return fail(Error::internal(fmt::format("cannot open database '{}': {}", path,
+                                            impl->db ? sqlite3_errmsg(impl->db) : "out of memory")));
+  try {
+    sqlite3_busy_timeout(impl->db, 5000);
+    sql::exec(impl->db, "PRAGMA journal_mode=WAL");
+    // FULL: the WAL is synced at every commit, so an acknowledged write
+    // survives a crash or power loss, not only a process kill.
+    sql::exec(impl->db, "PRAGMA synchronous=FULL");
+    sql::exec(impl->db, "PRAGMA foreign_keys=ON");
+    impl->migrate();
+    impl->prepare();
+  } catch (const sql::DbError& e) {
+    return fail(Error::internal(fmt::format("database '{}': {}", path, e.what())));
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+std::vector<StoredObject> Store::load_all() {
+  sql::Statement q(impl_->db, "SELECT kind,id,rv,created,updated,body FROM objects ORDER BY kind,id");
+  std::vector<StoredObject> out;
+  while (q.step())
+    out.push_back({q.text(0), q.text(1), q.int64(2), q.text(3), q.text(4), Json::parse(q.text(5))});
+  return out;
+}
+
+std::int64_t Store::last_seq() {
+  impl_->last_seq->step();
+  auto v = impl_->last_seq->int64(0);
+  impl_->last_seq->reset();
+  return v;
+}
+
+int Store::schema_version() {
+  sql::Statement v(impl_->db, "PRAGMA user_version");
+  v.step();
+  return static_cast<int>(v.int64(0));
+}
+
+Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, const std::string& time,
+                                         const std::optional<IdempotencyRecord>& idem) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<Event> events;
+  try {
+    sql::Transaction tx(impl_->db);
+    for (const auto& c : changes) {
+      std::string type = c.event_type;
+      if (type.empty()) type = c.op == Change::Op::remove ? "Deleted" : "Modified";
+      auto& ev = *impl_->event;
+      ev.bind(1, time).bind(2, type).bind(3, c.kind).bind(4, c.id).bind(5, c.body.dump());
+      ev.step();
+      std::int64_t seq = ev.int64(0);
+      ev.reset();
+      if (c.op == Change::Op::put) {
+        impl_->put->bind(1, c.kind).bind(2, c.id).bind(3, seq).bind(4, time).bind(5, c.body.dump()).run();
+      } else if (c.op == Change::Op::remove) {
+        impl_->remove->bind(1, c.kind).bind(2, c.id).run();
+      }
+      events.push_back({seq, time, type, c.kind, c.id, c.body});
+    }
+    if (idem) impl_->bind_idempotency(*idem);
+    tx.commit();
+  } catch (const sql::DbError& e) {
+    return fail(Error::internal(fmt::format("commit failed: {}", e.what())));
+  }
+  impl_->observe_commit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return events;
+}
+
+std::vector<Event> Store::events_since(std::int64_t since, std::size_t limit) {
+  auto start = std::chrono::steady_clock::now();
+  auto& q = *impl_->since;
+  q.bind(1, since).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<Event> out;
+  while (q.step()) out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3), q.text(4), Json::parse(q.text(5))});
+  q.reset();
+  impl_->timings.reads++;
+  impl_->timings.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+std::optional<IdempotencyRecord> Store::find_idempotency(const std::string& principal, const std::string& key) {
+  auto& q = *impl_->find_idem;
+  q.bind(1, principal).bind(2, key);
+  std::optional<IdempotencyRecord> out;
+  if (q.step())
+    out = IdempotencyRecord{principal, key, q.text(0), static_cast<int>(q.int64(1)), q.text(2), q.text(3), q.text(4),
+                            q.text(5)};
+  q.reset();
+  return out;
+}
+
+void Store::save_idempotency(const IdempotencyRecord& record) { impl_->bind_idempotency(record); }
+
+void Store::expire_idempotency(const std::string& before) { impl_->expire_idem->bind(1, before).run(); }
+
+void Store::checkpoint() { sqlite3_wal_checkpoint_v2(impl_->db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr); }
+
+const Timings& Store::timings() const { return impl_->timings; }
+
+}  // namespace cpn::store
