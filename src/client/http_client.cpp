@@ -32,7 +32,12 @@ struct HttpClient::Impl {
     for (int attempt = 0;; ++attempt) {
       try {
         if (!stream) connect();
-        bhttp::write(*stream, req);
+        beast::error_code wec;
+        bhttp::write(*stream, req, wec);
+        // A server may answer (413, 401) before taking the whole body and
+        // stop reading: the answer is still there to read.
+        if (wec && wec != net::error::broken_pipe && wec != net::error::connection_reset)
+          throw boost::system::system_error(wec);
         bhttp::response_parser<bhttp::string_body> parser;
         parser.body_limit(4ull * 1024 * 1024 * 1024);
         parser.header_limit(1024 * 1024);

@@ -148,6 +148,17 @@ int main(int argc, char** argv) {
     pet();
   }
 
+  // Idempotency keys are kept for a day (as Stripe does), then forgotten.
+  net::steady_timer idem_expiry(io);
+  std::function<void()> expire_keys = [&] {
+    engine.store().expire_idempotency(format_time(clock.now() - std::chrono::hours(24)));
+    idem_expiry.expires_after(std::chrono::hours(1));
+    idem_expiry.async_wait([&](boost::system::error_code e) {
+      if (!e) expire_keys();
+    });
+  };
+  expire_keys();
+
   net::signal_set stop_signals(io, SIGTERM, SIGINT);
   net::signal_set hup(io, SIGHUP);
   net::steady_timer grace(io);
@@ -158,6 +169,7 @@ int main(int argc, char** argv) {
     sd_notify(0, "STOPPING=1");
     hup.cancel();
     watchdog.cancel();
+    idem_expiry.cancel();
     grace.expires_after(std::chrono::seconds(25));
     grace.async_wait([&](boost::system::error_code ge) {
       if (!ge) {

@@ -164,7 +164,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  // Writes a simple answer (used for errors found before dispatch).
+  // Writes a simple answer (used for errors found before dispatch). Callers
+  // pass a named Response: GCC 12 destroys temporaries inside a co_await
+  // expression twice.
   static net::awaitable<void> write_simple(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), 11};
     res.set(bhttp::field::server, "cpnd");
@@ -176,11 +178,26 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     co_await bhttp::async_write(stream, res, use_tuple);
   }
 
+  // After refusing a body we did not read, keep reading (and dropping) it
+  // for a moment before closing, as nginx's lingering_close does: closing
+  // with unread data sends a reset that can destroy our answer in transit.
+  static net::awaitable<void> linger(beast::tcp_stream& stream) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.expires_after(std::chrono::seconds(2));
+    std::vector<char> sink(64 * 1024);
+    for (;;) {
+      auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+      if (rec) break;
+    }
+  }
+
   net::awaitable<void> write_file(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
     const FileBody& f = *r.file;
     std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(f.path.c_str(), "rb"), &std::fclose);
     if (!file || std::fseek(file.get(), static_cast<long>(f.offset), SEEK_SET) != 0) {
-      co_await write_simple(stream, problem(Error::internal("blob missing on disk"), "", ""), false);
+      Response problem_answer = problem(Error::internal("blob missing on disk"), "", "");
+      co_await write_simple(stream, problem_answer, false);
       co_return;
     }
     bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), 11};
@@ -252,11 +269,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       }
       if (out.empty()) continue;
       stream.expires_after(limits.request_timeout);
-      auto [ec, n] = co_await net::async_write(stream, bhttp::make_chunk(net::buffer(out)), use_tuple);
+      auto chunk = bhttp::make_chunk(net::buffer(out));
+      auto [ec, n] = co_await net::async_write(stream, chunk, use_tuple);
       if (ec) co_return;
     }
     stream.expires_after(std::chrono::seconds(5));
-    co_await net::async_write(stream, bhttp::make_chunk_last(), use_tuple);
+    auto last = bhttp::make_chunk_last();
+    co_await net::async_write(stream, last, use_tuple);
   }
 
   net::awaitable<void> session(tcp::socket socket) {
@@ -281,11 +300,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       stream.expires_after(limits.idle_timeout);
       bhttp::request_parser<bhttp::empty_body> head;
       head.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      // Beast checks Content-Length against the limit as the header ends, so
+      // the header parser takes the larger limit; the route's own is below.
+      head.body_limit(std::max<std::uint64_t>(limits.max_body_bytes, limits.max_file_bytes));
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, head, use_tuple);
       if (ec == bhttp::error::header_limit) {
-        co_await write_simple(stream,
-                              problem(Error{ErrorKind::bad_request, "request header fields too large", {}}, "", ""),
-                              false);
+        Response problem_answer = problem(Error{ErrorKind::bad_request, "request header fields too large", {}}, "", "");
+        co_await write_simple(stream, problem_answer, false);
         break;
       }
       if (ec) break;  // closed, idle timeout, or cpnd stopping
@@ -299,19 +320,24 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       bool keep_alive = head.get().keep_alive();
       stream.expires_after(limits.request_timeout);
 
-      if (head.get()[bhttp::field::expect] == "100-continue") {
+      bool streamed = dispatcher.streams_body(req.method, req.path);
+      std::uint64_t body_limit = streamed ? limits.max_file_bytes : limits.max_body_bytes;
+      bool too_large = head.content_length() && *head.content_length() > body_limit;
+      if (!too_large && head.get()[bhttp::field::expect] == "100-continue") {
         bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
         co_await bhttp::async_write(stream, cont, use_tuple);
       }
-      bool too_large = false;
-      if (dispatcher.streams_body(req.method, req.path)) {
+      if (too_large) {
+        // answered below without reading the body
+      } else if (streamed) {
         bhttp::request_parser<bhttp::file_body> parser(std::move(head));
-        parser.body_limit(limits.max_file_bytes);
+        parser.body_limit(body_limit);  // chunked bodies are counted as they arrive
         req.body_file = temp_file();
         beast::error_code fec;
         parser.get().body().open(req.body_file.c_str(), beast::file_mode::write, fec);
         if (fec) {
-          co_await write_simple(stream, problem(Error::internal("cannot open a temporary file"), req.path, ""), false);
+          Response problem_answer = problem(Error::internal("cannot open a temporary file"), req.path, "");
+          co_await write_simple(stream, problem_answer, false);
           break;
         }
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
@@ -323,7 +349,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         }
       } else {
         bhttp::request_parser<bhttp::string_body> parser(std::move(head));
-        parser.body_limit(limits.max_body_bytes);
+        parser.body_limit(body_limit);
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
         if (rec == bhttp::error::body_limit) too_large = true;
         else if (rec) break;
@@ -332,10 +358,10 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       if (too_large) {
         if (!req.body_file.empty()) std::remove(req.body_file.c_str());
         // The rest of the body is unread: answer, then close.
-        co_await write_simple(stream,
-                              problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}},
-                                      req.path, req.request_id),
-                              false);
+        Response problem_answer = problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}},
+                                      req.path, req.request_id);
+        co_await write_simple(stream, problem_answer, false);
+        co_await linger(stream);
         break;
       }
 

@@ -1,5 +1,6 @@
 #include "cpn/inventory/inventory.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -109,26 +110,32 @@ Measurement Inventory::measurement() const {
 }
 
 Result<ImportSummary> Inventory::import_topology(const Json& doc) {
+  // Every problem is reported at once: the schema's, then the cross-object
+  // checks, which read the document defensively since it may be malformed.
   auto errs = schema::problems("topology", doc);
-  if (!errs.empty())
-    return fail(Error::invalid(fmt::format("topology is invalid: {} problem{}", errs.size(), errs.size() == 1 ? "" : "s"),
-                               std::move(errs)));
+  if (!doc.is_object()) return fail(Error::invalid_document("topology", std::move(errs)));
+  auto str = [](const Json& o, const char* f) {
+    return o.is_object() && o.contains(f) && o[f].is_string() ? o[f].get<std::string>() : std::string();
+  };
+  auto list = [](const Json& o, const char* f) {
+    return o.is_object() && o.contains(f) && o[f].is_array() ? o[f] : Json::array();
+  };
   std::vector<engine::Change> changes;
-  std::set<std::string> site_ids, node_ids, link_ids;
+  std::set<std::string> site_ids, node_ids, link_ids, doc_sites;
   for (const Object* s : engine_.list(kSite)) site_ids.insert(s->id);
-  std::set<std::string> doc_sites;
   auto stage = [&](const std::string& kind, const std::string& id, Json body) {
     changes.push_back({engine::Change::Op::put, kind, id, std::move(body), ""});
   };
 
-  const Json& sites = doc["sites"];
+  const Json sites = list(doc, "sites");
   for (std::size_t i = 0; i < sites.size(); ++i) {
     std::string base = fmt::format("/sites/{}", i);
     Json site = sites[i];
-    std::string sid = site["id"].get<std::string>();
+    std::string sid = str(site, "id");
+    if (!site.is_object() || sid.empty()) continue;
     if (!doc_sites.insert(sid).second) errs.push_back({base + "/id", fmt::format("duplicate site id '{}'", sid)});
     site_ids.insert(sid);
-    Json nodes = site.value("nodes", Json::array());
+    Json nodes = list(site, "nodes");
     site.erase("nodes");
     auto se = normalize_site(site, base);
     errs.insert(errs.end(), se.begin(), se.end());
@@ -136,7 +143,8 @@ Result<ImportSummary> Inventory::import_topology(const Json& doc) {
     for (std::size_t j = 0; j < nodes.size(); ++j) {
       std::string nb = fmt::format("{}/nodes/{}", base, j);
       Json node = nodes[j];
-      std::string nid = node["id"].get<std::string>();
+      std::string nid = str(node, "id");
+      if (!node.is_object() || nid.empty()) continue;
       if (!node_ids.insert(nid).second) errs.push_back({nb + "/id", fmt::format("duplicate node id '{}'", nid)});
       node["site"] = sid;
       bool had_state = node.contains("state");
@@ -152,26 +160,32 @@ Result<ImportSummary> Inventory::import_topology(const Json& doc) {
       stage(kNode, nid, std::move(node));
     }
   }
-  const Json links = doc.value("links", Json::array());
+  const Json links = list(doc, "links");
   for (std::size_t i = 0; i < links.size(); ++i) {
     std::string base = fmt::format("/links/{}", i);
     Json link = links[i];
+    if (!link.is_object() || str(link, "from").empty() || str(link, "to").empty()) continue;
     auto le = normalize_link(link, base);
     errs.insert(errs.end(), le.begin(), le.end());
     for (const char* end : {"from", "to"}) {
-      std::string s = link.value(end, "");
+      std::string s = str(link, end);
       if (!site_ids.count(s)) errs.push_back({base + "/" + end, fmt::format("unknown site '{}'", s)});
     }
-    std::string lid = link_id(link);
+    std::string lid = str(link, "id");
     if (!link_ids.insert(lid).second) errs.push_back({base + "/id", fmt::format("duplicate link id '{}'", lid)});
     const Object* existing = engine_.find(kLink, lid);
     link["allocated_mbps"] = existing ? existing->body.value("allocated_mbps", 0.0) : 0.0;
     stage(kLink, lid, std::move(link));
   }
   if (doc.contains("measurement")) stage(kMeasurement, "overrides", doc["measurement"]);
-  if (!errs.empty())
-    return fail(Error::invalid(fmt::format("topology is invalid: {} problem{}", errs.size(), errs.size() == 1 ? "" : "s"),
-                               std::move(errs)));
+  if (!errs.empty()) {
+    // The schema and the quantity parser may both flag one field.
+    std::vector<FieldError> unique;
+    for (auto& e : errs)
+      if (std::none_of(unique.begin(), unique.end(), [&](const FieldError& u) { return u.pointer == e.pointer; }))
+        unique.push_back(std::move(e));
+    return fail(Error::invalid_document("topology", std::move(unique)));
+  }
 
   ImportSummary summary;
   std::vector<engine::Change> effective;

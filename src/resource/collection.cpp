@@ -117,9 +117,7 @@ Result<engine::Change> Collection::prepare(Json body, const std::optional<std::s
     problems = rules_.admit(body, existing, engine_);
   }
   if (!problems.empty())
-    return fail(Error::invalid(fmt::format("{} is invalid: {} problem{}", rules_.title, problems.size(),
-                                           problems.size() == 1 ? "" : "s"),
-                               std::move(problems)));
+    return fail(Error::invalid_document(rules_.title, std::move(problems)));
   std::string id = rules_.id_of(body);
   if (path_id && id != *path_id)
     return fail(Error::invalid_field("/id", fmt::format("id '{}' does not match the path ('{}')", id, *path_id)));

@@ -94,9 +94,17 @@ std::string say(const Json& doc, const std::string& pointer, const std::string& 
   if (message.rfind("Failed to match regex", 0) == 0) return fmt::format("{} does not have the expected format", value);
   if (message.rfind("Failed to match against any enum values", 0) == 0)
     return fmt::format("{} is not one of the allowed values", value);
-  if (message.rfind("Expected number greater than or equal to", 0) == 0 ||
-      message.rfind("Expected number greater than", 0) == 0)
-    return fmt::format("{} is too small: {}", value, message.substr(std::string("Expected number ").size()));
+  for (const char* bound : {"Expected number greater than or equal to ", "Expected number greater than ",
+                            "Expected number less than or equal to ", "Expected number less than "})
+    if (message.rfind(bound, 0) == 0) {
+      std::string limit = message.substr(std::string(bound).size());
+      if (limit.find('.') != std::string::npos) {
+        while (limit.back() == '0') limit.pop_back();
+        if (limit.back() == '.') limit.pop_back();
+      }
+      std::string relation = std::string(bound).substr(std::string("Expected number ").size());
+      return fmt::format("{} is out of range: must be {}{}", value, relation, limit);
+    }
   return message;
 }
 
@@ -146,8 +154,7 @@ std::vector<FieldError> problems(const std::string& name, const Json& doc, const
 Status validate(const std::string& name, const Json& doc, const std::string& what) {
   auto errs = problems(name, doc);
   if (errs.empty()) return {};
-  return fail(Error::invalid(fmt::format("{} is invalid: {} problem{}", what, errs.size(), errs.size() == 1 ? "" : "s"),
-                             std::move(errs)));
+  return fail(Error::invalid_document(what, std::move(errs)));
 }
 
 }  // namespace cpn::schema

@@ -49,6 +49,8 @@ struct Error {
   static Error invalid(std::string msg, std::vector<FieldError> e) {
     return {ErrorKind::unprocessable, std::move(msg), std::move(e)};
   }
+  // "<what> is invalid: N problems", one FieldError each.
+  static Error invalid_document(const std::string& what, std::vector<FieldError> e);
   static Error invalid_field(std::string pointer, std::string msg) {
     std::string m = msg;
     return {ErrorKind::unprocessable, std::move(m), {{std::move(pointer), std::move(msg)}}};

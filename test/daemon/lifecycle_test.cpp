@@ -1,0 +1,154 @@
+// The daemon as systemd and operators see it: crash safety, graceful stop,
+// reload, configuration precedence, sd_notify and logs.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <set>
+#include <thread>
+
+#include "support/daemon.hpp"
+#include "support/raw.hpp"
+
+using namespace cpn;
+
+TEST_CASE("kill -9 loses no acknowledged write", "[daemon]") {
+  test::Daemon d;
+  auto op = d.as("operator");
+  std::vector<std::string> acked;
+  for (int i = 0; i < 40; ++i) {
+    std::string id = "site-" + std::to_string(i);
+    auto r = op.post("/v1/sites", {{"id", id}, {"tier", "edge"}, {"city", "Shenzhen"}});
+    if (r.status == 201) acked.push_back(id);
+  }
+  REQUIRE(acked.size() == 40);
+  d.kill9();  // right after the last acknowledgement
+  d.start();
+  auto op2 = d.admin();
+  auto list = op2.get("/v1/sites?limit=1000").json()["items"];
+  std::set<std::string> ids;
+  for (const auto& s : list) ids.insert(s["id"].get<std::string>());
+  for (const auto& id : acked) CHECK(ids.count(id) == 1);
+  auto events = op2.get("/v1/events?kind=site&limit=1000").json()["items"];
+  CHECK(events.size() == 40);
+}
+
+TEST_CASE("SIGTERM refuses new connections, finishes the request in flight and exits 0", "[daemon]") {
+  test::Daemon d;
+  std::string token = d.token("designer");
+  std::string body(100000, 'q');
+  test::RawConnection upload(d.url());
+  upload.send("PUT /v1/files/in-flight.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
+              "\r\nContent-Type: application/octet-stream\r\nContent-Length: " + std::to_string(body.size()) +
+              "\r\n\r\n" + body.substr(0, 50000));
+  test::RawConnection idle(d.url());  // an idle keep-alive connection
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  pid_t pid = d.pid();
+  ::kill(pid, SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(idle.closed_within(2000));
+  test::RawConnection refused(d.url());
+  CHECK_FALSE(refused.connected());
+  upload.send(body.substr(50000));
+  std::string answer = upload.read_until("\r\n\r\n", 5000);
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 201"));
+  CHECK_THAT(answer, Catch::Contains("Connection: close"));
+  CHECK(d.terminate(SIGTERM) == 0);
+  CHECK_THAT(d.stderr_text(), Catch::Contains("shutting down"));
+  // what was in flight was committed
+  d.start();
+  CHECK(d.as("designer").get("/v1/files/in-flight.bin").body == body);
+}
+
+TEST_CASE("configuration precedence is defaults < file < environment < flags", "[daemon]") {
+  std::string dir = test::make_temp_dir("cpnd-config");
+  test::write_file(dir + "/cpnd.yaml",
+                   "listen: 127.0.0.1:7001\ndata: /var/lib/x\nlog_level: debug\nhttp: {max_body_bytes: 5000}\n");
+  auto r = test::run_cpnd({"--config", dir + "/cpnd.yaml", "--check-config", "--listen", "127.0.0.1:7003"},
+                          {{"CPND_LISTEN", "127.0.0.1:7002"}, {"CPND_LOG_LEVEL", "warning"}});
+  REQUIRE(r.status == 0);
+  Json cfg = Json::parse(r.out);
+  CHECK(cfg["listen"] == "127.0.0.1:7003");      // flag
+  CHECK(cfg["log_level"] == "warning");          // environment over file
+  CHECK(cfg["data"] == "/var/lib/x");            // file
+  CHECK(cfg["http"]["max_body_bytes"] == 5000);  // file over default
+  CHECK(cfg["http"]["max_header_bytes"] == 16384);
+
+  test::write_file(dir + "/bad.yaml", "listen: 1\nhttp: {max_body_bytes: -3, colour: red}\n");
+  auto bad = test::run_cpnd({"--config", dir + "/bad.yaml", "--check-config"});
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.err, Catch::Contains("/http/max_body_bytes") && Catch::Contains("/http/colour"));
+  auto no_data = test::run_cpnd({"--check-config"});
+  CHECK(no_data.status == 1);
+  CHECK_THAT(no_data.err, Catch::Contains("/data"));
+  auto bad_env = test::run_cpnd({"--check-config", "--dev"}, {{"CPND_MAX_CONNECTIONS", "lots"}});
+  CHECK(bad_env.status == 1);
+  CHECK_THAT(bad_env.err, Catch::Contains("CPND_MAX_CONNECTIONS"));
+}
+
+TEST_CASE("SIGHUP reloads the configuration and keeps the old one when the new is invalid", "[daemon]") {
+  std::string dir = test::make_temp_dir("cpnd-hup");
+  std::string cfg = dir + "/cpnd.yaml";
+  test::write_file(cfg, "http: {max_body_bytes: 100000}\n");
+  test::Daemon d({.args = {"--config", cfg}});
+  auto op = d.as("operator");
+  Json site = {{"id", "s1"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"labels", {{"note", std::string(3000, 'n')}}}};
+  CHECK(op.post("/v1/sites", site).status == 201);
+
+  test::write_file(cfg, "http: {max_body_bytes: 2048}\n");
+  ::kill(d.pid(), SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  site["id"] = "s2";
+  CHECK(op.post("/v1/sites", site).status == 413);
+
+  test::write_file(cfg, "http: {max_body_bytes: 'lots'}\n");
+  ::kill(d.pid(), SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_THAT(d.stderr_text(), Catch::Contains("keeping the old one"));
+  CHECK(op.post("/v1/sites", site).status == 413);  // still the 2048 limit
+  CHECK(d.anonymous().get("/livez").status == 200);
+}
+
+TEST_CASE("cpnd tells systemd READY, WATCHDOG and STOPPING", "[daemon]") {
+  std::string dir = test::make_temp_dir("cpnd-notify");
+  std::string sock_path = dir + "/notify.sock";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path.c_str());
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  timeval tv{0, 200000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string messages;
+  auto drain = [&] {  // for half a second: the watchdog keeps talking
+    char buf[512];
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (std::chrono::steady_clock::now() < until)
+      if (ssize_t n = ::recv(fd, buf, sizeof buf, 0); n > 0) messages += std::string(buf, static_cast<size_t>(n)) + "\n";
+  };
+  {
+    test::Daemon d({.env = {{"NOTIFY_SOCKET", sock_path}, {"WATCHDOG_USEC", "200000"}}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    drain();
+    CHECK_THAT(messages, Catch::Contains("READY=1"));
+    CHECK_THAT(messages, Catch::Contains("WATCHDOG=1"));
+    CHECK(d.terminate(SIGTERM) == 0);
+    drain();
+    CHECK_THAT(messages, Catch::Contains("STOPPING=1"));
+  }
+  ::close(fd);
+}
+
+TEST_CASE("logs carry a journald priority and the request id, never a secret", "[daemon]") {
+  test::Daemon d;
+  auto r = d.admin().request("GET", "/v1/sites", "", {{"X-Request-Id", "trace-42"}});
+  CHECK(r.header("x-request-id") == "trace-42");
+  std::string secret = d.admin().post("/v1/tokens", {{"name", "x"}, {"role", "agent"}}).json()["secret"];
+  auto log = d.stderr_text();
+  CHECK_THAT(log, Catch::Contains("<6>request_id=trace-42"));
+  CHECK_THAT(log, Catch::Contains("<5>cpnd"));
+  CHECK(log.find(d.admin_token()) == std::string::npos);
+  CHECK(log.find(secret) == std::string::npos);
+}

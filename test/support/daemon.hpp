@@ -1,0 +1,72 @@
+// Starts the real cpnd binary on an ephemeral port with a temporary data
+// directory, and talks to it over HTTP, as users and the portal do.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cpn/client/http_client.hpp"
+
+namespace cpn::test {
+
+std::string make_temp_dir(const std::string& prefix);
+std::string source_path(const std::string& relative);  // a file of the source tree
+
+struct DaemonOptions {
+  std::vector<std::string> args;  // beyond --listen and --data
+  std::map<std::string, std::string> env;
+  bool dev = false;  // the demo topology
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options = {}, std::string data_dir = "");
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  void start();
+  void kill9();                 // SIGKILL and reap
+  int terminate(int sig = 15);  // a signal, then the exit status
+  void restart() {
+    kill9();
+    start();
+  }
+
+  const std::string& url() const { return url_; }
+  const std::string& data() const { return data_; }
+  const std::string& admin_token() const { return admin_token_; }
+  pid_t pid() const { return pid_; }
+  std::string stderr_text() const;  // what cpnd logged
+  std::string stdout_text() const;
+
+  client::HttpClient admin() const { return client::HttpClient(url_, admin_token_); }
+  client::HttpClient anonymous() const { return client::HttpClient(url_); }
+  // A token of a role (created through the API, cached).
+  client::HttpClient as(const std::string& role, const std::string& tenant = "default");
+  std::string token(const std::string& role, const std::string& tenant = "default");
+
+ private:
+  DaemonOptions options_;
+  std::string data_;
+  std::string url_;
+  std::string admin_token_;
+  pid_t pid_ = -1;
+  std::map<std::string, std::string> tokens_;
+};
+
+// Runs cpnd with arguments and waits: exit status and what it printed.
+struct RunResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+RunResult run_cpnd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+
+}  // namespace cpn::test
