@@ -1,0 +1,55 @@
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+#include "support/daemon.hpp"
+
+using namespace cpn;
+
+namespace {
+
+struct Output {
+  int status;
+  std::string text;
+};
+
+Output cpnctl(const test::Daemon& d, const std::string& token, const std::string& args) {
+  std::string cmd = "CPN_SERVER=" + d.url() + " CPN_TOKEN=" + token + " " CPNCTL_BINARY " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = ::pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+}  // namespace
+
+TEST_CASE("cpnctl reads and changes the inventory through the API", "[cpnctl]") {
+  test::Daemon d({.dev = true});
+  std::string op = d.token("operator");
+  auto nodes = cpnctl(d, op, "get nodes -l zone=a");
+  REQUIRE(nodes.status == 0);
+  Json list = Json::parse(nodes.text);
+  REQUIRE_FALSE(list["items"].empty());
+  for (const auto& n : list["items"]) CHECK(n["labels"]["zone"] == "a");
+
+  auto cordon = cpnctl(d, op, "cordon sz-t4-1");
+  REQUIRE(cordon.status == 0);
+  CHECK(Json::parse(cordon.text)["state"] == "cordoned");
+  CHECK(d.admin().get("/v1/nodes/sz-t4-1").json()["state"] == "cordoned");
+
+  auto cap = cpnctl(d, op, "capacity edge-sz-1 --yaml");
+  CHECK(cap.status == 0);
+
+  auto yaml = cpnctl(d, op, "--yaml get sites center-gz");
+  REQUIRE(yaml.status == 0);
+  CHECK_THAT(yaml.text, Catch::Contains("tier: center"));
+
+  auto denied = cpnctl(d, d.token("customer"), "get nodes");
+  CHECK(denied.status == 1);
+  CHECK_THAT(denied.text, Catch::Contains("403"));
+
+  auto missing = cpnctl(d, op, "apply -f /nonexistent.yaml");
+  CHECK(missing.status == 2);
+}
