@@ -46,6 +46,7 @@ std::string read_file(const std::string& path) {
 int main(int argc, char** argv) {
   CLI::App app{"cpnctl: talk to a cpnd"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags (--yaml, --server) also after the subcommand
   std::string server = std::getenv("CPN_SERVER") ? std::getenv("CPN_SERVER") : "http://127.0.0.1:8080";
   std::string token = std::getenv("CPN_TOKEN") ? std::getenv("CPN_TOKEN") : "";
   std::string token_file;
