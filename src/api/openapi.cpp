@@ -182,6 +182,8 @@ Json openapi_document(const http::Router& router, const std::string& version) {
       {"inventory", "Sites, nodes, links and the whole topology"},
       {"artifacts", "Multi-architecture images and stored files"},
       {"events", "The change log and its watch stream"},
+      {"blueprints", "Service blueprints, their versions and component templates"},
+      {"catalog", "Offerings: published blueprints with a service mode and billing"},
   };
   Json tag_list = Json::array();
   for (const auto& t : tags) tag_list.push_back({{"name", t}, {"description", tag_text.count(t) ? tag_text.at(t) : t}});

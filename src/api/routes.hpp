@@ -10,5 +10,7 @@ void add_token_routes(http::Router& router, Services& s);
 void add_inventory_routes(http::Router& router, Services& s);
 void add_artifact_routes(http::Router& router, Services& s);
 void add_event_routes(http::Router& router, Services& s);
+void add_blueprint_routes(http::Router& router, Services& s);
+void add_catalog_routes(http::Router& router, Services& s);
 
 }  // namespace cpn::api

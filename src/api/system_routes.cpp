@@ -152,6 +152,8 @@ void register_routes(http::Router& router, Services& s) {
   add_token_routes(router, s);
   add_inventory_routes(router, s);
   add_artifact_routes(router, s);
+  add_blueprint_routes(router, s);
+  add_catalog_routes(router, s);
   add_event_routes(router, s);
 }
 

@@ -91,7 +91,12 @@ Result<Blueprint> Blueprint::compile(const Json& doc, const Context& ctx) {
   } else {
     bp.derived_ = std::move(*ds);
   }
-  const auto& scope = ds ? bp.derived_.scope() : params;
+  // When the derived values fail, later expressions still see their names
+  // (as numbers), so one mistake is reported once, not again downstream.
+  std::map<std::string, expr::Type> fallback = params;
+  if (!ds)
+    for (const auto& [name, text] : derived) fallback.emplace(name, expr::Type::number);
+  const auto& scope = ds ? bp.derived_.scope() : fallback;
 
   // Components, with templates expanded.
   bp.expanded_ = doc;
@@ -107,6 +112,7 @@ Result<Blueprint> Blueprint::compile(const Json& doc, const Context& ctx) {
       const Json* spec = ctx.find_template ? ctx.find_template(ref) : nullptr;
       if (!spec) {
         c.problem(base + "/template", fmt::format("unknown component template '{}'", ref));
+        names.insert(comp.value("name", ""));  // connections and policies may still name it
         continue;
       }
       Json merged = *spec;

@@ -17,6 +17,7 @@
 #include "cpn/api/api.hpp"
 #include "cpn/core/log.hpp"
 #include "cpn/daemon/config.hpp"
+#include "cpn/daemon/dev.hpp"
 #include "cpn/http/server.hpp"
 #include "cpn/schema/schema.hpp"
 
@@ -87,6 +88,15 @@ int main(int argc, char** argv) {
   artifacts::Images images(engine);
   artifacts::Files files(engine, cfg->data + "/blobs");
   http::Metrics metrics;
+  blueprint::Library library(engine, [&inventory, &engine] {
+    // Profiles may target any model cpnd can rate or the inventory has.
+    std::set<std::string> models;
+    for (const auto& [model, rating] : inventory.measurement().accelerators) models.insert(model);
+    for (const auto* n : engine.list(inventory::kNode))
+      for (const auto& a : n->body.value("accelerators", Json::array())) models.insert(a.value("model", ""));
+    return models;
+  });
+  catalog::Catalog catalog(engine, library);
 
   std::optional<std::string> env_token;
   if (const char* t = std::getenv("CPND_ADMIN_TOKEN")) env_token = t;
@@ -110,9 +120,17 @@ int main(int argc, char** argv) {
     log::notice("topology imported: {} created, {} updated, {} unchanged", r->created, r->updated, r->unchanged);
   }
 
+  if (cfg->dev) {
+    auto loaded = daemon::load_dev_catalogue(library, catalog);
+    if (!loaded) return fatal(loaded.error());
+    log::notice("catalogue loaded: {} component templates, {} blueprints, {} offerings", loaded->templates,
+                loaded->blueprints, loaded->offerings);
+  }
+
   net::io_context io(1);
   bool ready = false;
-  api::Services services{engine, inventory, images, files, tokens, metrics, [&] { return ready; }, kVersion};
+  api::Services services{engine,  inventory, images, files, tokens, library,
+                         catalog, metrics,   [&] { return ready; }, kVersion};
   http::Router router;
   api::register_routes(router, services);
   http::Dispatcher dispatcher(router, tokens, engine, metrics);

@@ -48,7 +48,9 @@ std::string etag(std::int64_t resource_version) { return fmt::format("\"{}\"", r
 
 Labels labels_of(const Json& body) {
   Labels out;
-  if (auto it = body.find("labels"); it != body.end() && it->is_object())
+  const Json* holder = &body;
+  if (!body.contains("labels") && body.contains("metadata") && body["metadata"].is_object()) holder = &body["metadata"];
+  if (auto it = holder->find("labels"); it != holder->end() && it->is_object())
     for (const auto& [k, v] : it->items())
       if (v.is_string()) out[k] = v.get<std::string>();
   return out;
@@ -60,13 +62,22 @@ Result<const Object*> Collection::find(const std::string& id) const {
   return o;
 }
 
+// The metadata fields cpnd owns; a client may send them back, never set them.
+constexpr const char* kServerMetadata[] = {"id", "resourceVersion", "createdAt", "updatedAt"};
+
 Json Collection::render(const Object& object) const {
   Json out = object.body;
-  out["metadata"] = {{"id", object.id},
-                     {"resourceVersion", std::to_string(object.resource_version)},
-                     {"labels", out.contains("labels") ? out["labels"] : Json::object()},
-                     {"createdAt", object.created},
-                     {"updatedAt", object.updated}};
+  Json ours = {{"id", object.id},
+               {"resourceVersion", std::to_string(object.resource_version)},
+               {"createdAt", object.created},
+               {"updatedAt", object.updated}};
+  if (rules_.document_metadata && out.contains("metadata") && out["metadata"].is_object()) {
+    out["metadata"].update(ours);
+    if (!out["metadata"].contains("labels")) out["metadata"]["labels"] = Json::object();
+  } else {
+    ours["labels"] = out.contains("labels") ? out["labels"] : Json::object();
+    out["metadata"] = ours;
+  }
   if (rules_.decorate) rules_.decorate(out, object, engine_);
   return out;
 }
@@ -106,12 +117,14 @@ Result<engine::Change> Collection::prepare(Json body, const std::optional<std::s
   if (!body.is_object()) return fail(Error::invalid_field("", fmt::format("a {} must be an object", rules_.title)));
   // What clients read back carries metadata and computed fields; accept it
   // as a write body, like Kubernetes does, but never take those values.
-  if (auto m = body.find("metadata"); m != body.end() && m->is_object() && !body.contains("labels") &&
-                                      m->contains("labels"))
+  if (auto m = body.find("metadata"); !rules_.document_metadata && m != body.end() && m->is_object() &&
+                                      !body.contains("labels") && m->contains("labels"))
     body["labels"] = (*m)["labels"];
   for (const auto& f : rules_.read_only) body.erase(f);
+  if (auto m = body.find("metadata"); rules_.document_metadata && m != body.end() && m->is_object())
+    for (const char* f : kServerMetadata) m->erase(f);
   auto problems = schema::problems(rules_.schema, body);
-  body.erase("metadata");
+  if (!rules_.document_metadata) body.erase("metadata");
   if (problems.empty() && rules_.admit) {
     const Object* existing = path_id ? engine_.find(rules_.kind, *path_id) : nullptr;
     problems = rules_.admit(body, existing, engine_);

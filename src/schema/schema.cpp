@@ -78,7 +78,9 @@ bool is_summary(const std::string& d) {
          d.rfind("Failed to validate item #", 0) == 0 || d.rfind("Failed to validate against child schema", 0) == 0 ||
          d.rfind("Failed to validate against additional properties schema", 0) == 0 ||
          d.rfind("Failed to validate against any child schemas allowed by oneOf", 0) == 0 ||
-         d.rfind("Failed to validate against any schemas allowed by anyOf", 0) == 0;
+         d.rfind("Failed to validate against any schemas allowed by anyOf", 0) == 0 ||
+         d.rfind("Failed to validate against a conditional schema", 0) == 0 ||
+         d.rfind("Failed to validate against all child schemas allowed by allOf", 0) == 0;
 }
 
 // valijson's wording, said in terms of the value the client sent.

@@ -8,6 +8,8 @@
 
 #include "cpn/artifacts/artifacts.hpp"
 #include "cpn/auth/tokens.hpp"
+#include "cpn/blueprint/library.hpp"
+#include "cpn/catalog/catalog.hpp"
 #include "cpn/http/metrics.hpp"
 #include "cpn/http/router.hpp"
 #include "cpn/inventory/inventory.hpp"
@@ -20,6 +22,8 @@ struct Services {
   artifacts::Images& images;
   artifacts::Files& files;
   auth::Tokens& tokens;
+  blueprint::Library& library;
+  catalog::Catalog& catalog;
   http::Metrics& metrics;
   std::function<bool()> ready;  // false while starting or stopping
   std::string version;

@@ -25,6 +25,10 @@ struct Rules {
   // Fields computed by cpnd that a client may send back (from a GET) but
   // never sets: dropped before validation.
   std::vector<std::string> read_only;
+  // The document has a `metadata` of its own (name, version, title, labels:
+  // blueprints, templates): cpnd's fields are merged into it rather than
+  // replacing it.
+  bool document_metadata = false;
   // Semantic checks and normalisation of a schema-valid body. existing is
   // the stored object on replace, null on create.
   std::function<std::vector<FieldError>(Json& body, const Object* existing, const Engine&)> admit;
