@@ -34,6 +34,7 @@ TOKEN=$CUSTOMER
 printf '  a customer reading the inventory gets: %s\n' \
   "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CUSTOMER" "$CPN_SERVER/v1/nodes")"
 
+
 step "inventory: sites by tier, nodes by architecture and accelerator"
 export CPN_TOKEN=$OPERATOR
 TOKEN=$OPERATOR
@@ -68,6 +69,36 @@ for node in sz-t4-1 sz-arm-1 sz-arm-2 gz-cpu-1; do
   printf '  %-10s ' "$node"
   ctl resolve face-detect/2.3.0 "$node" 2>&1 | jq -r 'if .variant then "-> \(.variant.platform) \(.variant.accelerator)" else "no variant: \(.detail)" end' || true
 done
+
+step "blueprints: the four services --dev published, and what an order would need"
+export CPN_TOKEN=$DESIGNER
+TOKEN=$DESIGNER
+api "$CPN_SERVER/v1/blueprints" | jq -r '.items[] | "  \(.metadata.name)@\(.metadata.version) [\(.status.state)] \(.metadata.title)"'
+printf '  face-verification for 200 gates at 4k, 25 fps:\n'
+api -X POST -H 'Content-Type: application/json' \
+  -d '{"parameters": {"streams": 200, "resolution": "4k", "fps": 25}}' \
+  "$CPN_SERVER/v1/blueprints/face-verification/versions/1.0.0/evaluate" |
+  jq -r '(.derived | to_entries[] | "    derived \(.key) = \(.value.value)   (\(.value.expression))"),
+         (.components[] | "    \(.tier)/\(.name): demand \(.demand.value) -> instances per profile \([.profiles[] | "\(.target.accelerator // .target.arch):\(.instances)"] | join(", "))")'
+
+step "designer: a new version of a blueprint, and the diff between versions"
+api "$CPN_SERVER/v1/blueprints/video-detection/versions/1.0.0" |
+  jq '.metadata.version = "1.1.0" | .derived.load = "streams * fps / 10 * pixels * model_cost * 1.2" | del(.status)' > "$DATA/vd-1.1.0.json"
+ctl apply -f "$DATA/vd-1.1.0.json" blueprints | jq -c '{version: .metadata.version, state: .status.state}'
+api "$CPN_SERVER/v1/blueprints/video-detection/diff?from=1.0.0&to=1.1.0" | jq -c '.changes[]'
+printf '  a published version is immutable: PUT answers %s\n' "$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+  -H "Authorization: Bearer $DESIGNER" -H 'Content-Type: application/json' --data-binary @"$DATA/vd-1.1.0.json" \
+  "$CPN_SERVER/v1/blueprints/video-detection/versions/1.0.0")"
+
+step "catalogue: what a customer sees, and an operator suspending an offering"
+TOKEN=$CUSTOMER
+api "$CPN_SERVER/v1/offerings" | jq -r '.items[] | "  \(.name): \(.title) — billing \(.billing.modes | join("+")) in \(.billing.currency)"'
+TOKEN=$OPERATOR
+api -X POST "$CPN_SERVER/v1/offerings/city-video-detection/suspend" | jq -c '{offering: .name, state: .status.state}'
+TOKEN=$CUSTOMER
+printf '  the customer now sees %s offering(s)\n' "$(api "$CPN_SERVER/v1/offerings" | jq '.items | length')"
+TOKEN=$OPERATOR
+api -X POST "$CPN_SERVER/v1/offerings/city-video-detection/publish" | jq -c '{offering: .name, state: .status.state}'
 
 step "operator: cordon a GPU node; free capacity follows"
 export CPN_TOKEN=$OPERATOR

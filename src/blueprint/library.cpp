@@ -123,7 +123,10 @@ Result<Json> Library::diff(const std::string& name, const std::string& from, con
   if (!a) return fail(Error{ErrorKind::not_found, a.error().message, {{"/query/from", "no such version"}}});
   auto b = blueprints_.find(version_id(name, to));
   if (!b) return fail(Error{ErrorKind::not_found, b.error().message, {{"/query/to", "no such version"}}});
-  return Json{{"name", name}, {"from", from}, {"to", to}, {"changes", blueprint::diff((*a)->body, (*b)->body)}};
+  Json before = (*a)->body, after = (*b)->body;  // the documents, not their lifecycle state
+  before.erase("status");
+  after.erase("status");
+  return Json{{"name", name}, {"from", from}, {"to", to}, {"changes", blueprint::diff(before, after)}};
 }
 
 Result<Json> Library::create_template(const Json& doc) { return templates_.create(doc); }

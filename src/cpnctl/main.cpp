@@ -16,7 +16,8 @@ namespace {
 const std::map<std::string, std::string> kCollections = {
     {"sites", "/v1/sites"},   {"nodes", "/v1/nodes"},   {"links", "/v1/links"},
     {"images", "/v1/images"}, {"files", "/v1/files"},   {"tokens", "/v1/tokens"},
-    {"events", "/v1/events"}, {"topology", "/v1/topology"},
+    {"events", "/v1/events"}, {"topology", "/v1/topology"}, {"blueprints", "/v1/blueprints"},
+    {"offerings", "/v1/offerings"}, {"component-templates", "/v1/component-templates"},
 };
 
 int print(const client::Reply& r, bool yaml) {
