@@ -1,6 +1,7 @@
 #include "cpn/inventory/inventory.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <set>
 
 #include <fmt/format.h>
@@ -54,7 +55,9 @@ resource::Rules node_rules() {
     return errs;
   };
   r.id_of = [](const Json& b) { return b["id"].get<std::string>(); };
-  r.decorate = [](Json& out, const Object& o, const Engine& e) {
+  // The ratings change only with the topology's measurement: build them once per version.
+  auto ratings = std::make_shared<std::pair<std::int64_t, Measurement>>(-1, Measurement{});
+  r.decorate = [ratings](Json& out, const Object& o, const Engine& e) {
     const Json& b = o.body;
     Json allocatable = {{"cpu", b.value("cpu", 0.0)},
                         {"memory", b.value("memory", 0.0)},
@@ -68,7 +71,9 @@ resource::Rules node_rules() {
     out["allocatable"] = allocatable;
     out["free"] = free;
     const Object* m = e.find(kMeasurement, "overrides");
-    out["capability"] = node_capability(b, Measurement::with_overrides(m ? m->body : Json()));
+    std::int64_t version = m ? m->resource_version : 0;
+    if (ratings->first != version) *ratings = {version, Measurement::with_overrides(m ? m->body : Json())};
+    out["capability"] = node_capability(b, ratings->second);
   };
   return r;
 }

@@ -67,6 +67,7 @@ class Router {
 
  private:
   std::vector<Route> routes_;
+  std::vector<std::vector<std::string>> segments_;  // each route's template, split once
 };
 
 std::vector<std::string> split_path(const std::string& path);
