@@ -63,10 +63,11 @@ void add_blueprint_routes(http::Router& router, Services& s) {
               "replaceBlueprint", "Change a draft blueprint version (published versions are immutable)",
               "blueprints", "blueprint"});
   router.add({"DELETE", item, write,
-              [&lib](Request& req) {
+              [&lib, &catalog](Request& req) {
                 auto m = if_match(req);
                 if (!m) return error(m.error(), req);
-                return no_content(lib.remove(req.param("name"), req.param("version"), *m), req);
+                auto users = catalog.users_of(req.param("name"), req.param("version"));
+                return no_content(lib.remove(req.param("name"), req.param("version"), *m, users), req);
               },
               "deleteBlueprint", "Delete a draft or retired blueprint version", "blueprints", "", 204, "Deleted"});
   router.add({"POST", item + "/publish", {"designer", "operator"},

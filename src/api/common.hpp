@@ -35,11 +35,12 @@ inline Response created(const Result<Json>& result, const Request& req, const st
   return r;
 }
 
-// If-Match: absent, "*" (any), or one resourceVersion / ETag. A malformed
+// If-Match: absent, "*" (any existing version), or one resourceVersion / ETag. A malformed
 // value is an error rather than silently ignored.
 inline Result<std::optional<std::int64_t>> if_match(const Request& req) {
   std::string v = req.header("if-match");
-  if (v.empty() || v == "*") return std::optional<std::int64_t>{};
+  if (v.empty()) return std::optional<std::int64_t>{};
+  if (v == "*") return std::optional<std::int64_t>{resource::kAnyVersion};
   auto parsed = resource::parse_version(v);
   if (!parsed)
     return fail(Error::bad_request("If-Match must be an ETag from an earlier answer",
@@ -57,7 +58,7 @@ inline std::vector<http::QueryParam> list_query() {
 
 Response list_answer(const Result<resource::Page>& page, const Request& req);
 
-// The five standard routes of a collection (list, create, get, replace,
+// The six standard routes of a collection (list, create, get, replace,
 // patch, delete) under base ("/v1/nodes") with parameter "{id}".
 struct CollectionRoutes {
   std::string base;

@@ -25,6 +25,7 @@ void add_token_routes(http::Router& router, Services& s) {
                      "createToken", "Create a token; its secret is in this answer only", "auth", "token", 201,
                      "Created"};
   create.creates = true;
+  create.not_replayed = {"secret"};  // only its hash is ever stored
   router.add(std::move(create));
   router.add({"GET", "/v1/tokens/{id}", admin,
               [&tokens](Request& req) { return answer(tokens.collection().get(req.param("id")), req); }, "getToken",

@@ -62,7 +62,7 @@ Result<Json> Files::store(const std::string& name, const std::string& temp, cons
   if (!valid_name(name))
     return fail(Error::invalid_field("/path/name", fmt::format("'{}' is not a file name (letters, digits, '.', '_', '-')", name)));
   const engine::Object* existing = engine_.find(kFile, name);
-  if (if_match && (!existing || existing->resource_version != *if_match))
+  if (if_match && (!existing || (*if_match != resource::kAnyVersion && existing->resource_version != *if_match)))
     return fail(Error{ErrorKind::precondition_failed, fmt::format("file '{}' is not at resourceVersion {}", name, *if_match), {}});
   Sha256 hash;
   std::uint64_t size = 0;
@@ -84,7 +84,10 @@ Result<Json> Files::store(const std::string& name, const std::string& temp, cons
                                      fmt::format("body has sha256 {}, expected {}", digest, expected)));
   std::string dir = blob_dir_ + "/sha256/" + digest.substr(0, 2);
   std::string blob = dir + "/" + digest;
-  fs::create_directories(dir);
+  if (!fs::exists(dir)) {
+    fs::create_directories(dir);
+    fsync_path(blob_dir_ + "/sha256", O_RDONLY | O_DIRECTORY);  // the new shard's entry is durable too
+  }
   if (!fs::exists(blob)) {
     // Durable before it is acknowledged: the data, then the rename.
     fsync_path(temp, O_RDONLY);
@@ -95,8 +98,10 @@ Result<Json> Files::store(const std::string& name, const std::string& temp, cons
   Json body = {{"name", name}, {"sha256", digest}, {"size", size},
                {"content_type", content_type.empty() ? "application/octet-stream" : content_type}};
   if (existing && existing->body == body) return files_.render(*existing);
+  std::string replaced = existing ? existing->body.value("sha256", "") : "";
   auto ev = engine_.commit({{engine::Change::Op::put, kFile, name, body, ""}});
   if (!ev) return fail(ev.error());
+  if (!replaced.empty() && replaced != digest) drop_blob_if_unused(replaced);
   return files_.render(*engine_.find(kFile, name));
 }
 
@@ -124,12 +129,16 @@ Status Files::remove(const std::string& name, std::optional<std::int64_t> if_mat
   }
   std::string digest = (*f)->body["sha256"].get<std::string>();
   if (auto s = files_.remove(name, if_match); !s) return s;
-  // The blob goes once no other file has the same content.
+  drop_blob_if_unused(digest);
+  return {};
+}
+
+// The blob goes once no file has that content any more.
+void Files::drop_blob_if_unused(const std::string& digest) {
   for (const engine::Object* other : engine_.list(kFile))
-    if (other->body.value("sha256", "") == digest) return {};
+    if (other->body.value("sha256", "") == digest) return;
   std::error_code ec;
   fs::remove(blob_dir_ + "/sha256/" + digest.substr(0, 2) + "/" + digest, ec);
-  return {};
 }
 
 }  // namespace cpn::artifacts

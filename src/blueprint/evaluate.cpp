@@ -104,6 +104,9 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
     auto d = eval(c.demand);
     if (!d) return fail(Error{ErrorKind::unprocessable, fmt::format("component '{}': demand: {}", c.name, d.error().message), {}});
     double demand = std::get<double>(*d);
+    if (!(demand < 1e12))  // also NaN
+      return fail(Error{ErrorKind::unprocessable,
+                        fmt::format("component '{}': a demand of {} work units is beyond any network", c.name, demand), {}});
     Json profiles = Json::array();
     for (const auto& p : c.profiles) {
       Json target = {{"arch", p.arch}};
@@ -143,7 +146,13 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
   for (const auto& [index, e] : policy_budgets_) {
     // A budget over a parameter the order did not give is no budget.
     bool known = std::all_of(e.names().begin(), e.names().end(), [&](const std::string& n) { return values->count(n); });
-    policies[index]["max_per_hour"] = known ? figure(e, *eval(e)) : Json(nullptr);
+    if (!known) {
+      policies[index]["max_per_hour"] = nullptr;
+      continue;
+    }
+    auto v = eval(e);
+    if (!v) return fail(Error{ErrorKind::unprocessable, fmt::format("policy {}: max_per_hour: {}", index, v.error().message), {}});
+    policies[index]["max_per_hour"] = figure(e, *v);
   }
   out["policies"] = policies;
   return out;

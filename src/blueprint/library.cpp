@@ -67,9 +67,22 @@ Result<Json> Library::replace(const std::string& name, const std::string& versio
   return blueprints_.replace(version_id(name, version), doc, if_match);
 }
 
-Status Library::remove(const std::string& name, const std::string& version, std::optional<std::int64_t> if_match) {
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+}  // namespace
+
+Status Library::remove(const std::string& name, const std::string& version, std::optional<std::int64_t> if_match,
+                       const std::vector<std::string>& users) {
   auto current = blueprints_.find(version_id(name, version));
   if (!current) return fail(current.error());
+  if (!users.empty())
+    return fail(Error::conflict(fmt::format("blueprint '{}' version {} is in use by {}", name, version, join(users))));
   if (state_of(**current) == "published")
     return fail(Error::conflict(fmt::format("blueprint '{}' version {} is published: retire it instead", name, version)));
   return blueprints_.remove(version_id(name, version), if_match);
@@ -90,11 +103,8 @@ Result<Json> Library::publish(const std::string& name, const std::string& versio
 
 Result<Json> Library::retire(const std::string& name, const std::string& version,
                              const std::vector<std::string>& users) {
-  if (!users.empty()) {
-    std::string list;
-    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
-    return fail(Error::conflict(fmt::format("blueprint '{}' version {} is in use by {}", name, version, list)));
-  }
+  if (!users.empty())
+    return fail(Error::conflict(fmt::format("blueprint '{}' version {} is in use by {}", name, version, join(users))));
   return blueprints_.update(
       version_id(name, version), std::nullopt,
       [&](Json& body) -> Status {
@@ -137,11 +147,7 @@ Status Library::remove_template(const std::string& name, const std::string& vers
   for (const engine::Object* b : engine_.list(kBlueprint))
     for (const auto& c : b->body.value("components", Json::array()))
       if (c.value("template", "") == ref) users.push_back("blueprint/" + b->id);
-  if (!users.empty()) {
-    std::string list;
-    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
-    return fail(Error::conflict(fmt::format("component template '{}' is used by {}", ref, list)));
-  }
+  if (!users.empty()) return fail(Error::conflict(fmt::format("component template '{}' is used by {}", ref, join(users))));
   return templates_.remove(ref, std::nullopt);
 }
 

@@ -53,7 +53,7 @@ Catalog::Catalog(engine::Engine& engine, blueprint::Library& library)
         r.schema = "offering";
         r.title = "offering";
         r.read_only = {"status"};
-        r.admit = [this](Json& body, const engine::Object* existing, const engine::Engine& e) {
+        r.admit = [](Json& body, const engine::Object* existing, const engine::Engine& e) {
           std::vector<FieldError> errs;
           std::string bp = body["blueprint"].value("name", ""), ver = body["blueprint"].value("version", "");
           const engine::Object* version = e.find(blueprint::kBlueprint, blueprint::version_id(bp, ver));
@@ -66,7 +66,6 @@ Catalog::Catalog(engine::Engine& engine, blueprint::Library& library)
           if (!body["billing"].contains("currency")) body["billing"]["currency"] = "CNY";
           if (!body.contains("labels")) body["labels"] = Json::object();
           body["status"] = existing ? existing->body["status"] : Json{{"state", "draft"}};
-          (void)this;
           return errs;
         };
         r.id_of = [](const Json& b) { return b["name"].get<std::string>(); };

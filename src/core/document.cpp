@@ -1,6 +1,8 @@
 #include "cpn/core/document.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -126,10 +128,64 @@ void emit(YAML::Emitter& out, const Json& v) {
 
 }  // namespace
 
+namespace {
+
+constexpr int kMaxDepth = 64;             // documents are configuration, not data dumps
+constexpr std::size_t kMaxString = 8192;  // std::regex (valijson's patterns) recurses per character
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (n < 0 || i + static_cast<std::size_t>(n) >= s.size() + (n == 0 ? 1 : 0)) return false;
+    for (int k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) >> 6) != 0x2) return false;
+    i += static_cast<std::size_t>(n) + 1;
+  }
+  return true;
+}
+
+// Depth and string length, checked once on the parsed document.
+std::optional<FieldError> too_big(const Json& j, const std::string& pointer, int depth) {
+  if (depth > kMaxDepth) return FieldError{pointer, fmt::format("nested deeper than {} levels", kMaxDepth)};
+  if (j.is_string() && j.get_ref<const std::string&>().size() > kMaxString)
+    return FieldError{pointer, fmt::format("string longer than {} bytes", kMaxString)};
+  if (j.is_object())
+    for (const auto& [k, v] : j.items()) {
+      if (k.size() > kMaxString) return FieldError{pointer, "key too long"};
+      if (auto e = too_big(v, pointer + "/" + pointer_token(k), depth + 1)) return e;
+    }
+  if (j.is_array())
+    for (std::size_t i = 0; i < j.size(); ++i)
+      if (auto e = too_big(j[i], pointer + "/" + std::to_string(i), depth + 1)) return e;
+  return std::nullopt;
+}
+
+struct TooDeep {};
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view text) { return valid_utf8(text); }
+
 Result<Json> parse_document(std::string_view text, Format format) {
+  auto parsed = parse_unchecked(text, format);
+  if (!parsed) return parsed;
+  if (auto e = too_big(*parsed, "", 0)) return fail(Error::bad_request("document too large: " + e->message, {*e}));
+  return parsed;
+}
+
+Result<Json> parse_unchecked(std::string_view text, Format format) {
   if (format == Format::json) {
     try {
-      return Json::parse(text);
+      // The depth is bounded while parsing, before anything recurses on it.
+      return Json::parse(text, [](int depth, Json::parse_event_t, Json&) {
+        if (depth > kMaxDepth) throw TooDeep{};
+        return true;
+      });
+    } catch (const TooDeep&) {
+      return fail(Error::bad_request(fmt::format("document nested deeper than {} levels", kMaxDepth),
+                                     {{"", "nested too deeply"}}));
     } catch (const Json::parse_error& e) {
       // nlohmann reports a byte offset; turn it into line and column.
       std::size_t line = 1, col = 1;
@@ -146,6 +202,7 @@ Result<Json> parse_document(std::string_view text, Format format) {
           {{"", fmt::format("syntax error at line {}, column {}", line, col > 1 ? col - 1 : 1)}}));
     }
   }
+  if (!valid_utf8(text)) return fail(Error::bad_request("the document is not valid UTF-8", {{"", "not UTF-8"}}));
   try {
     YAML::Node root = YAML::Load(std::string(text));
     return yaml_to_json(root, "");

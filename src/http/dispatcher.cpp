@@ -40,8 +40,48 @@ bool Dispatcher::streams_body(const std::string& method, const std::string& path
   return m.route && m.route->streams_body;
 }
 
+namespace {
+
+// Request ids travel into logs and answers: keep them short and plain.
+std::string clean_request_id(const std::string& given) {
+  std::string out;
+  for (char c : given.substr(0, 64))
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') out += c;
+  return out;
+}
+
+// A path in a log line: control characters escaped, so a client cannot forge lines.
+std::string loggable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f || c >= 0x80) out += fmt::format("%{:02X}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+const char* method_label(const std::string& m) {
+  for (const char* known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+    if (m == known) return known;
+  return "other";  // a label value per made-up method would grow /metrics forever
+}
+
+}  // namespace
+
+std::optional<Response> Dispatcher::preflight(Request& req) {
+  req.request_id = clean_request_id(req.request_id);
+  if (req.request_id.empty()) req.request_id = random_hex(8);
+  const Route* route = nullptr;
+  Response r = dispatch_head(req, route);
+  if (r.status == 0) return std::nullopt;
+  r.header("X-Request-Id", req.request_id);
+  metrics_.observe(route ? route->path : "unmatched", method_label(req.method), r.status, 0);
+  return r;
+}
+
 Response Dispatcher::handle(Request& req) {
   auto start = std::chrono::steady_clock::now();
+  req.request_id = clean_request_id(req.request_id);
   if (req.request_id.empty()) req.request_id = random_hex(8);
   const Route* route = nullptr;
   Response res;
@@ -54,7 +94,7 @@ Response Dispatcher::handle(Request& req) {
   }
   if (res.json) {
     bool yaml = route && route->yaml && wants_yaml(req.header("accept"));
-    res.body = yaml ? to_yaml(*res.json) : res.json->dump();
+    res.body = yaml ? to_yaml(*res.json) : res.json->dump(-1, ' ', false, Json::error_handler_t::replace);
     if (res.content_type.empty()) res.content_type = yaml ? "application/yaml" : "application/json";
     const Json& j = *res.json;
     if (j.is_object() && j.contains("metadata") && j["metadata"].contains("resourceVersion"))
@@ -63,16 +103,25 @@ Response Dispatcher::handle(Request& req) {
   res.header("X-Request-Id", req.request_id);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string route_name = route ? route->path : "unmatched";
-  metrics_.observe(route_name, req.method, res.status, seconds);
+  metrics_.observe(route_name, method_label(req.method), res.status, seconds);
   auto level = res.status >= 500 ? log::Level::error : log::Level::info;
   if (log::enabled(level))
     log::write(level, fmt::format("request_id={} principal={} {} {} route={} status={} duration_ms={:.3f}",
-                                  req.request_id, req.principal ? req.principal->token_id : "-", req.method, req.path,
+                                  req.request_id, req.principal ? req.principal->token_id : "-",
+                                  method_label(req.method), loggable(req.path),
                                   route_name, res.status, seconds * 1000));
   return res;
 }
 
 Response Dispatcher::dispatch(Request& req, const Route*& matched) {
+  Response head = dispatch_head(req, matched);
+  if (head.status != 0) return head;
+  const Route& route = *matched;
+  return dispatch_body(req, route);
+}
+
+// Routing and authentication. status 0: go on.
+Response Dispatcher::dispatch_head(Request& req, const Route*& matched) {
   auto m = router_.match(req.method, req.path);
   if (!m.route) {
     if (m.allowed.empty()) return problem(Error::not_found("no such resource: " + req.path), req.path, req.request_id);
@@ -107,6 +156,12 @@ Response Dispatcher::dispatch(Request& req, const Route*& matched) {
       return problem(Error{ErrorKind::forbidden, "role '" + who->role + "' may not " + req.method + " " + route.path, {}},
                      req.path, req.request_id);
   }
+  Response go_on;
+  go_on.status = 0;
+  return go_on;
+}
+
+Response Dispatcher::dispatch_body(Request& req, const Route& route) {
 
   if (!route.request_schema.empty() && route.request_schema != "binary") {
     std::string type = media_type(req.header("content-type"));
@@ -154,6 +209,8 @@ Response Dispatcher::idempotent(Request& req, const Route& route) {
     r.header("Idempotent-Replayed", "true");
     return r;
   }
+  // Handlers answer synchronously today, so this is for the asynchronous
+  // ones to come (provisioning): a key still being handled is a 409.
   if (!in_flight_.insert({principal, key}).second)
     return problem(Error::conflict("a request with this Idempotency-Key is still being handled"), req.path,
                    req.request_id);
@@ -165,16 +222,27 @@ Response Dispatcher::idempotent(Request& req, const Route& route) {
   // Written with the handler's first commit; completed below with the answer.
   engine_.attach_idempotency(store::IdempotencyRecord{principal, key, hash, 0, "", "", req.method + " " + req.path,
                                                       engine_.now()});
+  struct Detach {  // never left for someone else's commit, even if the handler throws
+    engine::Engine& e;
+    ~Detach() { e.attach_idempotency(std::nullopt); }
+  } detach{engine_};
   Response r = route.handler(req);
   engine_.attach_idempotency(std::nullopt);
   if (r.status < 300) {
-    std::string body = r.json ? r.json->dump() : r.body;
+    Json stored = r.json ? *r.json : Json();
+    for (const auto& field : route.not_replayed) stored.erase(field);  // secrets are shown once, never stored
+    std::string body = r.json ? stored.dump(-1, ' ', false, Json::error_handler_t::replace) : r.body;
     std::string location;
     for (const auto& [k, v] : r.headers)
       if (k == "Location") location = v;
-    engine_.store().save_idempotency({principal, key, hash, r.status,
-                                      r.json ? std::string("application/json") : r.content_type, location, body,
-                                      engine_.now()});
+    try {
+      engine_.store().save_idempotency({principal, key, hash, r.status,
+                                        r.json ? std::string("application/json") : r.content_type, location, body,
+                                        engine_.now()});
+    } catch (const std::exception& e) {
+      // The change itself committed: answer it; a replay will say the answer was lost.
+      log::error("request_id={} storing the Idempotency-Key answer failed: {}", req.request_id, e.what());
+    }
   }
   return r;
 }

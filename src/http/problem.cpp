@@ -75,7 +75,7 @@ Response problem(const Error& error, const std::string& instance, const std::str
   Response r;
   r.status = status_of(error.kind);
   r.content_type = "application/problem+json";
-  r.body = body.dump();
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return r;
 }
 

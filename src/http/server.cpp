@@ -99,6 +99,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
   net::io_context& io;
   Dispatcher& dispatcher;
+  Metrics& metrics;  // outlives the io_context, unlike the dispatcher
   engine::Engine& engine;
   Limits limits;
   std::function<std::string()> temp_file;
@@ -108,7 +109,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   std::function<void()> on_done;
 
   Impl(net::io_context& io_, Dispatcher& d, engine::Engine& e, Limits l, std::function<std::string()> t)
-      : io(io_), dispatcher(d), engine(e), limits(l), temp_file(std::move(t)) {}
+      : io(io_), dispatcher(d), metrics(d.metrics()), engine(e), limits(l), temp_file(std::move(t)) {}
 
   void wake_watchers() {
     for (auto& s : sessions)
@@ -151,7 +152,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   net::awaitable<void> reject(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     stream.expires_after(std::chrono::seconds(5));
-    dispatcher.metrics().connection_rejected();
+    metrics.connection_rejected();
     Response r = problem(Error{ErrorKind::unavailable, "too many connections; try again shortly", {}}, "", "");
     bhttp::response<bhttp::string_body> res{bhttp::status::service_unavailable, 11};
     res.set(bhttp::field::content_type, r.content_type);
@@ -192,13 +193,14 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  net::awaitable<void> write_file(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
+  // False when the answer was cut short: the connection must close.
+  net::awaitable<bool> write_file(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
     const FileBody& f = *r.file;
     std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(f.path.c_str(), "rb"), &std::fclose);
     if (!file || std::fseek(file.get(), static_cast<long>(f.offset), SEEK_SET) != 0) {
       Response problem_answer = problem(Error::internal("blob missing on disk"), "", "");
       co_await write_simple(stream, problem_answer, false);
-      co_return;
+      co_return false;
     }
     bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), 11};
     res.set(bhttp::field::server, "cpnd");
@@ -210,12 +212,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     res.body().more = true;
     bhttp::response_serializer<bhttp::buffer_body> sr{res};
     auto [hec, hn] = co_await bhttp::async_write_header(stream, sr, use_tuple);
-    if (hec) co_return;
+    if (hec) co_return false;
     std::vector<char> buf(64 * 1024);
     std::uint64_t left = f.length;
     while (left > 0) {
       std::size_t n = std::fread(buf.data(), 1, std::min<std::uint64_t>(left, buf.size()), file.get());
-      if (n == 0) co_return;  // file shrank: cut the connection, the length was promised
+      if (n == 0) co_return false;  // file shrank: cut the connection, the length was promised
       left -= n;
       res.body().data = buf.data();
       res.body().size = n;
@@ -223,13 +225,15 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       stream.expires_after(limits.request_timeout);
       auto [ec, w] = co_await bhttp::async_write(stream, sr, use_tuple);
       if (ec == bhttp::error::need_buffer) continue;
-      if (ec) co_return;
+      if (ec) co_return false;
     }
     if (!sr.is_done()) {
       res.body().data = nullptr;
       res.body().more = false;
-      co_await bhttp::async_write(stream, sr, use_tuple);
+      auto [ec, w] = co_await bhttp::async_write(stream, sr, use_tuple);
+      if (ec && ec != bhttp::error::need_buffer) co_return false;
     }
+    co_return keep_alive;
   }
 
   // Newline-delimited JSON (or server-sent events) of every committed
@@ -282,19 +286,28 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
     sessions.push_back(Session{&stream});
-    dispatcher.metrics().connection_opened();
+    metrics.connection_opened();
     auto me = std::prev(sessions.end());
     struct Leave {
       Impl* impl;
       std::list<Session>::iterator it;
       ~Leave() {
-        impl->dispatcher.metrics().connection_closed();
+        impl->metrics.connection_closed();
         impl->sessions.erase(it);
         impl->session_ended();
       }
     } leave{this, me};
     beast::flat_buffer buffer;
+    struct TempFile {  // a streamed body's file goes, whatever happens to the request
+      std::string path;
+      void drop() {
+        if (!path.empty()) std::remove(path.c_str());
+        path.clear();
+      }
+      ~TempFile() { drop(); }
+    } upload;
     for (;;) {
+      upload.drop();
       me->busy = false;
       if (stopping) break;
       stream.expires_after(limits.idle_timeout);
@@ -309,6 +322,14 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         co_await write_simple(stream, problem_answer, false);
         break;
       }
+      if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_field).category() &&
+          ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+        // Not HTTP we can read (a bad field, a stray newline): say so, then close.
+        Response problem_answer =
+            problem(Error{ErrorKind::bad_request, "malformed request: " + ec.message(), {}}, "", "");
+        co_await write_simple(stream, problem_answer, false);
+        break;
+      }
       if (ec) break;  // closed, idle timeout, or cpnd stopping
       me->busy = true;
       Request req;
@@ -316,9 +337,16 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       req.target = std::string(head.get().target());
       copy_headers(head.get(), req);
       parse_target(req);
-      req.request_id = req.header("x-request-id").substr(0, 64);
+      req.request_id = req.header("x-request-id");
       bool keep_alive = head.get().keep_alive();
       stream.expires_after(limits.request_timeout);
+      if (auto refused = dispatcher.preflight(req)) {
+        // Not found, not allowed or not authenticated: answered before any
+        // body is read, then the unread body is drained and the connection closed.
+        co_await write_simple(stream, *refused, false);
+        co_await linger(stream);
+        break;
+      }
 
       bool streamed = dispatcher.streams_body(req.method, req.path);
       std::uint64_t body_limit = streamed ? limits.max_file_bytes : limits.max_body_bytes;
@@ -333,6 +361,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         bhttp::request_parser<bhttp::file_body> parser(std::move(head));
         parser.body_limit(body_limit);  // chunked bodies are counted as they arrive
         req.body_file = temp_file();
+        upload.path = req.body_file;
         beast::error_code fec;
         parser.get().body().open(req.body_file.c_str(), beast::file_mode::write, fec);
         if (fec) {
@@ -343,10 +372,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
         parser.get().body().close();
         if (rec == bhttp::error::body_limit) too_large = true;
-        else if (rec) {
-          std::remove(req.body_file.c_str());
-          break;
-        }
+        else if (rec) break;
       } else {
         bhttp::request_parser<bhttp::string_body> parser(std::move(head));
         parser.body_limit(body_limit);
@@ -356,7 +382,6 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         else req.body = std::move(parser.get().body());
       }
       if (too_large) {
-        if (!req.body_file.empty()) std::remove(req.body_file.c_str());
         // The rest of the body is unread: answer, then close.
         Response problem_answer = problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}},
                                       req.path, req.request_id);
@@ -366,13 +391,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       }
 
       Response res = dispatcher.handle(req);
-      if (!req.body_file.empty()) std::remove(req.body_file.c_str());
+      upload.drop();
       if (stopping) keep_alive = false;
       if (res.stream) {
         co_await write_stream(stream, res, *me);
         break;
       }
-      if (res.file) co_await write_file(stream, res, keep_alive);
+      if (res.file) keep_alive = co_await write_file(stream, res, keep_alive);
       else co_await write_simple(stream, res, keep_alive);
       if (!keep_alive) break;
     }
@@ -390,7 +415,12 @@ Server::Server(net::io_context& io, Dispatcher& dispatcher, engine::Engine& engi
   });
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  // Sessions cut short at exit end after main's objects are gone: they must
+  // not call back into them.
+  impl_->on_done = nullptr;
+  impl_->stopping = true;
+}
 
 void Server::set_limits(Limits limits) { impl_->limits = limits; }
 

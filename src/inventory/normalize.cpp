@@ -32,16 +32,16 @@ std::string link_id(const Json& link) {
   return link.value("from", "") + "--" + link.value("to", "");
 }
 
-std::vector<FieldError> normalize_site(Json& site, const std::string& base) {
+std::vector<FieldError> normalize_site(Json& site, const std::string&) {
   std::vector<FieldError> errs;
   if (!site.contains("labels")) site["labels"] = Json::object();
   if (!site.contains("controller")) site["controller"] = {{"driver", "sim"}};
   if (!site.contains("prices")) site["prices"] = Json::object();
   auto& prices = site["prices"];
+  if (!prices.is_object()) return errs;  // the schema has said what is wrong
   for (const char* f : {"cpu_core_hour", "memory_gib_hour"})
     if (!prices.contains(f)) prices[f] = 0.0;
   if (!prices.contains("accelerators")) prices["accelerators"] = Json::object();
-  (void)base;
   return errs;
 }
 
@@ -52,8 +52,10 @@ std::vector<FieldError> normalize_node(Json& node, const std::string& base) {
   quantity(node, "storage", QuantityUnit::gib, base, errs, false);
   if (!node.contains("storage")) node["storage"] = 0.0;
   if (!node.contains("accelerators")) node["accelerators"] = Json::array();
+  if (!node["accelerators"].is_array()) return errs;  // the schema has said what is wrong
   std::size_t i = 0;
   for (auto& a : node["accelerators"]) {
+    if (!a.is_object()) continue;
     std::string ab = fmt::format("{}/accelerators/{}", base, i++);
     quantity(a, "memory", QuantityUnit::gib, ab, errs, false);
   }

@@ -138,7 +138,7 @@ Result<engine::Change> Collection::prepare(Json body, const std::optional<std::s
 }
 
 Status Collection::check_precondition(const Object& current, std::optional<std::int64_t> if_match) const {
-  if (if_match && *if_match != current.resource_version)
+  if (if_match && *if_match != kAnyVersion && *if_match != current.resource_version)
     return fail(Error{ErrorKind::precondition_failed,
                       fmt::format("{} '{}' is at resourceVersion {}, not {}", rules_.title, current.id,
                                   current.resource_version, *if_match),
@@ -162,9 +162,13 @@ Result<Json> Collection::replace(const std::string& id, Json body, std::optional
   auto current = find(id);
   if (!current) return fail(current.error());
   // metadata.resourceVersion in the body is a precondition too.
-  if (auto m = body.find("metadata"); !if_match && m != body.end() && m->is_object() && m->contains("resourceVersion") &&
-                                      (*m)["resourceVersion"].is_string())
-    if_match = parse_version((*m)["resourceVersion"].get<std::string>());
+  if (auto m = body.find("metadata"); !if_match && m != body.end() && m->is_object() && m->contains("resourceVersion")) {
+    const Json& rv = (*m)["resourceVersion"];
+    if_match = rv.is_string() ? parse_version(rv.get<std::string>()) : std::nullopt;
+    if (!if_match)
+      return fail(Error::bad_request("metadata.resourceVersion must be a version from an earlier answer",
+                                     {{"/metadata/resourceVersion", "not a resourceVersion"}}));
+  }
   if (auto s = check_precondition(**current, if_match); !s) return fail(s.error());
   auto change = prepare(std::move(body), id);
   if (!change) return fail(change.error());

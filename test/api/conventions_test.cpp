@@ -2,6 +2,7 @@
 // daemon: problem+json errors, preconditions, idempotency, pagination,
 // selectors, YAML, limits.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <set>
 
 #include "support/daemon.hpp"
@@ -118,8 +119,10 @@ TEST_CASE("a creating POST with an Idempotency-Key is done once", "[api]") {
   REQUIRE(first.status == 201);
   auto again = admin.post("/v1/tokens", body, {{"Idempotency-Key", "k-1"}});
   CHECK(again.status == 201);
-  CHECK(again.body == first.body);  // the stored answer, same secret: no second token
+  CHECK(again.json()["metadata"]["id"] == first.json()["metadata"]["id"]);  // the stored answer: no second token
+  CHECK_FALSE(again.json().contains("secret"));  // shown once; the store keeps no secret
   CHECK(again.header("idempotent-replayed") == "true");
+  CHECK(test::read_file(d.data() + "/cpnd.db").find(first.json()["secret"].get<std::string>()) == std::string::npos);
   CHECK(admin.get("/v1/tokens").json()["items"].size() == 2);  // admin + ci
 
   Json other = {{"name", "other"}, {"role", "agent"}};
@@ -131,7 +134,7 @@ TEST_CASE("a creating POST with an Idempotency-Key is done once", "[api]") {
   d.restart();
   auto after = d.admin().post("/v1/tokens", body, {{"Idempotency-Key", "k-1"}});
   CHECK(after.status == 201);
-  CHECK(after.body == first.body);
+  CHECK(after.body == again.body);
 
   // a failed request stores nothing: the key can be used again once fixed
   auto op = d.as("operator");
@@ -223,4 +226,69 @@ TEST_CASE("the body, header and connection limits are enforced at the session", 
     test::RawConnection over(d.url());
     CHECK_THAT(over.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 503"));
   }
+}
+
+TEST_CASE("hostile requests get a 4xx and leave nothing behind", "[api]") {
+  test::Daemon d;
+  auto op = d.as("operator");
+  auto designer = d.as("designer");
+  std::string before = seq(d);
+
+  // bytes that are not UTF-8, in the path and the request id
+  auto bad_path = op.request("GET", "/v1/sites/%FF%FE");
+  CHECK(bad_path.status == 404);
+  CHECK(bad_path.header("content-type") == "application/problem+json");
+  auto bad_id = op.request("GET", "/v1/nowhere", "", {{"X-Request-Id", "abc\xff<3>forged"}});
+  CHECK(bad_id.status == 404);
+  CHECK(bad_id.header("x-request-id") == "abc3forged");
+  {
+    // a newline inside a header is not HTTP: 400, and no forged log line
+    test::RawConnection raw(d.url());
+    raw.send("GET /livez HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\n<3>forged\r\n\r\n");
+    CHECK_THAT(raw.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 400"));
+    test::RawConnection path(d.url());
+    path.send("GET /v1/x%0A%3C3%3Eforged HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_THAT(path.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 404"));
+    CHECK(d.stderr_text().find("\n<3>forged") == std::string::npos);
+  }
+  CHECK(op.request("POST", "/v1/sites", "id: \xff\xfe\ntier: edge\ncity: x\n", {{"Content-Type", "application/yaml"}})
+            .status == 400);
+
+  // nesting and string size are bounded before anything recurses on them
+  std::string deep = R"({"id":"x","tier":"edge","city":"x","labels":)" + std::string(100000, '[') + "]";
+  CHECK(op.request("POST", "/v1/sites", deep).status == 400);
+  auto long_id = op.post("/v1/sites", {{"id", std::string(500000, 'a')}, {"tier", "edge"}, {"city", "x"}});
+  CHECK(long_id.status == 400);
+  CHECK(long_id.json()["errors"][0]["pointer"] == "/id");
+
+  // a made-up method gets 405 and does not grow /metrics
+  test::RawConnection odd(d.url());
+  odd.send("FROB /v1/sites HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK_THAT(odd.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 405"));
+  CHECK(d.anonymous().get("/metrics").body.find("FROB") == std::string::npos);
+
+  // preconditions: * needs the object to exist; a bad resourceVersion in a body is refused
+  CHECK(designer.request("PUT", "/v1/files/new.bin", "data",
+                                 {{"If-Match", "*"}, {"Content-Type", "application/octet-stream"}})
+            .status == 412);
+  REQUIRE(op.post("/v1/sites", kSite).status == 201);
+  Json with_rv = kSite;
+  with_rv["metadata"] = {{"resourceVersion", "not-a-version"}};
+  auto rv = op.put("/v1/sites/edge-test", with_rv);
+  CHECK(rv.status == 400);
+  CHECK(rv.json()["errors"][0]["pointer"] == "/metadata/resourceVersion");
+  CHECK(std::stoll(seq(d)) == std::stoll(before) + 1);  // only the one site
+}
+
+TEST_CASE("an unauthenticated upload is refused before its body is read", "[api]") {
+  test::Daemon d;
+  test::RawConnection c(d.url());
+  c.send("PUT /v1/files/junk.bin HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+         "Content-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n");
+  std::string answer = c.read_until("\r\n\r\n", 3000);
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 401"));
+  CHECK(answer.find("100 Continue") == std::string::npos);
+  std::size_t temp_files = 0;
+  for ([[maybe_unused]] const auto& f : std::filesystem::directory_iterator(d.data() + "/blobs/tmp")) ++temp_files;
+  CHECK(temp_files == 0);
 }

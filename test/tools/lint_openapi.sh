@@ -7,7 +7,7 @@
 set -euo pipefail
 
 REDOCLY_VERSION=${REDOCLY_VERSION:-1.34.20}   # 1.34.21's respect-core dependency is not published
-cache=${CPN_NPM_CACHE:-$HOME/.cache/cpnd-npm}
+cache=${CPN_NPM_CACHE:-${HOME:-/root}/.cache/cpnd-npm}
 redocly=$cache/node_modules/.bin/redocly
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -56,6 +56,7 @@ class Files {
   Status remove(const std::string& name, std::optional<std::int64_t> if_match);
 
  private:
+  void drop_blob_if_unused(const std::string& digest);
   engine::Engine& engine_;
   std::string blob_dir_;
   resource::Collection files_;

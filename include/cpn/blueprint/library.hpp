@@ -23,7 +23,9 @@ class Library {
   // Only a draft changes; a published or retired version is immutable.
   Result<Json> replace(const std::string& name, const std::string& version, const Json& doc,
                        std::optional<std::int64_t> if_match);
-  Status remove(const std::string& name, const std::string& version, std::optional<std::int64_t> if_match);
+  // users as for retire: a version something still sells is not deleted.
+  Status remove(const std::string& name, const std::string& version, std::optional<std::int64_t> if_match,
+                const std::vector<std::string>& users);
   Result<Json> publish(const std::string& name, const std::string& version);
   // users: who still relies on the version ("offering/x"); refused if any.
   Result<Json> retire(const std::string& name, const std::string& version, const std::vector<std::string>& users);

@@ -4,6 +4,7 @@
 // YAML by Accept), ETag, metrics and the access log.
 #pragma once
 
+#include <optional>
 #include <set>
 
 #include "cpn/auth/tokens.hpp"
@@ -19,6 +20,10 @@ class Dispatcher {
       : router_(router), tokens_(tokens), engine_(engine), metrics_(metrics) {}
 
   Response handle(Request& request);
+  // Decided from the header alone, before any body is read: the answer
+  // (404, 405, 401, 403) when the request cannot go on. Bodies of
+  // unauthenticated clients are never read.
+  std::optional<Response> preflight(Request& request);
   // Whether this request's body should be streamed to a file (decided from
   // the header alone, before the body is read).
   bool streams_body(const std::string& method, const std::string& path) const;
@@ -26,6 +31,8 @@ class Dispatcher {
 
  private:
   Response dispatch(Request& request, const Route*& matched);
+  Response dispatch_head(Request& request, const Route*& matched);
+  Response dispatch_body(Request& request, const Route& route);
   Response idempotent(Request& request, const Route& route);
   Router& router_;
   auth::Tokens& tokens_;

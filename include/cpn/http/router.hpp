@@ -49,6 +49,7 @@ struct Route {
   bool streams_body = false;    // the body is written to a temp file as it arrives
   bool creates = false;         // a creating POST: Idempotency-Key applies
   bool yaml = true;             // the answer can be YAML (Accept)
+  std::vector<std::string> not_replayed;  // answer fields an Idempotency-Key replay leaves out
 };
 
 struct Match {

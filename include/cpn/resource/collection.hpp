@@ -85,6 +85,9 @@ class Collection {
   Rules rules_;
 };
 
+// If-Match: * — any version, as long as the object exists.
+inline constexpr std::int64_t kAnyVersion = -1;
+
 // Parses a resourceVersion given as "12" or an ETag "\"12\"" / W/"12".
 std::optional<std::int64_t> parse_version(std::string_view text);
 std::string etag(std::int64_t resource_version);
