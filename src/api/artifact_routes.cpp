@@ -122,7 +122,8 @@ void add_artifact_routes(http::Router& router, Services& s) {
                     std::string expected = req.header("x-content-sha256");
                     if (auto q = req.query_value("sha256")) expected = *q;
                     bool existed = files.collection().find(req.param("name")).has_value();
-                    auto r = files.store(req.param("name"), req.body_file, expected, req.header("content-type"), *m);
+                    auto r = files.store(req.param("name"), {req.body_file, req.body_sha256, req.body_size}, expected,
+                                         req.header("content-type"), *m);
                     if (!r) return error(r.error(), req);
                     Response res = json(*r, existed ? 200 : 201);
                     if (!existed) res.header("Location", "/v1/files/" + req.param("name"));

@@ -50,7 +50,7 @@ Files::Files(engine::Engine& engine, std::string blob_dir)
 
 std::string Files::temp_path() { return blob_dir_ + "/tmp/upload-" + random_hex(8); }
 
-Result<Json> Files::store(const std::string& name, const std::string& temp, const std::string& expected,
+Result<Json> Files::store(const std::string& name, const Received& received, const std::string& expected,
                           const std::string& content_type, std::optional<std::int64_t> if_match) {
   struct Cleanup {
     std::string path;
@@ -58,15 +58,17 @@ Result<Json> Files::store(const std::string& name, const std::string& temp, cons
       std::error_code ec;
       fs::remove(path, ec);
     }
-  } cleanup{temp};
+  } cleanup{received.path};
+  const std::string& temp = received.path;
   if (!valid_name(name))
     return fail(Error::invalid_field("/path/name", fmt::format("'{}' is not a file name (letters, digits, '.', '_', '-')", name)));
   const engine::Object* existing = engine_.find(kFile, name);
   if (if_match && (!existing || (*if_match != resource::kAnyVersion && existing->resource_version != *if_match)))
     return fail(Error{ErrorKind::precondition_failed, fmt::format("file '{}' is not at resourceVersion {}", name, *if_match), {}});
-  Sha256 hash;
-  std::uint64_t size = 0;
-  {
+  std::string digest = received.sha256;
+  std::uint64_t size = received.size;
+  if (digest.empty()) {  // not hashed on the way in: read it once
+    Sha256 hash;
     std::ifstream in(temp, std::ios::binary);
     std::vector<char> buf(1 << 16);
     while (in) {
@@ -77,8 +79,8 @@ Result<Json> Files::store(const std::string& name, const std::string& temp, cons
         size += static_cast<std::uint64_t>(n);
       }
     }
+    digest = hash.hex();
   }
-  std::string digest = hash.hex();
   if (!expected.empty() && expected != digest)
     return fail(Error::invalid_field("/header/X-Content-SHA256",
                                      fmt::format("body has sha256 {}, expected {}", digest, expected)));

@@ -220,21 +220,24 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       if (too_large) {
         // answered below without reading the body
       } else if (streamed) {
-        bhttp::request_parser<bhttp::file_body> parser(std::move(head));
+        bhttp::request_parser<HashingFileBody> parser(std::move(head));
         parser.body_limit(body_limit);  // chunked bodies are counted as they arrive
         req.body_file = temp_file();
         upload.path = req.body_file;
         beast::error_code fec;
-        parser.get().body().open(req.body_file.c_str(), beast::file_mode::write, fec);
+        parser.get().body().file.open(req.body_file.c_str(), beast::file_mode::write, fec);
         if (fec) {
           Response problem_answer = problem(Error::internal("cannot open a temporary file"), req.path, "");
           co_await write_simple(stream, problem_answer, false);
           break;
         }
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-        parser.get().body().close();
+        auto& received = parser.get().body();
+        received.file.close(fec);
         if (rec == bhttp::error::body_limit) too_large = true;
         else if (rec) break;
+        req.body_sha256 = received.hash->hex();
+        req.body_size = received.size;
       } else {
         bhttp::request_parser<bhttp::string_body> parser(std::move(head));
         parser.body_limit(body_limit);

@@ -4,14 +4,52 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/buffers_range.hpp>
+#include <boost/beast/core/file.hpp>
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/optional.hpp>
 
+#include "cpn/core/crypto.hpp"
 #include "cpn/http/message.hpp"
 
 namespace cpn::http {
+
+// A request body written to a file and hashed (SHA-256) as it arrives, so
+// a large upload is never read back on the one io thread.
+struct HashingFileBody {
+  struct value_type {
+    boost::beast::file file;
+    std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
+    std::uint64_t size = 0;
+  };
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+    void init(const boost::optional<std::uint64_t>&, boost::beast::error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, boost::beast::error_code& ec) {
+      std::size_t n = 0;
+      for (auto b : boost::beast::buffers_range_ref(buffers)) {
+        std::size_t written = body_.file.write(b.data(), b.size(), ec);
+        body_.hash->update(b.data(), written);
+        n += written;
+        if (ec) break;
+      }
+      body_.size += n;
+      return n;
+    }
+    void finish(boost::beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
 
 // Path (decoded segment by segment) and query of req.target.
 void parse_target(Request& req);

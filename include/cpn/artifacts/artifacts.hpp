@@ -32,6 +32,13 @@ class Images {
   resource::Collection images_;
 };
 
+// A body already on disk; sha256 empty when it was not hashed on the way in.
+struct Received {
+  std::string path;
+  std::string sha256;
+  std::uint64_t size = 0;
+};
+
 struct FileInfo {
   std::string path;  // blob on disk
   std::string sha256;
@@ -49,7 +56,7 @@ class Files {
   // Takes a fully received temp file: hashes it, checks the expected
   // sha256 (if any), moves it to its content address (fsynced) and records
   // the file. The temp file is gone afterwards whatever happens.
-  Result<Json> store(const std::string& name, const std::string& temp_path, const std::string& expected_sha256,
+  Result<Json> store(const std::string& name, const Received& body, const std::string& expected_sha256,
                      const std::string& content_type, std::optional<std::int64_t> if_match);
   Result<FileInfo> open(const std::string& name) const;
   // Refused while an image variant names the file.

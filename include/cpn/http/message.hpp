@@ -22,7 +22,9 @@ struct Request {
   std::map<std::string, std::string> params;   // from the route template
   std::string body;
   Json document;          // the body parsed (JSON or YAML), when the route takes one
-  std::string body_file;  // streamed uploads: the temp file holding the body
+  std::string body_file;  // streamed uploads: the temp file holding the body,
+  std::string body_sha256;  // hashed as it arrived,
+  std::uint64_t body_size = 0;  // and its length
   std::string request_id;
   std::optional<auth::Principal> principal;
 
