@@ -116,6 +116,15 @@ void add_event_routes(http::Router& router, Services& s) {
                                                            {{"/query/limit", "not an integer from 1 to 5000"}}),
                                         req);
                        }
+                       // Like a Kubernetes watch from a compacted resourceVersion: 410, start over.
+                       std::int64_t first = s.engine.store().first_seq();
+                       if (since + 1 < first)
+                         return error(Error{ErrorKind::gone,
+                                            fmt::format("events up to {} were compacted; read the objects, then "
+                                                        "watch from their resourceVersion",
+                                                        first - 1),
+                                            {{"/query/since", fmt::format("older than {}", first - 1)}}},
+                                      req);
                        std::string kind = req.query_value("kind").value_or("");
                        if (req.query_value("watch").value_or("") == "true") {
                          Response r;

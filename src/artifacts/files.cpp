@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,14 @@ Files::Files(engine::Engine& engine, std::string blob_dir)
   fs::create_directories(blob_dir_ + "/sha256");
   // Bodies that were arriving when cpnd stopped were never acknowledged.
   for (const auto& entry : fs::directory_iterator(blob_dir_ + "/tmp")) fs::remove(entry.path());
+  // A crash between storing a blob and committing its file (or between a
+  // delete's commit and the blob's removal) leaves a blob nothing names.
+  std::set<std::string> named;
+  for (const engine::Object* f : engine_.list(kFile)) named.insert(f->body.value("sha256", ""));
+  for (const auto& shard : fs::directory_iterator(blob_dir_ + "/sha256"))
+    if (shard.is_directory())
+      for (const auto& blob : fs::directory_iterator(shard.path()))
+        if (!named.count(blob.path().filename().string())) fs::remove(blob.path());
 }
 
 std::string Files::temp_path() { return blob_dir_ + "/tmp/upload-" + random_hex(8); }

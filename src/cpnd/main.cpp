@@ -166,10 +166,13 @@ int main(int argc, char** argv) {
     pet();
   }
 
-  // Idempotency keys are kept for a day (as Stripe does), then forgotten.
+  // Idempotency keys are kept for a day (as Stripe does), then forgotten;
+  // the event log keeps its newest events.retain entries.
   net::steady_timer idem_expiry(io);
   std::function<void()> expire_keys = [&] {
     engine.store().expire_idempotency(format_time(clock.now() - std::chrono::hours(24)));
+    if (auto gone = engine.store().compact_events(cfg->events_retained); gone > 0)
+      log::notice("event log compacted: {} events older than the newest {} removed", gone, cfg->events_retained);
     idem_expiry.expires_after(std::chrono::hours(1));
     idem_expiry.async_wait([&](boost::system::error_code e) {
       if (!e) expire_keys();

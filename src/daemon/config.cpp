@@ -39,6 +39,7 @@ void apply_file(Config& c, const Json& j) {
           std::chrono::milliseconds(std::llround((*h)["request_timeout_s"].get<double>() * 1000));
   }
   if (auto f = j.find("files"); f != j.end() && f->contains("max_bytes")) c.limits.max_file_bytes = (*f)["max_bytes"];
+  if (auto e = j.find("events"); e != j.end() && e->contains("retain")) c.events_retained = (*e)["retain"];
 }
 
 template <typename T>
@@ -71,7 +72,8 @@ Json Config::to_json() const {
             {"max_connections", limits.max_connections},
             {"idle_timeout_s", limits.idle_timeout.count() / 1000.0},
             {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
-          {"files", {{"max_bytes", limits.max_file_bytes}}}};
+          {"files", {{"max_bytes", limits.max_file_bytes}}},
+          {"events", {{"retain", events_retained}}}};
 }
 
 std::map<std::string, std::string> environment() {

@@ -16,6 +16,7 @@ const char* slug(ErrorKind k) {
     case ErrorKind::unsupported_media_type: return "unsupported-media-type";
     case ErrorKind::unprocessable: return "validation";
     case ErrorKind::range_not_satisfiable: return "range-not-satisfiable";
+    case ErrorKind::gone: return "gone";
     case ErrorKind::unavailable: return "unavailable";
     case ErrorKind::internal: return "internal";
   }
@@ -35,6 +36,7 @@ const char* title(ErrorKind k) {
     case ErrorKind::unsupported_media_type: return "Unsupported media type";
     case ErrorKind::unprocessable: return "Validation failed";
     case ErrorKind::range_not_satisfiable: return "Range not satisfiable";
+    case ErrorKind::gone: return "Gone";
     case ErrorKind::unavailable: return "Service unavailable";
     case ErrorKind::internal: return "Internal error";
   }
@@ -55,6 +57,7 @@ int status_of(ErrorKind k) {
     case ErrorKind::payload_too_large: return 413;
     case ErrorKind::unsupported_media_type: return 415;
     case ErrorKind::range_not_satisfiable: return 416;
+    case ErrorKind::gone: return 410;
     case ErrorKind::unprocessable: return 422;
     case ErrorKind::unavailable: return 503;
     case ErrorKind::internal: return 500;

@@ -184,6 +184,20 @@ void Store::save_idempotency(const IdempotencyRecord& record) { impl_->bind_idem
 
 void Store::expire_idempotency(const std::string& before) { impl_->expire_idem->bind(1, before).run(); }
 
+std::int64_t Store::compact_events(std::int64_t keep) {
+  std::int64_t last = last_seq();
+  if (last - keep <= 0) return 0;
+  sql::Statement del(impl_->db, "DELETE FROM events WHERE seq <= ?1");
+  del.bind(1, last - keep).run();
+  return sqlite3_changes(impl_->db);
+}
+
+std::int64_t Store::first_seq() {
+  sql::Statement q(impl_->db, "SELECT MIN(seq) FROM events");
+  q.step();
+  return q.is_null(0) ? last_seq() + 1 : q.int64(0);
+}
+
 void Store::checkpoint() { sqlite3_wal_checkpoint_v2(impl_->db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr); }
 
 const Timings& Store::timings() const { return impl_->timings; }

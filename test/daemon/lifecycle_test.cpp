@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <set>
+#include <filesystem>
 #include <thread>
 
 #include "support/daemon.hpp"
@@ -151,4 +152,41 @@ TEST_CASE("logs carry a journald priority and the request id, never a secret", "
   CHECK_THAT(log, Catch::Contains("<5>cpnd"));
   CHECK(log.find(d.admin_token()) == std::string::npos);
   CHECK(log.find(secret) == std::string::npos);
+}
+
+TEST_CASE("the event log keeps its newest events; a watch from before them gets 410", "[daemon]") {
+  std::string dir = test::make_temp_dir("cpnd-retain");
+  test::write_file(dir + "/cpnd.yaml", "events: {retain: 100}\n");
+  test::Daemon d({.args = {"--config", dir + "/cpnd.yaml"}});
+  auto op = d.as("operator");
+  for (int i = 0; i < 150; ++i)
+    REQUIRE(op.post("/v1/sites", {{"id", "s" + std::to_string(i)}, {"tier", "edge"}, {"city", "Foshan"}}).status == 201);
+  d.restart();  // compaction runs at start, then hourly
+  auto admin = d.admin();
+  std::int64_t last = std::stoll(d.anonymous().get("/readyz").json()["resourceVersion"].get<std::string>());
+  auto old = admin.get("/v1/events?since=0");
+  CHECK(old.status == 410);
+  CHECK(old.json()["errors"][0]["pointer"] == "/query/since");
+  auto recent = admin.get("/v1/events?since=" + std::to_string(last - 50));
+  REQUIRE(recent.status == 200);
+  CHECK(recent.json()["items"].size() == 50);
+  CHECK(admin.get("/v1/sites?limit=1000").json()["items"].size() == 150);  // objects are never compacted
+  CHECK_THAT(d.stderr_text(), Catch::Contains("event log compacted"));
+}
+
+TEST_CASE("blobs that no file names are removed at start", "[daemon]") {
+  test::Daemon d;
+  auto des = d.as("designer");
+  std::string path = d.data() + "/kept.bin";
+  test::write_file(path, "kept content");
+  REQUIRE(des.put_file("/v1/files/kept.bin", path).status == 201);
+  std::string digest = des.get("/v1/files").json()["items"][0]["sha256"];
+  std::string orphan_dir = d.data() + "/blobs/sha256/ee";
+  std::filesystem::create_directories(orphan_dir);
+  std::string orphan = orphan_dir + "/" + std::string(64, 'e');
+  test::write_file(orphan, "left by a crash");
+  d.restart();
+  CHECK_FALSE(std::filesystem::exists(orphan));
+  CHECK(std::filesystem::exists(d.data() + "/blobs/sha256/" + digest.substr(0, 2) + "/" + digest));
+  CHECK(d.as("designer").get("/v1/files/kept.bin").body == "kept content");
 }

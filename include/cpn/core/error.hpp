@@ -22,6 +22,7 @@ enum class ErrorKind {
   unsupported_media_type, // 415
   unprocessable,          // 422: well-formed but invalid
   range_not_satisfiable,  // 416
+  gone,                   // 410: events compacted away
   unavailable,            // 503
   internal,               // 500
 };

@@ -18,6 +18,7 @@ struct Config {
   bool dev = false;
   std::string log_level = "info";
   std::string topology;  // imported at start when set
+  std::int64_t events_retained = 1'000'000;  // the event log keeps the newest this many
   http::Limits limits;
 
   std::string host() const;

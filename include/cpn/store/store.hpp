@@ -84,6 +84,10 @@ class Store {
                                     const std::optional<IdempotencyRecord>& idem = std::nullopt);
 
   std::vector<Event> events_since(std::int64_t since, std::size_t limit);
+  // Deletes all but the newest `keep` events; returns how many went.
+  std::int64_t compact_events(std::int64_t keep);
+  // The oldest sequence number still in the log (last_seq + 1 when empty).
+  std::int64_t first_seq();
   std::optional<IdempotencyRecord> find_idempotency(const std::string& principal, const std::string& key);
   // Records (or completes) a stored answer outside of a change.
   void save_idempotency(const IdempotencyRecord& record);
