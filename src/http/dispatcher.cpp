@@ -203,8 +203,14 @@ Response Dispatcher::idempotent(Request& req, const Route& route) {
                      req.path, req.request_id);
     Response r;
     r.status = rec->status;
-    r.content_type = rec->content_type;
-    r.body = rec->body;
+    if (rec->content_type == "application/json") {
+      r.json = Json::parse(rec->body, nullptr, false);  // served like a fresh answer: Accept, ETag
+      if (r.json->is_discarded()) r.json.reset();
+    }
+    if (!r.json) {
+      r.content_type = rec->content_type;
+      r.body = rec->body;
+    }
     if (!rec->location.empty()) r.header("Location", rec->location);
     r.header("Idempotent-Replayed", "true");
     return r;

@@ -122,6 +122,10 @@ TEST_CASE("a creating POST with an Idempotency-Key is done once", "[api]") {
   CHECK(again.json()["metadata"]["id"] == first.json()["metadata"]["id"]);  // the stored answer: no second token
   CHECK_FALSE(again.json().contains("secret"));  // shown once; the store keeps no secret
   CHECK(again.header("idempotent-replayed") == "true");
+  auto as_yaml = admin.post("/v1/tokens", body, {{"Idempotency-Key", "k-1"}, {"Accept", "application/yaml"}});
+  CHECK(as_yaml.header("content-type") == "application/yaml");
+  CHECK(as_yaml.header("etag") == again.header("etag"));
+  CHECK_FALSE(again.header("etag").empty());
   CHECK(test::read_file(d.data() + "/cpnd.db").find(first.json()["secret"].get<std::string>()) == std::string::npos);
   CHECK(admin.get("/v1/tokens").json()["items"].size() == 2);  // admin + ci
 
