@@ -1,8 +1,11 @@
 #include <catch2/catch.hpp>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "cpn/core/crypto.hpp"
 #include "support/daemon.hpp"
+#include "support/raw.hpp"
 
 using namespace cpn;
 
@@ -99,4 +102,25 @@ TEST_CASE("images list, read and resolve through the API", "[api][artifacts]") {
   CHECK(none.status == 422);
   CHECK(none.json()["errors"].size() == 3);
   CHECK(des.get("/v1/images/face-detect/2.3.0/resolve").status == 400);
+}
+
+TEST_CASE("chunked uploads are hashed as they arrive and counted against the limit", "[api][artifacts]") {
+  test::Daemon d({.env = {{"CPND_FILES_MAX_BYTES", "1000"}}});
+  std::string token = d.token("designer");
+  auto chunked = [&](const std::string& name, const std::vector<std::string>& chunks) {
+    test::RawConnection c(d.url());
+    std::string req = "PUT /v1/files/" + name + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
+                      "\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (const auto& ch : chunks) req += fmt::format("{:x}\r\n{}\r\n", ch.size(), ch);
+    req += "0\r\n\r\n";
+    c.send(req);
+    return c.read_until("\r\n\r\n", 3000);
+  };
+  std::string a(400, 'a'), b(300, 'b');
+  CHECK_THAT(chunked("small.txt", {a, b}), Catch::StartsWith("HTTP/1.1 201"));
+  auto info = d.as("designer").get("/v1/files").json()["items"][0];
+  CHECK(info["sha256"] == sha256_hex(a + b));
+  CHECK(info["size"] == 700);
+  CHECK_THAT(chunked("big.txt", {a, a, a}), Catch::StartsWith("HTTP/1.1 413"));
+  CHECK(d.as("designer").get("/v1/files/big.txt").status == 404);
 }
