@@ -204,8 +204,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       stream.expires_after(limits.request_timeout);
       if (auto refused = dispatcher.preflight(req)) {
         // Not found, not allowed or not authenticated: answered before any
-        // body is read, then the unread body is drained and the connection closed.
-        co_await write_simple(stream, *refused, false);
+        // body is read. A request without a body keeps its connection; an
+        // unread body is drained and the connection closed.
+        bool has_body = head.chunked() || head.content_length().value_or(0) > 0;
+        bool keep = keep_alive && !has_body && !stopping;
+        co_await write_simple(stream, *refused, keep);
+        if (keep) continue;
         co_await linger(stream);
         break;
       }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/daemon.hpp"
+#include "support/raw.hpp"
 
 using namespace cpn;
 
@@ -131,4 +132,13 @@ TEST_CASE("the admin token comes from CPND_ADMIN_TOKEN, else is generated once w
     CHECK(out.find(d.admin_token()) == out.rfind(d.admin_token()));
     CHECK(d.admin().get("/v1/tokens").status == 200);
   }
+}
+
+TEST_CASE("a refused request without a body keeps its keep-alive connection", "[api][auth]") {
+  test::Daemon d;
+  test::RawConnection c(d.url());
+  c.send("GET /v1/nodes HTTP/1.1\r\nHost: x\r\n\r\nGET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string both = c.read_until("\"ok\"", 3000);
+  CHECK_THAT(both, Catch::StartsWith("HTTP/1.1 401"));
+  CHECK_THAT(both, Catch::Contains("HTTP/1.1 200"));
 }
