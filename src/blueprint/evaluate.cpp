@@ -23,9 +23,23 @@ Json figure(const expr::Expression& e, const expr::Value& v) { return {{"value",
 
 }  // namespace
 
-Result<std::map<std::string, expr::Value>> Blueprint::bind(const Json& parameters, const std::string& base) const {
+std::vector<std::string> Blueprint::missing_required(const Json& parameters) const {
+  std::vector<std::string> out;
+  const Json decls = document_.value("parameters", Json::object());
+  for (const auto& [name, decl] : decls.items())
+    if (decl.value("required", false) && !decl.contains("default") &&
+        !(parameters.is_object() && parameters.contains(name)))
+      out.push_back(name);
+  return out;
+}
+
+Result<std::map<std::string, expr::Value>> Blueprint::bind(const Json& parameters, const std::string& base,
+                                                          Mode mode) const {
   std::vector<FieldError> errs;
   if (!parameters.is_object()) return fail(Error::invalid_field(base, "parameters must be an object"));
+  if (mode == Mode::order)
+    for (const auto& name : missing_required(parameters))
+      errs.push_back({base + "/" + pointer_token(name), "required by this blueprint"});
   const Json decls = document_.value("parameters", Json::object());
   for (const auto& [name, v] : parameters.items())
     if (!decls.contains(name)) errs.push_back({base + "/" + pointer_token(name), "unknown parameter"});
@@ -44,7 +58,8 @@ Result<std::map<std::string, expr::Value>> Blueprint::bind(const Json& parameter
     std::string ptr = base + "/" + pointer_token(name);
     Json v = parameters.contains(name) ? parameters[name] : decl.value("default", Json());
     if (v.is_null()) {
-      if (read.count(name)) errs.push_back({ptr, "required: the demand model uses it and it has no default"});
+      bool said = std::any_of(errs.begin(), errs.end(), [&](const FieldError& e) { return e.pointer == ptr; });
+      if (read.count(name) && !said) errs.push_back({ptr, "required: the demand model uses it and it has no default"});
       continue;
     }
     std::string type = decl.value("type", "number");
@@ -86,7 +101,7 @@ Result<std::map<std::string, expr::Value>> Blueprint::bind(const Json& parameter
 }
 
 Result<Json> Blueprint::evaluate(const Json& parameters) const {
-  auto bound = bind(parameters, "/parameters");
+  auto bound = bind(parameters, "/parameters", Mode::trial);
   if (!bound) return fail(bound.error());
   auto values = derived_.evaluate(*bound);
   if (!values) return fail(values.error());
@@ -97,6 +112,7 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
   for (const auto& [name, v] : *bound) params[name] = to_json(v);
   for (const auto& [name, e] : derived_.ordered()) derived[name] = figure(e, values->at(name));
   out["parameters"] = params;
+  out["missing_required"] = missing_required(parameters);  // an order would have to give these
   out["derived"] = derived;
 
   Json comps = Json::array();

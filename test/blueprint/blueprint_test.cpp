@@ -108,8 +108,20 @@ TEST_CASE("evaluating a blueprint shows each figure with its expression", "[blue
 }
 
 TEST_CASE("order parameters are checked against their declarations", "[blueprint]") {
-  auto bp = blueprint::Blueprint::compile(small(), context());
+  Json doc = small();
+  doc["parameters"]["location"] = {{"type", "string"}, {"required", true}};
+  auto bp = blueprint::Blueprint::compile(doc, context());
   REQUIRE(bp);
+  // an order must give what the blueprint requires; a trial lists it
+  auto order = bp->bind(Json::object(), "/parameters");
+  REQUIRE_FALSE(order);
+  CHECK(pointers(order.error()) == std::vector<std::string>{"/parameters/location"});
+  CHECK(bp->bind(Json::object(), "/parameters", blueprint::Blueprint::Mode::trial));
+  auto trial = bp->evaluate(Json::object());
+  REQUIRE(trial);
+  CHECK((*trial)["missing_required"] == Json{"location"});
+  CHECK((*bp->evaluate({{"location", "cams-sz-nanshan"}}))["missing_required"].empty());
+
   auto r = bp->evaluate({{"streams", 0}, {"resolution", "8k"}, {"colour", "red"}});
   REQUIRE_FALSE(r);
   CHECK_THAT(pointers(r.error()), UnorderedEquals(std::vector<std::string>{"/parameters/streams", "/parameters/resolution",

@@ -66,11 +66,18 @@ class Blueprint {
   const std::vector<Connection>& connections() const { return connections_; }
 
   // Checks parameters against their declarations (type, range, enum),
-  // fills defaults; pointers under base ("/parameters/streams").
-  Result<std::map<std::string, expr::Value>> bind(const Json& parameters, const std::string& base) const;
+  // fills defaults; pointers under base ("/parameters/streams"). An order
+  // binds strictly: a parameter declared `required` must be given. Trying a
+  // blueprint does not: what is missing is listed instead.
+  enum class Mode { order, trial };
+  Result<std::map<std::string, expr::Value>> bind(const Json& parameters, const std::string& base,
+                                                  Mode mode = Mode::order) const;
+  // Declared `required`, without a default, and not in parameters.
+  std::vector<std::string> missing_required(const Json& parameters) const;
 
   // Every derived value and each component's demand, bandwidth and
-  // latency budget, with the expression that produced it.
+  // latency budget, with the expression that produced it (a trial: see
+  // `missing_required` in the answer).
   Result<Json> evaluate(const Json& parameters) const;
 
  private:
