@@ -90,6 +90,15 @@ int main(int argc, char** argv) {
   mktoken->add_option("--role", role)->required();
   mktoken->add_option("--tenant", tenant);
   auto* health = app.add_subcommand("health", "livez and readyz");
+  std::vector<std::string> params;
+  auto* evaluate = app.add_subcommand("evaluate", "what an order of a blueprint would need (demand, bandwidth, latency)");
+  evaluate->add_option("blueprint", id, "NAME/VERSION")->required();
+  evaluate->add_option("-p,--param", params, "parameter NAME=VALUE (numbers and true/false are typed)");
+  std::string action;
+  auto* lifecycle = app.add_subcommand("lifecycle", "publish, suspend or retire an offering or a blueprint version");
+  lifecycle->add_option("action", action, "publish | suspend | retire")->required();
+  lifecycle->add_option("what", what, "offerings | blueprints")->required();
+  lifecycle->add_option("id", id, "offering name, or blueprint NAME/VERSION")->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -132,6 +141,34 @@ int main(int argc, char** argv) {
     if (*resolve) return print(http.get("/v1/images/" + id + "/resolve?node=" + node), yaml);
     if (*mktoken)
       return print(http.post("/v1/tokens", {{"name", name}, {"role", role}, {"tenant", tenant}}), yaml);
+    if (*evaluate) {
+      Json p = Json::object();
+      for (const auto& kv : params) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos) throw std::runtime_error("--param takes NAME=VALUE, not '" + kv + "'");
+        std::string v = kv.substr(eq + 1);
+        Json typed = Json::parse(v, nullptr, false);  // 12, 2.5, true stay typed; anything else is a string
+        p[kv.substr(0, eq)] = typed.is_discarded() || typed.is_object() || typed.is_array() ? Json(v) : typed;
+      }
+      auto slash = id.find('/');
+      if (slash == std::string::npos) throw std::runtime_error("evaluate takes NAME/VERSION");
+      return print(http.post("/v1/blueprints/" + id.substr(0, slash) + "/versions/" + id.substr(slash + 1) + "/evaluate",
+                             {{"parameters", p}}, accept),
+                   false);
+    }
+    if (*lifecycle) {
+      std::string target;
+      if (what == "offerings") {
+        target = "/v1/offerings/" + id + "/" + action;
+      } else if (what == "blueprints") {
+        auto slash = id.find('/');
+        if (slash == std::string::npos) throw std::runtime_error("a blueprint is NAME/VERSION");
+        target = "/v1/blueprints/" + id.substr(0, slash) + "/versions/" + id.substr(slash + 1) + "/" + action;
+      } else {
+        throw std::runtime_error("lifecycle applies to offerings or blueprints, not '" + what + "'");
+      }
+      return print(http.request("POST", target), yaml);
+    }
     if (*health) {
       int rc = print(http.get("/livez"), false);
       return print(http.get("/readyz"), false) | rc;

@@ -53,3 +53,25 @@ TEST_CASE("cpnctl reads and changes the inventory through the API", "[cpnctl]") 
   auto missing = cpnctl(d, op, "apply -f /nonexistent.yaml");
   CHECK(missing.status == 2);
 }
+
+TEST_CASE("cpnctl evaluates blueprints and moves offerings through their lifecycle", "[cpnctl]") {
+  test::Daemon d({.dev = true});
+  std::string op = d.token("operator");
+  auto eval = cpnctl(d, op, "evaluate face-verification/1.0.0 -p streams=100 -p resolution=4k -p liveness=false");
+  REQUIRE(eval.status == 0);
+  Json e = Json::parse(eval.text);
+  CHECK(e["parameters"]["streams"] == 100);
+  CHECK(e["parameters"]["resolution"] == "4k");
+  CHECK(e["parameters"]["liveness"] == false);
+  CHECK(e["missing_required"] == Json{"location"});
+  auto bad = cpnctl(d, op, "evaluate face-verification/1.0.0 -p streams=0");
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.text, Catch::Contains("/parameters/streams"));
+
+  auto suspend = cpnctl(d, op, "lifecycle suspend offerings face-gate-standard");
+  REQUIRE(suspend.status == 0);
+  CHECK(Json::parse(suspend.text)["status"]["state"] == "suspended");
+  auto refused = cpnctl(d, op, "lifecycle retire blueprints face-verification/1.0.0");
+  CHECK(refused.status == 1);
+  CHECK_THAT(refused.text, Catch::Contains("offering/face-gate-standard"));
+}
