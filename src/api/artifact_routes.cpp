@@ -46,18 +46,13 @@ void add_artifact_routes(http::Router& router, Services& s) {
   auto& imgs = s.images;
   auto& files = s.files;
 
-  http::Route list{"GET", "/v1/images", read,
-                   [&images](Request& req) {
-                     auto o = list_options(req);
-                     if (!o) return error(o.error(), req);
-                     if (auto name = req.query_value("name"))
-                       o->filter = [n = *name](const engine::Object& obj) { return obj.body.value("name", "") == n; };
-                     return list_answer(images.list(*o), req);
-                   },
-                   "listImages", "List images (every version)", "artifacts"};
-  list.query = list_query();
-  list.query.push_back({"name", "string", "Only the versions of this image."});
-  router.add(std::move(list));
+  router.add(list_route(
+      "/v1/images", read, images, "listImages", "List images (every version)", "artifacts",
+      [](const engine::Object& obj, const Request& req) {
+        auto name = req.query_value("name");
+        return !name || obj.body.value("name", "") == *name;
+      },
+      {{"name", "string", "Only the versions of this image."}}));
 
   http::Route create{"POST", "/v1/images", write,
                      [&images](Request& req) {
@@ -105,15 +100,8 @@ void add_artifact_routes(http::Router& router, Services& s) {
   resolve.query = {{"node", "string", "Id of the node to run on (required)."}};
   router.add(std::move(resolve));
 
-  http::Route flist{"GET", "/v1/files", read,
-                    [&files](Request& req) {
-                      auto o = list_options(req);
-                      if (!o) return error(o.error(), req);
-                      return list_answer(files.collection().list(*o), req);
-                    },
-                    "listFiles", "List stored files with their size and sha256", "artifacts"};
-  flist.query = list_query();
-  router.add(std::move(flist));
+  router.add(list_route("/v1/files", read, files.collection(), "listFiles",
+                        "List stored files with their size and sha256", "artifacts"));
 
   http::Route put{"PUT", "/v1/files/{name}", write,
                   [&files](Request& req) {

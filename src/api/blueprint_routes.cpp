@@ -25,20 +25,13 @@ void add_blueprint_routes(http::Router& router, Services& s) {
            j["metadata"]["version"].get<std::string>();
   };
 
-  http::Route list{"GET", "/v1/blueprints", read,
-                   [&lib](Request& req) {
-                     auto o = list_options(req);
-                     if (!o) return error(o.error(), req);
-                     if (auto name = req.query_value("name"))
-                       o->filter = [n = *name](const engine::Object& b) {
-                         return b.body.value("/metadata/name"_json_pointer, "") == n;
-                       };
-                     return list_answer(lib.blueprints().list(*o), req);
-                   },
-                   "listBlueprints", "List blueprint versions", "blueprints"};
-  list.query = list_query();
-  list.query.push_back({"name", "string", "Only the versions of this blueprint."});
-  router.add(std::move(list));
+  router.add(list_route(
+      "/v1/blueprints", read, lib.blueprints(), "listBlueprints", "List blueprint versions", "blueprints",
+      [](const engine::Object& b, const Request& req) {
+        auto name = req.query_value("name");
+        return !name || b.body.value("/metadata/name"_json_pointer, "") == *name;
+      },
+      {{"name", "string", "Only the versions of this blueprint."}}));
 
   http::Route create{"POST", "/v1/blueprints", write,
                      [&lib, version_path](Request& req) {
@@ -103,15 +96,8 @@ void add_blueprint_routes(http::Router& router, Services& s) {
   router.add(std::move(diff));
 
   // Component templates: immutable versions.
-  http::Route tlist{"GET", "/v1/component-templates", read,
-                    [&lib](Request& req) {
-                      auto o = list_options(req);
-                      if (!o) return error(o.error(), req);
-                      return list_answer(lib.templates().list(*o), req);
-                    },
-                    "listComponentTemplates", "List component templates", "blueprints"};
-  tlist.query = list_query();
-  router.add(std::move(tlist));
+  router.add(list_route("/v1/component-templates", read, lib.templates(), "listComponentTemplates",
+                        "List component templates", "blueprints"));
   http::Route tcreate{"POST", "/v1/component-templates", write,
                       [&lib](Request& req) {
                         auto r = lib.create_template(req.document);

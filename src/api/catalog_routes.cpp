@@ -18,21 +18,14 @@ void add_catalog_routes(http::Router& router, Services& s) {
   const std::vector<std::string> write = {"operator"};
   auto& cat = s.catalog;
 
-  http::Route list{"GET", "/v1/offerings", read,
-                   [&cat](Request& req) {
-                     auto o = list_options(req);
-                     if (!o) return error(o.error(), req);
-                     auto state = req.query_value("state");
-                     o->filter = [&req, state](const engine::Object& obj) {
-                       return visible(obj, req) &&
-                              (!state || obj.body.value("/status/state"_json_pointer, "") == *state);
-                     };
-                     return list_answer(cat.offerings().list(*o), req);
-                   },
-                   "listOfferings", "The catalogue (customers see published offerings only)", "catalog"};
-  list.query = list_query();
-  list.query.push_back({"state", "string", "Only offerings in this state (draft, published, suspended, retired)."});
-  router.add(std::move(list));
+  router.add(list_route(
+      "/v1/offerings", read, cat.offerings(), "listOfferings", "The catalogue (customers see published offerings only)",
+      "catalog",
+      [](const engine::Object& obj, const Request& req) {
+        auto state = req.query_value("state");
+        return visible(obj, req) && (!state || obj.body.value("/status/state"_json_pointer, "") == *state);
+      },
+      {{"state", "string", "Only offerings in this state (draft, published, suspended, retired)."}}));
 
   http::Route create{"POST", "/v1/offerings", write,
                      [&cat](Request& req) {

@@ -26,27 +26,31 @@ Response list_answer(const Result<resource::Page>& page, const Request& req) {
   return json(std::move(out));
 }
 
+Route list_route(std::string path, std::vector<std::string> roles, const resource::Collection& collection,
+                 std::string operation_id, std::string summary, std::string tag, ListFilter filter,
+                 std::vector<http::QueryParam> extra_query) {
+  Route list{"GET", std::move(path), std::move(roles),
+             [&collection, filter](Request& req) {
+               auto o = list_options(req);
+               if (!o) return error(o.error(), req);
+               if (filter) o->filter = [&req, filter](const engine::Object& obj) { return filter(obj, req); };
+               return list_answer(collection.list(*o), req);
+             },
+             std::move(operation_id), std::move(summary), std::move(tag)};
+  list.query = list_query();
+  list.query.insert(list.query.end(), extra_query.begin(), extra_query.end());
+  return list;
+}
+
 void add_collection_routes(http::Router& router, resource::Collection& c, const CollectionRoutes& spec,
-                           std::function<bool(const engine::Object&, const Request&)> filter,
-                           std::vector<http::QueryParam> extra_query) {
+                           ListFilter filter, std::vector<http::QueryParam> extra_query) {
   std::string item = spec.base + "/{id}";
   auto cap = [](std::string s) {
     if (!s.empty()) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
     return s;
   };
-  auto query = list_query();
-  query.insert(query.end(), extra_query.begin(), extra_query.end());
-
-  Route list{"GET", spec.base, spec.read_roles,
-             [&c, filter](Request& req) {
-               auto o = list_options(req);
-               if (!o) return error(o.error(), req);
-               if (filter) o->filter = [&req, filter](const engine::Object& obj) { return filter(obj, req); };
-               return list_answer(c.list(*o), req);
-             },
-             "list" + cap(spec.plural), "List " + spec.plural, spec.tag};
-  list.query = query;
-  router.add(std::move(list));
+  router.add(list_route(spec.base, spec.read_roles, c, "list" + cap(spec.plural), "List " + spec.plural, spec.tag,
+                        filter, std::move(extra_query)));
 
   Route create{"POST", spec.base, spec.write_roles,
                [&c, base = spec.base](Request& req) {

@@ -58,6 +58,15 @@ inline std::vector<http::QueryParam> list_query() {
 
 Response list_answer(const Result<resource::Page>& page, const Request& req);
 
+// What a list keeps beyond the shared options (a query parameter, a role's view).
+using ListFilter = std::function<bool(const engine::Object&, const Request&)>;
+
+// GET of a collection with the shared options (limit, continue,
+// labelSelector) and a filter of its own, described by extra_query.
+Route list_route(std::string path, std::vector<std::string> roles, const resource::Collection& collection,
+                 std::string operation_id, std::string summary, std::string tag, ListFilter filter = nullptr,
+                 std::vector<http::QueryParam> extra_query = {});
+
 // The six standard routes of a collection (list, create, get, replace,
 // patch, delete) under base ("/v1/nodes") with parameter "{id}".
 struct CollectionRoutes {
@@ -70,7 +79,7 @@ struct CollectionRoutes {
   std::vector<std::string> write_roles;
 };
 void add_collection_routes(http::Router& router, resource::Collection& collection, const CollectionRoutes& spec,
-                           std::function<bool(const engine::Object&, const Request&)> filter = nullptr,
+                           ListFilter filter = nullptr,
                            std::vector<http::QueryParam> extra_query = {});
 
 }  // namespace cpn::api

@@ -7,15 +7,8 @@ namespace cpn::api {
 void add_token_routes(http::Router& router, Services& s) {
   auto& tokens = s.tokens;
   const std::vector<std::string> admin = {"admin"};
-  http::Route list{"GET", "/v1/tokens", admin,
-                   [&tokens](Request& req) {
-                     auto o = list_options(req);
-                     if (!o) return error(o.error(), req);
-                     return list_answer(tokens.collection().list(*o), req);
-                   },
-                   "listTokens", "List tokens (never their secrets)", "auth"};
-  list.query = list_query();
-  router.add(std::move(list));
+  router.add(list_route("/v1/tokens", admin, tokens.collection(), "listTokens", "List tokens (never their secrets)",
+                        "auth"));
   http::Route create{"POST", "/v1/tokens", admin,
                      [&tokens](Request& req) {
                        auto r = tokens.create(req.document);
