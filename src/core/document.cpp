@@ -166,15 +166,9 @@ struct TooDeep {};
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view text) { return valid_utf8(text); }
+namespace {
 
-Result<Json> parse_document(std::string_view text, Format format) {
-  auto parsed = parse_unchecked(text, format);
-  if (!parsed) return parsed;
-  if (auto e = too_big(*parsed, "", 0)) return fail(Error::bad_request("document too large: " + e->message, {*e}));
-  return parsed;
-}
-
+// The syntax alone; parse_document adds the size checks.
 Result<Json> parse_unchecked(std::string_view text, Format format) {
   if (format == Format::json) {
     try {
@@ -211,6 +205,15 @@ Result<Json> parse_unchecked(std::string_view text, Format format) {
         fmt::format("malformed YAML at line {}, column {}: {}", e.mark.line + 1, e.mark.column + 1, e.msg),
         {{"", fmt::format("syntax error at line {}, column {}", e.mark.line + 1, e.mark.column + 1)}}));
   }
+}
+
+}  // namespace
+
+Result<Json> parse_document(std::string_view text, Format format) {
+  auto parsed = parse_unchecked(text, format);
+  if (!parsed) return parsed;
+  if (auto e = too_big(*parsed, "", 0)) return fail(Error::bad_request("document too large: " + e->message, {*e}));
+  return parsed;
 }
 
 std::string to_yaml(const Json& doc) {

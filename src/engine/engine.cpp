@@ -31,8 +31,7 @@ std::size_t Engine::count(const std::string& kind) const {
   return k == objects_.end() ? 0 : k->second.size();
 }
 
-Result<std::vector<Event>> Engine::commit(std::vector<Change> changes,
-                                          const std::optional<store::IdempotencyRecord>& idem) {
+Result<std::vector<Event>> Engine::commit(std::vector<Change> changes) {
   std::vector<Change> effective;
   effective.reserve(changes.size());
   for (auto& c : changes) {
@@ -46,8 +45,8 @@ Result<std::vector<Event>> Engine::commit(std::vector<Change> changes,
     }
     effective.push_back(std::move(c));
   }
-  std::optional<store::IdempotencyRecord> record = idem;
-  if (!record && !effective.empty()) record = std::exchange(pending_idem_, std::nullopt);
+  std::optional<store::IdempotencyRecord> record;
+  if (!effective.empty()) record = std::exchange(pending_idem_, std::nullopt);
   if (effective.empty() && !record) return std::vector<Event>{};
   auto events = store_->commit(effective, now(), record);
   if (!events) return events;

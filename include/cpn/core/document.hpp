@@ -20,8 +20,6 @@ enum class Format { json, yaml };
 // Documents nested deeper than 64 levels or with strings over 8 KiB are
 // refused (400), as is YAML that is not UTF-8.
 Result<Json> parse_document(std::string_view text, Format format);
-Result<Json> parse_unchecked(std::string_view text, Format format);  // no size checks
-bool is_valid_utf8(std::string_view text);
 
 std::string to_yaml(const Json& doc);
 std::string to_json(const Json& doc, bool pretty = false);

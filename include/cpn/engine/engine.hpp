@@ -39,8 +39,7 @@ class Engine {
 
   // Commits changes atomically; Added/Modified/Deleted are filled in from
   // what exists. Removing something absent is a no-op change (no event).
-  Result<std::vector<Event>> commit(std::vector<Change> changes,
-                                    const std::optional<store::IdempotencyRecord>& idem = std::nullopt);
+  Result<std::vector<Event>> commit(std::vector<Change> changes);
 
   std::vector<Event> events_since(std::int64_t since, std::size_t limit) { return store_->events_since(since, limit); }
   std::int64_t last_seq() const { return last_seq_; }
