@@ -184,10 +184,14 @@ Result<Blueprint> Blueprint::compile(const Json& doc, const Context& ctx) {
       if (auto e = c.number_expr(cn["bandwidth_mbps"], base + "/bandwidth_mbps", scope)) out.bandwidth_mbps = *e;
     if (cn.contains("max_latency_ms"))
       out.max_latency_ms = c.number_expr(cn["max_latency_ms"], base + "/max_latency_ms", scope);
+    out.async = cn.value("async", false);
     bp.connections_.push_back(std::move(out));
   }
   if (doc.contains("slo") && doc["slo"].is_object() && doc["slo"].contains("latency_ms"))
     bp.slo_latency_ = c.number_expr(doc["slo"]["latency_ms"], "/slo/latency_ms", scope);
+  if (doc.contains("metering") && doc["metering"].is_object() && doc["metering"].contains("requests_per_second"))
+    bp.requests_per_second_ =
+        c.number_expr(doc["metering"]["requests_per_second"], "/metering/requests_per_second", scope);
 
   const Json policies = doc.value("policies", Json::array());
   std::set<std::string> policy_names;

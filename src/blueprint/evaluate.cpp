@@ -52,6 +52,7 @@ Result<std::map<std::string, expr::Value>> Blueprint::bind(const Json& parameter
     if (c.max_latency_ms) read.insert(c.max_latency_ms->names().begin(), c.max_latency_ms->names().end());
   }
   if (slo_latency_) read.insert(slo_latency_->names().begin(), slo_latency_->names().end());
+  if (requests_per_second_) read.insert(requests_per_second_->names().begin(), requests_per_second_->names().end());
 
   std::map<std::string, expr::Value> values;
   for (const auto& [name, decl] : decls.items()) {
@@ -143,7 +144,8 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
   for (const auto& c : connections_) {
     auto bw = eval(c.bandwidth_mbps);
     if (!bw) return fail(Error{ErrorKind::unprocessable, fmt::format("connection {} -> {}: {}", c.from, c.to, bw.error().message), {}});
-    Json j = {{"from", c.from}, {"to", c.to}, {"bandwidth_mbps", figure(c.bandwidth_mbps, *bw)}, {"max_latency_ms", nullptr}};
+    Json j = {{"from", c.from}, {"to", c.to}, {"bandwidth_mbps", figure(c.bandwidth_mbps, *bw)}, {"max_latency_ms", nullptr},
+              {"async", c.async}};
     if (c.max_latency_ms) {
       auto l = eval(*c.max_latency_ms);
       if (!l) return fail(l.error());
@@ -157,6 +159,12 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
     auto l = eval(*slo_latency_);
     if (!l) return fail(l.error());
     out["slo"]["latency_ms"] = figure(*slo_latency_, *l);
+  }
+  out["metering"] = Json::object();
+  if (requests_per_second_) {
+    auto r = eval(*requests_per_second_);
+    if (!r) return fail(r.error());
+    out["metering"]["requests_per_second"] = figure(*requests_per_second_, *r);
   }
   Json policies = document_.value("policies", Json::array());
   for (const auto& [index, e] : policy_budgets_) {

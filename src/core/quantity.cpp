@@ -58,4 +58,29 @@ std::optional<double> parse_quantity(const Json& value, QuantityUnit unit) {
   return std::nullopt;
 }
 
+std::optional<double> parse_duration_seconds(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  double total = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+    if (i == start || i == text.size()) return std::nullopt;  // a number needs a unit after it
+    double value = 0;
+    auto [ptr, ec] = std::from_chars(text.data() + start, text.data() + i, value);
+    if (ec != std::errc() || ptr != text.data() + i) return std::nullopt;
+    double unit = 0;
+    switch (text[i]) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      default: return std::nullopt;
+    }
+    ++i;
+    total += value * unit;
+  }
+  return total;
+}
+
 }  // namespace cpn

@@ -129,8 +129,9 @@ int main(int argc, char** argv) {
 
   net::io_context io(1);
   bool ready = false;
-  api::Services services{engine,  inventory, images, files, tokens, library,
-                         catalog, metrics,   [&] { return ready; }, kVersion};
+  orders::Orders orders(engine, catalog, library, {cfg->quote_ttl, cfg->order_duration_hours});
+  api::Services services{engine,  inventory, images,  files,                  tokens,  library,
+                         catalog, orders,    metrics, [&] { return ready; }, kVersion};
   http::Router router;
   api::register_routes(router, services);
   http::Dispatcher dispatcher(router, tokens, engine, metrics);
@@ -180,6 +181,17 @@ int main(int argc, char** argv) {
   };
   expire_keys();
 
+  // Quotes past their expiry become `expired` (an event each), checked every second.
+  net::steady_timer quote_expiry(io);
+  std::function<void()> expire_quotes = [&] {
+    if (auto n = orders.expire_due(); !n) log::error("expiring quotes: {}", n.error().message);
+    quote_expiry.expires_after(std::chrono::seconds(1));
+    quote_expiry.async_wait([&](boost::system::error_code e) {
+      if (!e) expire_quotes();
+    });
+  };
+  expire_quotes();
+
   net::signal_set stop_signals(io, SIGTERM, SIGINT);
   net::signal_set hup(io, SIGHUP);
   net::steady_timer grace(io);
@@ -191,6 +203,7 @@ int main(int argc, char** argv) {
     hup.cancel();
     watchdog.cancel();
     idem_expiry.cancel();
+    quote_expiry.cancel();
     grace.expires_after(std::chrono::seconds(25));
     grace.async_wait([&](boost::system::error_code ge) {
       if (!ge) {

@@ -1,4 +1,5 @@
 #include "cpn/daemon/config.hpp"
+#include "cpn/core/quantity.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -40,6 +41,13 @@ void apply_file(Config& c, const Json& j) {
   }
   if (auto f = j.find("files"); f != j.end() && f->contains("max_bytes")) c.limits.max_file_bytes = (*f)["max_bytes"];
   if (auto e = j.find("events"); e != j.end() && e->contains("retain")) c.events_retained = (*e)["retain"];
+  if (auto o = j.find("orders"); o != j.end()) {
+    // The schema has checked the pattern; parse_duration_seconds accepts it.
+    if (o->contains("quote_ttl"))
+      c.quote_ttl = std::chrono::seconds(std::llround(parse_duration_seconds((*o)["quote_ttl"].get<std::string>()).value_or(900)));
+    if (o->contains("default_duration"))
+      c.order_duration_hours = parse_duration_seconds((*o)["default_duration"].get<std::string>()).value_or(86400) / 3600;
+  }
 }
 
 template <typename T>
@@ -73,7 +81,9 @@ Json Config::to_json() const {
             {"idle_timeout_s", limits.idle_timeout.count() / 1000.0},
             {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
           {"files", {{"max_bytes", limits.max_file_bytes}}},
-          {"events", {{"retain", events_retained}}}};
+          {"events", {{"retain", events_retained}}},
+          {"orders", {{"quote_ttl", fmt::format("{}s", quote_ttl.count())},
+                      {"default_duration", fmt::format("{}h", order_duration_hours)}}}};
 }
 
 std::map<std::string, std::string> environment() {
@@ -121,6 +131,12 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
   c.limits.max_connections = conns;
   c.limits.max_file_bytes = files;
   if (env.count("CPND_IDLE_TIMEOUT_S")) c.limits.idle_timeout = std::chrono::seconds(idle_s);
+  if (auto it = env.find("CPND_QUOTE_TTL"); it != env.end()) {
+    auto secs = parse_duration_seconds(it->second);
+    if (!secs || *secs < 1)
+      return fail(Error::invalid_field("/env/CPND_QUOTE_TTL", fmt::format("'{}' is not a duration such as 15m", it->second)));
+    c.quote_ttl = std::chrono::seconds(std::llround(*secs));
+  }
 
   if (flags.listen) c.listen = *flags.listen;
   if (flags.data) c.data = *flags.data;

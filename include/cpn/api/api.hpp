@@ -13,6 +13,7 @@
 #include "cpn/http/metrics.hpp"
 #include "cpn/http/router.hpp"
 #include "cpn/inventory/inventory.hpp"
+#include "cpn/orders/orders.hpp"
 
 namespace cpn::api {
 
@@ -24,6 +25,7 @@ struct Services {
   auth::Tokens& tokens;
   blueprint::Library& library;
   catalog::Catalog& catalog;
+  orders::Orders& orders;
   http::Metrics& metrics;
   std::function<bool()> ready;  // false while starting or stopping
   std::string version;

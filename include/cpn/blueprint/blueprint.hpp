@@ -50,6 +50,7 @@ struct Connection {
   std::string from, to;
   expr::Expression bandwidth_mbps;
   std::optional<expr::Expression> max_latency_ms;
+  bool async = false;  // off the end-to-end latency path
 };
 
 class Blueprint {
@@ -87,6 +88,7 @@ class Blueprint {
   std::vector<Component> components_;
   std::vector<Connection> connections_;
   std::optional<expr::Expression> slo_latency_;
+  std::optional<expr::Expression> requests_per_second_;  // metering: what a per_request bill counts
   std::vector<std::pair<std::size_t, expr::Expression>> policy_budgets_;  // policy index, max_per_hour
 };
 

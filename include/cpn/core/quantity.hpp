@@ -17,4 +17,8 @@ enum class QuantityUnit { cores, gib };
 std::optional<double> parse_quantity(const Json& value, QuantityUnit unit);
 std::optional<double> parse_quantity(std::string_view text, QuantityUnit unit);
 
+// Parses a duration such as "90s", "15m", "12h", "30d" or "1h30m" into
+// seconds. Nullopt for anything malformed, negative or without a unit.
+std::optional<double> parse_duration_seconds(std::string_view text);
+
 }  // namespace cpn

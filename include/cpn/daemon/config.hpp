@@ -20,6 +20,8 @@ struct Config {
   std::string topology;  // imported at start when set
   std::int64_t events_retained = 1'000'000;  // the event log keeps the newest this many
   http::Limits limits;
+  std::chrono::seconds quote_ttl{15 * 60};  // how long an order's quote can be confirmed
+  double order_duration_hours = 24;        // when an order does not say
 
   std::string host() const;
   unsigned short port() const;

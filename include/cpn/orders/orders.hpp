@@ -1,0 +1,81 @@
+// Orders: a customer's request for an offering with parameters, translated
+// into resource demand and several priced solutions over the live
+// inventory (the solver), then confirmed (holding the resources), cancelled
+// or left to expire. Lifecycle: quoted -> confirmed, cancelled, expired;
+// an expired quote can be requoted. The provisioning that follows a
+// confirmation belongs to the orchestrator.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "cpn/auth/tokens.hpp"
+#include "cpn/catalog/catalog.hpp"
+#include "cpn/inventory/inventory.hpp"
+#include "cpn/solver/solver.hpp"
+
+namespace cpn::orders {
+
+inline constexpr const char* kOrder = "order";
+
+struct Settings {
+  std::chrono::seconds quote_ttl{15 * 60};
+  double default_duration_hours = 24;
+};
+
+// The live inventory as the solver sees it: free capacity net of what
+// confirmed orders hold. Rebuilt only after the inventory changed.
+class SnapshotCache {
+ public:
+  explicit SnapshotCache(engine::Engine& engine);
+  Result<std::shared_ptr<const solver::Snapshot>> current();
+
+ private:
+  engine::Engine& engine_;
+  std::shared_ptr<const solver::Snapshot> snapshot_;
+  bool stale_ = true;
+};
+
+// The solver's snapshot of an engine's sites, nodes and links.
+Result<solver::Snapshot> snapshot_of(const engine::Engine& engine);
+
+class Orders {
+ public:
+  Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Library& library, Settings settings);
+
+  resource::Collection& collection() { return orders_; }
+  const Settings& settings() const { return settings_; }
+
+  // POST /v1/orders {offering, parameters, duration?, billing_mode?}
+  Result<Json> create(const Json& request, const auth::Principal& who);
+  // POST /v1/solve: the same translation, nothing stored. The request names
+  // an offering or a blueprint {name, version}.
+  Result<Json> solve(const Json& request);
+
+  // Reading and acting on one order; a customer only reaches its tenant's.
+  Result<const engine::Object*> find(const std::string& id, const auth::Principal& who) const;
+  Result<Json> confirm(const std::string& id, const Json& request, const auth::Principal& who);
+  Result<Json> cancel(const std::string& id, const auth::Principal& who);
+  Result<Json> requote(const std::string& id, const auth::Principal& who);
+
+  // Marks quotes past their expiry as expired; returns how many.
+  Result<std::size_t> expire_due();
+
+  // Whether a principal sees an order.
+  static bool visible(const engine::Object& order, const auth::Principal& who);
+
+ private:
+  // Fills an order's demand, solutions and expiry from its parameters.
+  Result<Json> quote_into(Json order);
+  Result<std::shared_ptr<const blueprint::Blueprint>> compiled(const std::string& name, const std::string& version);
+
+  engine::Engine& engine_;
+  catalog::Catalog& catalog_;
+  blueprint::Library& library_;
+  Settings settings_;
+  resource::Collection orders_;
+  SnapshotCache snapshots_;
+  std::map<std::string, std::pair<std::int64_t, std::shared_ptr<const blueprint::Blueprint>>> blueprints_;
+};
+
+}  // namespace cpn::orders

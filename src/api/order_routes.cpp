@@ -1,0 +1,84 @@
+// /v1/orders and /v1/solve: customers order and confirm, operators see
+// every tenant's orders and run what-ifs.
+#include "cpn/orders/orders.hpp"
+#include "cpn/schema/schema.hpp"
+#include "common.hpp"
+#include "routes.hpp"
+
+namespace cpn::api {
+namespace {
+
+// A validated body, or the problem naming each bad field.
+std::optional<Response> check(const char* schema, const Request& req, const char* what) {
+  if (auto v = schema::validate(schema, req.document, what); !v) return error(v.error(), req);
+  return std::nullopt;
+}
+
+}  // namespace
+
+void add_order_routes(http::Router& router, Services& s) {
+  const std::vector<std::string> roles = {"customer", "operator"};
+  auto& orders = s.orders;
+
+  router.add(list_route(
+      "/v1/orders", roles, orders.collection(), "listOrders", "Orders (customers see their tenant's only)", "orders",
+      [](const engine::Object& o, const Request& req) {
+        auto state = req.query_value("state");
+        return orders::Orders::visible(o, *req.principal) && (!state || o.body.value("state", "") == *state);
+      },
+      {{"state", "string", "Only orders in this state (quoted, confirmed, cancelled, expired)."}}));
+
+  http::Route create{"POST", "/v1/orders", roles,
+                     [&orders](Request& req) {
+                       if (auto bad = check("order-request", req, "order")) return *bad;
+                       auto r = orders.create(req.document, *req.principal);
+                       return created(r, req, r ? "/v1/orders/" + (*r)["id"].get<std::string>() : "");
+                     },
+                     "createOrder", "Order an offering: the answer holds the demand and priced solutions", "orders",
+                     "order-request", 201, "Created (state quoted)"};
+  create.creates = true;
+  router.add(std::move(create));
+
+  router.add({"GET", "/v1/orders/{id}", roles,
+              [&orders](Request& req) {
+                auto o = orders.find(req.param("id"), *req.principal);
+                if (!o) return error(o.error(), req);
+                return json(orders.collection().render(**o));
+              },
+              "getOrder", "Read an order", "orders"});
+
+  router.add({"POST", "/v1/orders/{id}/confirm", roles,
+              [&orders, &s](Request& req) {
+                if (auto bad = check("order-confirm", req, "confirmation")) return *bad;
+                auto r = orders.confirm(req.param("id"), req.document, *req.principal);
+                if (r) return json(*r);
+                Response out = error(r.error(), req);
+                // An expired quote points at the way forward (RFC 8288 link and a problem member).
+                const engine::Object* o = s.engine.find(orders::kOrder, req.param("id"));
+                if (o && o->body.value("state", "") == "expired" && orders::Orders::visible(*o, *req.principal)) {
+                  std::string requote = "/v1/orders/" + req.param("id") + "/requote";
+                  Json body = Json::parse(out.body);
+                  body["requote"] = requote;
+                  out.body = body.dump();
+                  out.header("Link", "<" + requote + ">; rel=\"requote\"");
+                }
+                return out;
+              },
+              "confirmOrder", "Confirm one solution: the order holds its resources", "orders", "order-confirm"});
+  router.add({"POST", "/v1/orders/{id}/cancel", roles,
+              [&orders](Request& req) { return answer(orders.cancel(req.param("id"), *req.principal), req); },
+              "cancelOrder", "Cancel an order; a confirmed one gives its resources back", "orders"});
+  router.add({"POST", "/v1/orders/{id}/requote", roles,
+              [&orders](Request& req) { return answer(orders.requote(req.param("id"), *req.principal), req); },
+              "requoteOrder", "Solve a quoted or expired order again on today's inventory, with a fresh expiry", "orders"});
+
+  router.add({"POST", "/v1/solve", {"operator"},
+              [&orders](Request& req) {
+                if (auto bad = check("solve-request", req, "what-if")) return *bad;
+                return answer(orders.solve(req.document), req);
+              },
+              "solve", "What-if: translate parameters into demand and priced solutions, storing nothing", "orders",
+              "solve-request"});
+}
+
+}  // namespace cpn::api

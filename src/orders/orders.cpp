@@ -1,0 +1,346 @@
+// The order lifecycle. Every transition is one engine commit: the order,
+// and on confirm or cancel the node and link reservations it takes or
+// gives back, land together or not at all.
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "cpn/core/crypto.hpp"
+#include "cpn/core/quantity.hpp"
+#include "cpn/orders/orders.hpp"
+#include "translate.hpp"
+
+namespace cpn::orders {
+namespace {
+
+resource::Rules order_rules() {
+  resource::Rules r;
+  r.kind = kOrder;
+  r.schema = "order-request";
+  r.title = "order";
+  r.id_of = [](const Json& b) { return b["id"].get<std::string>(); };
+  return r;
+}
+
+std::string state_of(const Json& order) { return order.value("state", ""); }
+
+Result<double> duration_hours(const Json& request, double fallback) {
+  if (!request.contains("duration")) return fallback;
+  const Json& v = request["duration"];
+  std::optional<double> hours;
+  if (v.is_number() && v.get<double>() > 0) hours = v.get<double>();
+  if (v.is_string())
+    if (auto secs = parse_duration_seconds(v.get<std::string>()); secs && *secs > 0) hours = *secs / 3600;
+  if (!hours) return fail(Error::invalid_field("/duration", fmt::format("{} is not a duration (hours, or \"12h\", \"30d\")", v.dump())));
+  if (*hours > 24 * 366 * 10) return fail(Error::invalid_field("/duration", "longer than ten years"));
+  return *hours;
+}
+
+void record(Json& order, const std::string& state, const std::string& at, const std::string& reason = "") {
+  order["state"] = state;
+  Json entry = {{"state", state}, {"at", at}};
+  if (!reason.empty()) entry["reason"] = reason;
+  order["history"].push_back(entry);
+}
+
+// What a solution holds: per node its cpu, memory and accelerators by model,
+// per link its bandwidth.
+Json reservation_of(const Json& solution) {
+  Json nodes = Json::object(), links = Json::object();
+  for (const auto& p : solution["placements"]) {
+    std::string node = p["node"];
+    int n = p["instances"];
+    Json& r = nodes[node];
+    if (r.is_null()) r = {{"cpu", 0.0}, {"memory", 0.0}, {"accelerators", Json::object()}};
+    r["cpu"] = r["cpu"].get<double>() + p["requests"]["cpu"].get<double>() * n;
+    r["memory"] = r["memory"].get<double>() + p["requests"]["memory"].get<double>() * n;
+    int acc = p["requests"]["accelerators"].get<int>() * n;
+    if (acc > 0) {
+      std::string model = p["target"].value("accelerator", "");
+      r["accelerators"][model] = r["accelerators"].value(model, 0) + acc;
+    }
+  }
+  for (const auto& f : solution["network"])
+    for (const auto& l : f["links"]) {
+      std::string id = l;
+      links[id] = links.value(id, 0.0) + f["bandwidth_mbps"].get<double>();
+    }
+  return {{"nodes", nodes}, {"links", links}};
+}
+
+// The node and link writes that take (sign +1) or give back (-1) a
+// reservation; with sign +1 it fails if something no longer fits.
+Result<std::vector<engine::Change>> apply_reservation(const Json& reservation, int sign, const engine::Engine& engine) {
+  std::vector<engine::Change> changes;
+  std::vector<FieldError> short_of;
+  for (const auto& [id, r] : reservation["nodes"].items()) {
+    const engine::Object* o = engine.find(inventory::kNode, id);
+    if (!o) {
+      if (sign > 0) short_of.push_back({"/solution", fmt::format("node '{}' is gone", id)});
+      continue;
+    }
+    Json body = o->body;
+    Json& alloc = body["allocated"];
+    if (!alloc.is_object()) alloc = Json::object();
+    Json& by_model = alloc["accelerators_by_model"];
+    if (!by_model.is_object()) by_model = Json::object();
+    double cpu = alloc.value("cpu", 0.0) + sign * r["cpu"].get<double>();
+    double memory = alloc.value("memory", 0.0) + sign * r["memory"].get<double>();
+    int acc_total = alloc.value("accelerators", 0);
+    if (sign > 0) {
+      if (body.value("state", "ready") != "ready")
+        short_of.push_back({"/solution", fmt::format("node '{}' is {}", id, body.value("state", ""))});
+      if (cpu > body.value("cpu", 0.0) + 1e-9 || memory > body.value("memory", 0.0) + 1e-9)
+        short_of.push_back({"/solution", fmt::format("node '{}' no longer has the cpu or memory free", id)});
+    }
+    for (const auto& [model, n] : r["accelerators"].items()) {
+      int now = by_model.value(model, 0) + sign * n.get<int>();
+      int have = 0;
+      for (const auto& a : body.value("accelerators", Json::array()))
+        if (a.value("model", "") == model) have += a.value("count", 0);
+      if (sign > 0 && now > have)
+        short_of.push_back({"/solution", fmt::format("node '{}' no longer has {} {} free", id, n.get<int>(), model)});
+      by_model[model] = std::max(0, now);
+      acc_total += sign * n.get<int>();
+    }
+    alloc["cpu"] = std::max(0.0, cpu);
+    alloc["memory"] = std::max(0.0, memory);
+    alloc["accelerators"] = std::max(0, acc_total);
+    changes.push_back({engine::Change::Op::put, inventory::kNode, id, std::move(body), sign > 0 ? "NodeReserved" : "NodeReleased"});
+  }
+  for (const auto& [id, mbps] : reservation["links"].items()) {
+    const engine::Object* o = engine.find(inventory::kLink, id);
+    if (!o) {
+      if (sign > 0) short_of.push_back({"/solution", fmt::format("link '{}' is gone", id)});
+      continue;
+    }
+    Json body = o->body;
+    double now = body.value("allocated_mbps", 0.0) + sign * mbps.get<double>();
+    if (sign > 0 && now > body.value("bandwidth_mbps", 0.0) + 1e-6)
+      short_of.push_back({"/solution", fmt::format("link '{}' no longer has {} Mbps free", id, mbps.get<double>())});
+    body["allocated_mbps"] = std::max(0.0, now);
+    changes.push_back({engine::Change::Op::put, inventory::kLink, id, std::move(body), sign > 0 ? "LinkReserved" : "LinkReleased"});
+  }
+  if (!short_of.empty())
+    return fail(Error::conflict("the solution no longer fits the inventory: ask for a new quote (requote)", std::move(short_of)));
+  return changes;
+}
+
+}  // namespace
+
+Orders::Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Library& library, Settings settings)
+    : engine_(engine),
+      catalog_(catalog),
+      library_(library),
+      settings_(settings),
+      orders_(engine, order_rules()),
+      snapshots_(engine) {}
+
+bool Orders::visible(const engine::Object& order, const auth::Principal& who) {
+  return who.role != "customer" || order.body.value("tenant", "") == who.tenant;
+}
+
+Result<std::shared_ptr<const blueprint::Blueprint>> Orders::compiled(const std::string& name, const std::string& version) {
+  const engine::Object* o = engine_.find(blueprint::kBlueprint, blueprint::version_id(name, version));
+  if (!o) return fail(Error::not_found(fmt::format("blueprint '{}' version '{}' not found", name, version)));
+  auto& slot = blueprints_[o->id];
+  if (slot.second && slot.first == o->resource_version) return slot.second;
+  auto bp = library_.compiled(name, version);
+  if (!bp) return fail(bp.error());
+  slot = {o->resource_version, std::make_shared<const blueprint::Blueprint>(std::move(*bp))};
+  return slot.second;
+}
+
+Result<Json> Orders::quote_into(Json order) {
+  const engine::Object* offering = engine_.find(catalog::kOffering, order["offering"].get<std::string>());
+  if (!offering) return fail(Error::conflict(fmt::format("offering '{}' is gone", order["offering"].get<std::string>())));
+  const Json& bpref = offering->body["blueprint"];
+  auto bp = compiled(bpref["name"], bpref["version"]);
+  if (!bp) return fail(bp.error());
+  auto snapshot = snapshots_.current();
+  if (!snapshot) return fail(snapshot.error());
+  auto t = detail::translate(**snapshot, **bp, offering->body, order["parameters"], order.value("billing_mode", ""),
+                             order["duration_hours"].get<double>());
+  if (!t) return fail(t.error());
+  order["blueprint"] = bpref;
+  order["parameters"] = t->demand["parameters"];
+  order["demand"] = std::move(t->demand);
+  order["demand"].erase("parameters");
+  order["solutions"] = std::move(t->solutions);
+  if (t->infeasible.is_null()) order.erase("infeasible");
+  else order["infeasible"] = std::move(t->infeasible);
+  if (order.value("billing_mode", "").empty() && !order["solutions"].empty())
+    order["billing_mode"] = order["solutions"][0]["quote"]["billing_mode"];
+  auto now = engine_.clock().now();
+  order["quoted_at"] = format_time(now);
+  order["expires_at"] = format_time(now + settings_.quote_ttl);
+  return order;
+}
+
+Result<Json> Orders::create(const Json& request, const auth::Principal& who) {
+  std::string name = request.value("offering", "");
+  const engine::Object* offering = engine_.find(catalog::kOffering, name);
+  std::string state = offering ? offering->body.value("/status/state"_json_pointer, "") : "";
+  if (!offering || (who.role == "customer" && state != "published"))
+    return fail(Error::invalid_field("/offering", fmt::format("there is no offering '{}' to order", name)));
+  auto hours = duration_hours(request, settings_.default_duration_hours);
+  if (!hours) return fail(hours.error());
+  auto params = catalog_.order_parameters(name, request.value("parameters", Json::object()));
+  if (!params) return fail(params.error());
+  Json order = {{"id", "ord-" + random_hex(6)},
+                {"tenant", who.tenant},
+                {"owner", who.name},
+                {"offering", name},
+                {"parameters", *params},
+                {"duration_hours", *hours},
+                {"billing_mode", request.value("billing_mode", "")},
+                {"history", Json::array()}};
+  auto quoted = quote_into(std::move(order));
+  if (!quoted) return fail(quoted.error());
+  record(*quoted, "quoted", quoted->value("quoted_at", ""));
+  std::string id = (*quoted)["id"];
+  auto events = engine_.commit({{engine::Change::Op::put, kOrder, id, *quoted, "OrderQuoted"}});
+  if (!events) return fail(events.error());
+  return orders_.get(id);
+}
+
+Result<Json> Orders::solve(const Json& request) {
+  Json offering_body;
+  std::string name, version;
+  Json parameters = request.value("parameters", Json::object());
+  if (request.contains("offering")) {
+    const engine::Object* o = engine_.find(catalog::kOffering, request.value("offering", ""));
+    if (!o) return fail(Error::invalid_field("/offering", fmt::format("there is no offering '{}'", request.value("offering", ""))));
+    offering_body = o->body;
+    name = o->body["blueprint"]["name"];
+    version = o->body["blueprint"]["version"];
+  } else if (request.contains("blueprint")) {
+    name = request["blueprint"].value("name", "");
+    version = request["blueprint"].value("version", "");
+  } else {
+    return fail(Error::invalid_field("/offering", "name an offering or a blueprint {name, version}"));
+  }
+  auto bp = compiled(name, version);
+  if (!bp) return fail(Error::invalid_field("/blueprint", bp.error().message));
+  // An operator's what-if binds like an order (required parameters included).
+  auto bound = (*bp)->bind(parameters, "/parameters");
+  if (!bound) return fail(bound.error());
+  auto hours = duration_hours(request, settings_.default_duration_hours);
+  if (!hours) return fail(hours.error());
+  auto snapshot = snapshots_.current();
+  if (!snapshot) return fail(snapshot.error());
+  auto t = detail::translate(**snapshot, **bp, offering_body, parameters, request.value("billing_mode", ""), *hours);
+  if (!t) return fail(t.error());
+  Json out = {{"blueprint", {{"name", name}, {"version", version}}},
+              {"parameters", t->demand["parameters"]},
+              {"duration_hours", *hours},
+              {"demand", t->demand},
+              {"solutions", t->solutions}};
+  out["demand"].erase("parameters");
+  if (!offering_body.is_null()) out["offering"] = offering_body["name"];
+  if (!t->infeasible.is_null()) out["infeasible"] = t->infeasible;
+  return out;
+}
+
+Result<const engine::Object*> Orders::find(const std::string& id, const auth::Principal& who) const {
+  const engine::Object* o = engine_.find(kOrder, id);
+  if (!o || !visible(*o, who)) return fail(Error::not_found(fmt::format("order '{}' not found", id)));
+  return o;
+}
+
+Result<Json> Orders::confirm(const std::string& id, const Json& request, const auth::Principal& who) {
+  auto o = find(id, who);
+  if (!o) return fail(o.error());
+  Json order = (*o)->body;
+  std::string state = state_of(order);
+  auto now = engine_.clock().now();
+  if (state == "quoted" && format_time(now) > order.value("expires_at", "")) {
+    record(order, "expired", format_time(now), "the quote expired before it was confirmed");
+    auto e = engine_.commit({{engine::Change::Op::put, kOrder, id, order, "OrderExpired"}});
+    if (!e) return fail(e.error());
+    state = "expired";
+  }
+  if (state == "expired")
+    return fail(Error::conflict(
+        fmt::format("the quote of order '{}' expired at {}: POST /v1/orders/{}/requote for a new one", id,
+                    order.value("expires_at", ""), id),
+        {{"/solution", fmt::format("expired quote; requote at /v1/orders/{}/requote", id)}}));
+  if (state != "quoted")
+    return fail(Error::conflict(fmt::format("order '{}' is {}: only a quoted order can be confirmed", id, state)));
+  std::string chosen = request.value("solution", "");
+  const Json* solution = nullptr;
+  for (const auto& s : order["solutions"])
+    if (s.value("id", "") == chosen) solution = &s;
+  if (!solution) {
+    std::vector<std::string> ids;
+    for (const auto& s : order["solutions"]) ids.push_back(s.value("id", ""));
+    return fail(Error::invalid_field("/solution", fmt::format("'{}' is not a solution of this order ({})", chosen,
+                                                              ids.empty() ? "it has none" : Json(ids).dump())));
+  }
+  Json reservation = reservation_of(*solution);
+  auto changes = apply_reservation(reservation, +1, engine_);
+  if (!changes) return fail(changes.error());
+  order["confirmed"] = {{"solution", chosen}, {"at", format_time(now)}, {"by", who.name}};
+  order["reservation"] = reservation;
+  record(order, "confirmed", format_time(now));
+  changes->insert(changes->begin(), {engine::Change::Op::put, kOrder, id, order, "OrderConfirmed"});
+  auto e = engine_.commit(std::move(*changes));
+  if (!e) return fail(e.error());
+  return orders_.get(id);
+}
+
+Result<Json> Orders::cancel(const std::string& id, const auth::Principal& who) {
+  auto o = find(id, who);
+  if (!o) return fail(o.error());
+  Json order = (*o)->body;
+  std::string state = state_of(order);
+  std::vector<engine::Change> changes;
+  if (state == "confirmed") {
+    auto release = apply_reservation(order["reservation"], -1, engine_);
+    if (!release) return fail(release.error());
+    changes = std::move(*release);
+    order["reservation_released"] = true;
+  } else if (state != "quoted" && state != "expired") {
+    return fail(Error::conflict(fmt::format("order '{}' is {}: it cannot be cancelled", id, state)));
+  }
+  record(order, "cancelled", engine_.now(), "cancelled by " + who.name);
+  changes.insert(changes.begin(), {engine::Change::Op::put, kOrder, id, order, "OrderCancelled"});
+  auto e = engine_.commit(std::move(changes));
+  if (!e) return fail(e.error());
+  return orders_.get(id);
+}
+
+Result<Json> Orders::requote(const std::string& id, const auth::Principal& who) {
+  auto o = find(id, who);
+  if (!o) return fail(o.error());
+  Json order = (*o)->body;
+  std::string state = state_of(order);
+  if (state != "quoted" && state != "expired")
+    return fail(Error::conflict(fmt::format("order '{}' is {}: only a quoted or expired order is requoted", id, state)));
+  const engine::Object* offering = engine_.find(catalog::kOffering, order.value("offering", ""));
+  if (!offering || offering->body.value("/status/state"_json_pointer, "") != "published")
+    return fail(Error::conflict(fmt::format("offering '{}' takes no new orders", order.value("offering", ""))));
+  auto quoted = quote_into(std::move(order));
+  if (!quoted) return fail(quoted.error());
+  record(*quoted, "quoted", quoted->value("quoted_at", ""), "requoted");
+  auto e = engine_.commit({{engine::Change::Op::put, kOrder, id, *quoted, "OrderRequoted"}});
+  if (!e) return fail(e.error());
+  return orders_.get(id);
+}
+
+Result<std::size_t> Orders::expire_due() {
+  std::string now = engine_.now();
+  std::vector<engine::Change> changes;
+  for (const auto* o : engine_.list(kOrder))
+    if (state_of(o->body) == "quoted" && now > o->body.value("expires_at", "")) {
+      Json order = o->body;
+      record(order, "expired", now, "the quote expired before it was confirmed");
+      changes.push_back({engine::Change::Op::put, kOrder, o->id, std::move(order), "OrderExpired"});
+    }
+  std::size_t n = changes.size();
+  if (n)
+    if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return n;
+}
+
+}  // namespace cpn::orders
