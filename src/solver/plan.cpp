@@ -109,7 +109,8 @@ Graph component_graph(const Demand& d) {
 namespace {
 
 std::vector<Option> single_site_options(const Snapshot& s, const Demand& d, int c, const Filtered& f,
-                                        const Overlay& overlay, double inbound_mbps, std::size_t keep) {
+                                        const Overlay& overlay, double inbound_mbps, std::size_t keep,
+                                        std::size_t& spread_sites) {
   const Component& comp = d.components[c];
   std::vector<Option> all;
   for (const auto& site : f.sites) {
@@ -117,14 +118,19 @@ std::vector<Option> single_site_options(const Snapshot& s, const Demand& d, int 
     for (const auto& [cls, profiles] : site.classes)
       for (int p : profiles) caps.insert(comp.profiles[p].latency_ms);
     std::optional<Packing> previous;
-    // From the slowest level (all profiles, cheapest) to the fastest.
+    // From the slowest level (all profiles, cheapest) to the fastest. A
+    // faster level may fit where a slower did not: fewer, larger instances
+    // spread more easily.
     for (auto it = caps.rbegin(); it != caps.rend(); ++it) {
       auto packing = pack(s, comp, c, site, comp.demand, *it, overlay, false, comp.spread_min_nodes);
-      if (!packing) break;  // faster levels have fewer profiles: they fit even less
-      if (previous && packing->processing_ms >= previous->processing_ms - kEps) continue;
+      if (!packing) continue;
+      if (previous && (packing->processing_ms >= previous->processing_ms - kEps)) continue;
       previous = packing;
       all.push_back({{{site.site, 1.0}}, std::move(*packing), *it});
     }
+    if (!previous && comp.spread_min_nodes > 1 &&
+        pack(s, comp, c, site, comp.demand, 1e18, overlay, false, 1))
+      ++spread_sites;  // it would fit on fewer nodes than the blueprint's spread asks
   }
   auto est_cost = [&](const Option& o) { return o.packing.cost + inbound_mbps * f.reach_price[o.sites[0].first]; };
   auto est_latency = [&](const Option& o) { return f.reach_latency[o.sites[0].first] + o.packing.processing_ms; };
@@ -181,7 +187,8 @@ std::vector<Option> spill_options(const Snapshot& s, const Demand& d, int c, con
       option.packing.instances += p->instances;
       option.packing.processing_ms = std::max(option.packing.processing_ms, p->processing_ms);
     }
-    if (rem > kEps || option.packing.instances < comp.min_instances) continue;
+    // One site is not a spill (and would dodge the spread rule).
+    if (rem > kEps || option.packing.instances < comp.min_instances || option.sites.size() < 2) continue;
     for (auto& [site, share] : option.sites) share /= option.packing.capacity;
     bool same = std::any_of(out.begin(), out.end(), [&](const Option& o) { return o.sites == option.sites; });
     if (!same) out.push_back(std::move(option));
@@ -213,7 +220,8 @@ Plan make_plan(const Snapshot& s, const Demand& d, const std::vector<int>& sourc
       continue;
     }
     double inbound = pc >= 0 ? d.connections[pc].bandwidth_mbps : 0.0;
-    plan.options[c] = single_site_options(s, d, c, plan.filtered[c], overlay, inbound, options.sites_per_component);
+    plan.options[c] = single_site_options(s, d, c, plan.filtered[c], overlay, inbound, options.sites_per_component,
+                                          plan.filtered[c].report.spread_sites);
     plan.filtered[c].report.serving_sites = 0;
     std::set<int> serving;
     for (const auto& o : plan.options[c]) serving.insert(o.sites[0].first);

@@ -92,6 +92,7 @@ Json explanation_json(const Snapshot& s, const Demand& d, const Answer& answer) 
                           {"feasible_nodes", r.feasible_nodes},
                           {"feasible_sites", r.feasible_sites},
                           {"serving_sites", r.serving_sites},
+                          {"sites_short_of_spread", r.spread_sites},
                           {"demand", demand},
                           {"free_capacity", r.free_capacity}});
   }

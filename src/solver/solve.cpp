@@ -44,11 +44,19 @@ struct Assembler {
     std::vector<std::vector<std::pair<int, double>>> sites(n);
     std::vector<double> processing(n, 0.0);
     for (int c : g.order) {
-      const Option& opt = plan.options[c][choice.option[c]];
-      sites[c] = opt.sites;
-      if (opt.sites.empty()) continue;
-      auto packing = fit(c, opt, overlay);
-      if (!packing) return Conflict{"capacity"};
+      const Option* opt = &plan.options[c][choice.option[c]];
+      if (opt->sites.empty()) continue;
+      auto packing = fit(c, *opt, overlay);
+      if (!packing) {
+        // Another component took the room (they share a site's nodes): the
+        // cheapest other option of this component that fits and is within
+        // reach of its upstream instead.
+        auto repaired = repair(c, overlay, sites);
+        if (!repaired) return Conflict{"capacity"};
+        opt = &plan.options[c][repaired->first];
+        packing = std::move(repaired->second);
+      }
+      sites[c] = opt->sites;
       for (const auto& p : packing->placements) overlay.take(p.node, d.components[c].profiles[p.profile], p.instances);
       sol.placements.insert(sol.placements.end(), packing->placements.begin(), packing->placements.end());
       sol.compute_cost += packing->cost;
@@ -107,6 +115,30 @@ struct Assembler {
       return std::tie(a.component, a.node, a.profile) < std::tie(b.component, b.node, b.profile);
     });
     return sol;
+  }
+
+  std::optional<std::pair<std::size_t, Packing>> repair(int c, const Overlay& overlay,
+                                                        const std::vector<std::vector<std::pair<int, double>>>& sites) const {
+    std::vector<std::size_t> order(plan.options[c].size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
+      return plan.options[c][a].packing.cost < plan.options[c][b].packing.cost;
+    });
+    int pc = g.parent_connection[c];
+    std::vector<std::pair<int, double>> at_location;
+    for (int site : sources) at_location.emplace_back(site, 1.0 / static_cast<double>(sources.size()));
+    for (auto o : order) {
+      const Option& opt = plan.options[c][o];
+      if (opt.sites.empty()) continue;
+      if (pc >= 0) {
+        const Connection& conn = d.connections[pc];
+        const auto& from = conn.from == kLocation ? at_location : sites[conn.from];
+        Hop hop = hop_between(s, routes, conn, from, opt.sites);
+        if (!hop.feasible || (conn.max_latency_ms && hop.latency_ms > *conn.max_latency_ms + kEps)) continue;
+      }
+      if (auto p = fit(c, opt, overlay)) return std::make_pair(o, std::move(*p));
+    }
+    return std::nullopt;
   }
 
   // The option's packing if it still fits beside what is placed, else a new
@@ -202,49 +234,29 @@ Result<Answer> solve(const Snapshot& s, const Demand& d, const Options& options)
   std::size_t over_budget = plan.front.size() - affordable.size();
 
   std::map<std::string, std::size_t> conflicts;
-  for (int round = 0; round < 2 && answer.solutions.empty(); ++round) {
-    Assembler assembler{s, d, g, plan, answer.sources, routes};
-    for (const auto& strategy : options.strategies) {
-      auto order = ranking(affordable, strategy);
-      for (std::size_t attempt = 0; attempt < std::min<std::size_t>(order.size(), 8); ++attempt) {
-        auto result = assembler.assemble(affordable[order[attempt]]);
-        if (auto* conflict = std::get_if<Conflict>(&result)) {
-          ++conflicts[conflict->constraint];
-          continue;
-        }
-        Solution sol = std::move(std::get<Solution>(result));
-        if (d.max_cost_per_hour && sol.cost_per_hour() > *d.max_cost_per_hour + kEps) {
-          ++conflicts["budget"];
-          continue;
-        }
-        auto same = std::find_if(answer.solutions.begin(), answer.solutions.end(),
-                                 [&](const Solution& x) { return same_solution(x, sol); });
-        if (same != answer.solutions.end()) same->labels.push_back(strategy.label);
-        else {
-          sol.labels = {strategy.label};
-          answer.solutions.push_back(std::move(sol));
-        }
-        break;
+  Assembler assembler{s, d, g, plan, answer.sources, routes};
+  for (const auto& strategy : options.strategies) {
+    auto order = ranking(affordable, strategy);
+    for (std::size_t attempt = 0; attempt < std::min<std::size_t>(order.size(), 8); ++attempt) {
+      auto result = assembler.assemble(affordable[order[attempt]]);
+      if (auto* conflict = std::get_if<Conflict>(&result)) {
+        ++conflicts[conflict->constraint];
+        continue;
       }
+      Solution sol = std::move(std::get<Solution>(result));
+      if (d.max_cost_per_hour && sol.cost_per_hour() > *d.max_cost_per_hour + kEps) {
+        ++conflicts["budget"];
+        continue;
+      }
+      auto same = std::find_if(answer.solutions.begin(), answer.solutions.end(),
+                               [&](const Solution& x) { return same_solution(x, sol); });
+      if (same != answer.solutions.end()) same->labels.push_back(strategy.label);
+      else {
+        sol.labels = {strategy.label};
+        answer.solutions.push_back(std::move(sol));
+      }
+      break;
     }
-    if (!answer.solutions.empty() || affordable.empty()) break;
-    // Every pick collided with itself (components sharing a site's nodes):
-    // plan again with the first pick's placements held.
-    Overlay held(s);
-    for (int c : g.order) {
-      const Option& opt = plan.options[c][affordable.front().option[c]];
-      bool fits = true;
-      for (const auto& p : opt.packing.placements) fits = fits && held.fits(p.node, d.components[c].profiles[p.profile]) >= p.instances;
-      if (!fits) break;
-      for (const auto& p : opt.packing.placements) held.take(p.node, d.components[c].profiles[p.profile], p.instances);
-    }
-    Plan again = make_plan(s, d, answer.sources, g, held, options, true);
-    plan.options = std::move(again.options);
-    plan.filtered = std::move(again.filtered);
-    plan.front = std::move(again.front);
-    affordable.clear();
-    for (const auto& c : plan.front)
-      if (!d.max_cost_per_hour || c.cost <= *d.max_cost_per_hour + kEps) affordable.push_back(c);
   }
 
   for (const auto& f : plan.filtered) why.components.push_back(f.report);

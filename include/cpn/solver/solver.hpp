@@ -103,6 +103,7 @@ struct ComponentReport {
   std::size_t feasible_nodes = 0;
   std::size_t feasible_sites = 0;   // with nodes left after the filters
   std::size_t serving_sites = 0;    // able to serve the whole demand alone
+  std::size_t spread_sites = 0;     // would serve it, but on fewer nodes than the spread asks
   double free_capacity = 0;         // work units the feasible nodes could serve together
 };
 
