@@ -2,8 +2,10 @@
 # The demo scenario, end to end against a real cpnd --dev: the compute
 # power network of the Pearl River Delta is loaded, tokens are handed out,
 # a designer ships a multi-architecture image with its config file, cpnd
-# picks the right variant per node, an operator takes a node out of
-# service, and everything shows up in capacity, events and the topology.
+# picks the right variant per node, a customer orders a service and gets
+# priced solutions, confirms one (its resources are held) and cancels it,
+# an operator takes a node out of service, and everything shows up in
+# capacity, events and the topology.
 # Uses build/cpnd and build/cpnctl (BIN=dir to use others).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,6 +101,38 @@ TOKEN=$CUSTOMER
 printf '  the customer now sees %s offering(s)\n' "$(api "$CPN_SERVER/v1/offerings" | jq '.items | length')"
 TOKEN=$OPERATOR
 api -X POST "$CPN_SERVER/v1/offerings/city-video-detection/publish" | jq -c '{offering: .name, state: .status.state}'
+
+step "customer: order city video detection for 64 cameras in Futian; cpnd answers with priced solutions"
+export CPN_TOKEN=$CUSTOMER
+ctl order city-video-detection -p streams=64 -p location=cams-sz-futian --duration 720h > "$DATA/order.json"
+ORDER=$(jq -r .id "$DATA/order.json")
+jq -r '"  order \(.id): \(.state), expires \(.expires_at)",
+       "  demand: " + ([.demand.components[] | "\(.name)=\(.demand.value)"] | join(", ")) + "  (training scheduled separately: \(.demand.scheduled_separately | join(", ")))",
+       (.solutions[] | "  \(.id) [\(.labels | join(", "))]: \(.estimate.latency_ms) ms end to end, cost \(.estimate.cost_per_hour | . * 100 | round / 100)/h, price \(.quote.per_hour)/h, \(.quote.total) \(.quote.currency) for \(.quote.duration_hours) h",
+        (.placements[] | "      \(.component) on \(.site)/\(.node) \(.target.arch)+\(.target.accelerator // "cpu") x\(.instances)"))' "$DATA/order.json"
+
+step "customer: confirm the cheapest; its nodes and links are held"
+ctl confirm "$ORDER" s1 | jq -r '"  \(.id): \(.state)", "  held: " + ([.reservation.nodes | to_entries[] | "\(.key) \(.value.cpu) cpu"] | join(", ")) + "; " + ([.reservation.links | to_entries[] | "\(.key) \(.value) Mbps"] | join(", "))'
+export CPN_TOKEN=$OPERATOR
+ctl capacity edge-sz-1 | jq -c '{edge_sz_1_cpu: .total.cpu}'
+
+step "customer: an order that fits nowhere explains itself and says what would fit"
+export CPN_TOKEN=$CUSTOMER
+ctl order city-video-detection -p streams=2000 -p resolution=4k -p location=cams-sz-futian |
+  jq -r '"  \(.solutions | length) solutions; blocked at \(.infeasible.blocking_component)",
+         (.infeasible.components[] | select(.component == .component) | "    \(.component): \(.feasible_nodes)/\(.nodes) nodes pass the filters, free capacity \(.free_capacity) for a demand of \(.demand)"),
+         (.infeasible.suggestions[] | "  suggestion: \(.parameter) -> \(.value // .values): \(.detail)")'
+
+step "operator: a what-if on face verification in Dongguan, nothing stored"
+export CPN_TOKEN=$OPERATOR
+ctl solve face-gate-standard -p location=Dongguan -p streams=40 |
+  jq -r '.solutions[] | "  \(.id) [\(.labels | join(", "))]: \(.estimate.latency_ms) ms, \(.quote.per_hour) \(.quote.currency)/h (\(.quote.billing_mode))"'
+
+step "customer: cancel the order; everything it held is free again"
+export CPN_TOKEN=$CUSTOMER
+ctl cancel "$ORDER" | jq -c '{order: .id, state}'
+export CPN_TOKEN=$OPERATOR
+ctl capacity edge-sz-1 | jq -c '{edge_sz_1_cpu: .total.cpu}'
 
 step "operator: cordon a GPU node; free capacity follows"
 export CPN_TOKEN=$OPERATOR

@@ -106,7 +106,10 @@ int main(int argc, char** argv) {
   int orders = 20, cbc_max = 2000, cbc_seconds = 60;
   std::uint64_t seed = 7;
   bool verbose = false;
+  double check_quality = -1;
   app.add_flag("--verbose", verbose, "one line per order on stderr");
+  app.add_option("--check-quality", check_quality,
+                 "exit 1 when a lowest-cost answer is more than this fraction over CBC's optimum (77 without cbc)");
   app.add_option("--sizes", sizes, "network sizes in nodes")->delimiter(',');
   app.add_option("--orders", orders, "orders per size");
   app.add_option("--cbc-max-nodes", cbc_max, "compare with CBC up to this size (0: never)");
@@ -117,6 +120,8 @@ int main(int argc, char** argv) {
   Blueprints blueprints = load_blueprints();
   bool have_cbc = std::system("command -v cbc >/dev/null 2>&1") == 0;
   if (!have_cbc) std::cout << "cbc not found (apt-get install coinor-cbc): quality columns are skipped\n";
+  if (!have_cbc && check_quality >= 0) return 77;
+  int off_target = 0, optimal_total = 0;
   auto dir = std::filesystem::temp_directory_path() / fmt::format("cpnd-solver-bench-{}", getpid());
   std::filesystem::create_directories(dir);
   bool keep_models = false;  // kept when an instance is off the target, to look at
@@ -171,9 +176,11 @@ int main(int argc, char** argv) {
         continue;
       }
       ++solved_optimal;
+      ++optimal_total;
       double ratio = cbc.objective > 0 ? cheapest->cost_per_hour() / cbc.objective : 1.0;
       ratios.push_back(ratio);
       time_ratios.push_back(cbc.seconds * 1000 / std::max(cpnd_ms, 1e-3));
+      if (check_quality >= 0 && ratio > 1 + check_quality) ++off_target;
       if (ratio > 1.02) {
         keep_models = true;
         std::cerr << fmt::format("size {} order {}: cpnd {:.4f} vs CBC {:.4f} ({}), model in {}\n", size, i,
@@ -190,5 +197,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (!keep_models) std::filesystem::remove_all(dir);
+  if (check_quality >= 0) {
+    fmt::print("{} of {} instances solved to optimality by CBC are more than {:.1f}% over its optimum\n", off_target,
+               optimal_total, check_quality * 100);
+    if (off_target > 0 || optimal_total == 0) return 1;
+  }
   return 0;
 }

@@ -187,6 +187,31 @@ Result<Blueprint> Blueprint::compile(const Json& doc, const Context& ctx) {
     out.async = cn.value("async", false);
     bp.connections_.push_back(std::move(out));
   }
+  // Data flows from the location down a tree: each component is fed by at
+  // most one connection, and following the feeds never comes back. (Joins
+  // would make the end-to-end latency a maximum over converging paths the
+  // placement search does not model.)
+  std::map<std::string, std::size_t> fed_by;
+  for (std::size_t k = 0; k < bp.connections_.size(); ++k) {
+    const auto& to = bp.connections_[k].to;
+    if (!names.count(to)) continue;
+    auto [it, fresh] = fed_by.emplace(to, k);
+    if (!fresh)
+      c.problem(fmt::format("/connections/{}/to", k),
+                fmt::format("'{}' is already fed by connection {}: a component has one incoming connection", to, it->second));
+  }
+  for (const auto& [start, first] : fed_by) {
+    std::string at = start;
+    for (std::size_t steps = 0; steps <= fed_by.size(); ++steps) {
+      auto it = fed_by.find(at);
+      if (it == fed_by.end()) break;
+      at = bp.connections_[it->second].from;
+      if (at == start) {
+        c.problem(fmt::format("/connections/{}/from", first), fmt::format("'{}' is fed by itself through a cycle", start));
+        break;
+      }
+    }
+  }
   if (doc.contains("slo") && doc["slo"].is_object() && doc["slo"].contains("latency_ms"))
     bp.slo_latency_ = c.number_expr(doc["slo"]["latency_ms"], "/slo/latency_ms", scope);
   if (doc.contains("metering") && doc["metering"].is_object() && doc["metering"].contains("requests_per_second"))

@@ -124,6 +124,9 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
     if (!(demand < 1e12))  // also NaN
       return fail(Error{ErrorKind::unprocessable,
                         fmt::format("component '{}': a demand of {} work units is beyond any network", c.name, demand), {}});
+    if (demand < 0)
+      return fail(Error{ErrorKind::unprocessable,
+                        fmt::format("component '{}': the demand model gives {} work units; it cannot be negative", c.name, demand), {}});
     Json profiles = Json::array();
     for (const auto& p : c.profiles) {
       Json target = {{"arch", p.arch}};
@@ -144,6 +147,10 @@ Result<Json> Blueprint::evaluate(const Json& parameters) const {
   for (const auto& c : connections_) {
     auto bw = eval(c.bandwidth_mbps);
     if (!bw) return fail(Error{ErrorKind::unprocessable, fmt::format("connection {} -> {}: {}", c.from, c.to, bw.error().message), {}});
+    double mbps = std::get<double>(*bw);
+    if (!(mbps >= 0 && mbps < 1e9))  // also NaN
+      return fail(Error{ErrorKind::unprocessable,
+                        fmt::format("connection {} -> {}: a bandwidth of {} Mbps is not possible", c.from, c.to, mbps), {}});
     Json j = {{"from", c.from}, {"to", c.to}, {"bandwidth_mbps", figure(c.bandwidth_mbps, *bw)}, {"max_latency_ms", nullptr},
               {"async", c.async}};
     if (c.max_latency_ms) {

@@ -68,6 +68,7 @@ double PriceModel::per_hour(double cost) const {
 }
 
 double PriceModel::max_cost_for(double ceiling) const {
+  if (discount_factor_ <= 0) return 1e300;  // a 100% discount: anything fits
   double usage = usage_quantity_ * unit_price_;
   if (!charges_resources_) return usage * discount_factor_ <= ceiling + 1e-9 ? 1e300 : -1.0;
   return (ceiling / discount_factor_ - usage) / (1 + markup_);

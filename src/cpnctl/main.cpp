@@ -18,7 +18,21 @@ const std::map<std::string, std::string> kCollections = {
     {"images", "/v1/images"}, {"files", "/v1/files"},   {"tokens", "/v1/tokens"},
     {"events", "/v1/events"}, {"topology", "/v1/topology"}, {"blueprints", "/v1/blueprints"},
     {"offerings", "/v1/offerings"}, {"component-templates", "/v1/component-templates"},
+    {"orders", "/v1/orders"},
 };
+
+// -p NAME=VALUE pairs: numbers and true/false stay typed, anything else is a string.
+Json typed_parameters(const std::vector<std::string>& params) {
+  Json p = Json::object();
+  for (const auto& kv : params) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) throw std::runtime_error("--param takes NAME=VALUE, not '" + kv + "'");
+    std::string v = kv.substr(eq + 1);
+    Json typed = Json::parse(v, nullptr, false);
+    p[kv.substr(0, eq)] = typed.is_discarded() || typed.is_object() || typed.is_array() ? Json(v) : typed;
+  }
+  return p;
+}
 
 int print(const client::Reply& r, bool yaml) {
   bool ok = r.status < 400;
@@ -99,6 +113,23 @@ int main(int argc, char** argv) {
   lifecycle->add_option("action", action, "publish | suspend | retire")->required();
   lifecycle->add_option("what", what, "offerings | blueprints")->required();
   lifecycle->add_option("id", id, "offering name, or blueprint NAME/VERSION")->required();
+  std::string duration, billing_mode, solution;
+  auto* order = app.add_subcommand("order", "order an offering: the answer holds the demand and priced solutions");
+  order->add_option("offering", id)->required();
+  order->add_option("-p,--param", params, "parameter NAME=VALUE");
+  order->add_option("--duration", duration, "how long, e.g. 24h or 30d");
+  order->add_option("--billing-mode", billing_mode, "per_minute | per_traffic_gb | per_request");
+  auto* solve = app.add_subcommand("solve", "what-if: an order's solutions without storing anything (operators)");
+  solve->add_option("offering", id)->required();
+  solve->add_option("-p,--param", params, "parameter NAME=VALUE");
+  solve->add_option("--duration", duration, "how long, e.g. 24h or 30d");
+  auto* confirm = app.add_subcommand("confirm", "confirm one of an order's solutions");
+  confirm->add_option("order", id)->required();
+  confirm->add_option("solution", solution, "s1, s2, ...")->required();
+  auto* cancel = app.add_subcommand("cancel", "cancel an order (a confirmed one gives its resources back)");
+  cancel->add_option("order", id)->required();
+  auto* requote = app.add_subcommand("requote", "solve a quoted or expired order again");
+  requote->add_option("order", id)->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -142,20 +173,22 @@ int main(int argc, char** argv) {
     if (*mktoken)
       return print(http.post("/v1/tokens", {{"name", name}, {"role", role}, {"tenant", tenant}}), yaml);
     if (*evaluate) {
-      Json p = Json::object();
-      for (const auto& kv : params) {
-        auto eq = kv.find('=');
-        if (eq == std::string::npos) throw std::runtime_error("--param takes NAME=VALUE, not '" + kv + "'");
-        std::string v = kv.substr(eq + 1);
-        Json typed = Json::parse(v, nullptr, false);  // 12, 2.5, true stay typed; anything else is a string
-        p[kv.substr(0, eq)] = typed.is_discarded() || typed.is_object() || typed.is_array() ? Json(v) : typed;
-      }
+      Json p = typed_parameters(params);
       auto slash = id.find('/');
       if (slash == std::string::npos) throw std::runtime_error("evaluate takes NAME/VERSION");
       return print(http.post("/v1/blueprints/" + id.substr(0, slash) + "/versions/" + id.substr(slash + 1) + "/evaluate",
                              {{"parameters", p}}, accept),
                    false);
     }
+    if (*order || *solve) {
+      Json body = {{"offering", id}, {"parameters", typed_parameters(params)}};
+      if (!duration.empty()) body["duration"] = duration;
+      if (!billing_mode.empty()) body["billing_mode"] = billing_mode;
+      return print(http.post(*order ? "/v1/orders" : "/v1/solve", body, accept), false);
+    }
+    if (*confirm) return print(http.post("/v1/orders/" + id + "/confirm", {{"solution", solution}}), yaml);
+    if (*cancel) return print(http.request("POST", "/v1/orders/" + id + "/cancel"), yaml);
+    if (*requote) return print(http.request("POST", "/v1/orders/" + id + "/requote"), yaml);
     if (*lifecycle) {
       std::string target;
       if (what == "offerings") {

@@ -40,9 +40,22 @@ resource::Rules site_rules() {
   return r;
 }
 
+// Orders whose reservation (taken on confirm, until released) holds this node or link ("nodes" or
+// "links"): it cannot go while they do. Orders sit above the inventory, so
+// they are found by their stored kind, not through their module.
+std::vector<std::string> holders(const Object& o, const Engine& e, const char* what) {
+  std::vector<std::string> out;
+  for (const Object* order : e.list("order"))
+    if (!order->body.value("reservation_released", false) &&
+        order->body.value("/reservation"_json_pointer, Json::object()).value(what, Json::object()).contains(o.id))
+      out.push_back("order/" + order->id);
+  return out;
+}
+
 resource::Rules node_rules() {
   resource::Rules r;
   r.kind = kNode;
+  r.dependents = [](const Object& o, const Engine& e) { return holders(o, e, "nodes"); };
   r.schema = "node";
   r.title = "node";
   r.read_only = {"allocated", "allocatable", "free", "capability"};
@@ -81,6 +94,7 @@ resource::Rules node_rules() {
 resource::Rules link_rules() {
   resource::Rules r;
   r.kind = kLink;
+  r.dependents = [](const Object& o, const Engine& e) { return holders(o, e, "links"); };
   r.schema = "link";
   r.title = "link";
   r.read_only = {"allocated_mbps", "free_mbps"};

@@ -2,6 +2,7 @@
 // the solver is fast enough to simply try the order again with one
 // parameter changed (more budget, a looser latency target, another
 // location, fewer streams) and report the changes that work.
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -45,6 +46,7 @@ solver::Demand demand_of(const blueprint::Blueprint& bp, const Json& evaluation,
     out.bandwidth_mbps = value_of(e["bandwidth_mbps"]);
     if (!e["max_latency_ms"].is_null()) out.max_latency_ms = value_of(e["max_latency_ms"]);
     out.async = c.async;
+    out.index = static_cast<int>(k);
     d.connections.push_back(out);
   }
   if (evaluation.contains("slo") && evaluation["slo"].contains("latency_ms"))
@@ -137,6 +139,10 @@ Json suggestions(const solver::Snapshot& s, const blueprint::Blueprint& bp, cons
   if (parameters.contains("location")) {
     // The nearest other cities first (by network latency from where the
     // cameras are); a dozen tries at most, so a large network stays fast.
+    auto lower = [](std::string v) {
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      return v;
+    };
     std::string here = parameters.value("location", "");
     std::vector<int> from;
     if (auto site = s.site_index(here)) {
@@ -149,7 +155,7 @@ Json suggestions(const solver::Snapshot& s, const blueprint::Blueprint& bp, cons
     std::map<std::string, double> cities;
     for (std::size_t i = 0; i < s.sites().size(); ++i) {
       const auto& city = s.sites()[i].city;
-      if (city.empty() || city == here || dist[i] >= solver::Routes::kUnreached) continue;
+      if (city.empty() || lower(city) == lower(here) || dist[i] >= solver::Routes::kUnreached) continue;
       auto [it, fresh] = cities.emplace(city, dist[i]);
       if (!fresh) it->second = std::min(it->second, dist[i]);
     }

@@ -55,21 +55,15 @@ struct ClassFilter {
 
 }  // namespace
 
-Filtered filter_component(const Snapshot& s, const Demand& d, int c, const std::vector<int>& upstream_sites,
-                          const Overlay& overlay) {
+Filtered filter_component(const Snapshot& s, const Demand& d, int c, const Connection* parent,
+                          const std::vector<int>& upstream_sites, const Overlay& overlay) {
   const Component& comp = d.components[c];
   Filtered out;
   out.report.component = comp.name;
 
-  // The latency reach: every hop into c from an upstream site within its bound.
-  double bound = 1e18;
-  bool has_upstream = false;
-  for (const auto& conn : d.connections)
-    if (conn.to == c) {
-      has_upstream = true;
-      if (conn.max_latency_ms) bound = std::min(bound, *conn.max_latency_ms);
-    }
-  if (has_upstream) {
+  // The latency reach: within the feeding hop's budget of an upstream site.
+  if (parent) {
+    double bound = parent->max_latency_ms.value_or(1e18);
     out.reach_latency = distances_from(s, upstream_sites, false, bound);
     out.reach_price = distances_from(s, upstream_sites, true);
   } else {

@@ -247,6 +247,11 @@ class Packer {
 std::optional<Packing> pack(const Snapshot& s, const Component& comp, int c, const SiteCandidates& site,
                             double demand, double latency_cap, const Overlay& overlay, bool partial,
                             int spread_nodes) {
+  // Far more instances than any site holds: not worth counting (and the
+  // counts below are ints).
+  double smallest = 1e300;
+  for (const auto& p : comp.profiles) smallest = std::min(smallest, p.capacity);
+  if (!(demand / smallest < 1e7)) return std::nullopt;
   Packer packer(s, comp, c, site, latency_cap, overlay, spread_nodes);
   if (packer.empty()) return std::nullopt;
   bool covered = packer.cover(demand);

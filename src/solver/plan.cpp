@@ -41,9 +41,9 @@ std::vector<Label> pareto(std::vector<Label> labels) {
 
 }  // namespace
 
-const Routes& RouteCache::from(int site, double mbps) {
-  auto& slot = cache_[{site, mbps}];
-  if (!slot) slot = std::make_unique<Routes>(*snapshot_, site, mbps);
+const Routes& RouteCache::from(int site, double mbps, double max_latency_ms) {
+  auto& slot = cache_[{site, mbps, max_latency_ms}];
+  if (!slot) slot = std::make_unique<Routes>(*snapshot_, site, mbps, max_latency_ms);
   return *slot;
 }
 
@@ -55,7 +55,8 @@ Hop hop_between(const Snapshot&, RouteCache& routes, const Connection& conn,
     for (auto [j, sj] : to) {
       if (i == j) continue;  // same site: no link crossed
       double mbps = conn.bandwidth_mbps * si * sj;
-      const Routes& r = routes.from(i, mbps);
+      // A route over the hop's budget is no use: the search stops there.
+      const Routes& r = routes.from(i, mbps, conn.max_latency_ms ? *conn.max_latency_ms + kEps : 1e18);
       if (!r.reaches(j)) return Hop{};
       hop.latency_ms = std::max(hop.latency_ms, r.latency_ms(j));
       hop.cost += mbps * r.price_mbps_hour(j);
@@ -110,7 +111,7 @@ namespace {
 
 std::vector<Option> single_site_options(const Snapshot& s, const Demand& d, int c, const Filtered& f,
                                         const Overlay& overlay, double inbound_mbps, std::size_t keep,
-                                        std::size_t& spread_sites) {
+                                        std::size_t& spread_sites, std::size_t& serving_sites) {
   const Component& comp = d.components[c];
   std::vector<Option> all;
   for (const auto& site : f.sites) {
@@ -132,6 +133,9 @@ std::vector<Option> single_site_options(const Snapshot& s, const Demand& d, int 
         pack(s, comp, c, site, comp.demand, 1e18, overlay, false, 1))
       ++spread_sites;  // it would fit on fewer nodes than the blueprint's spread asks
   }
+  std::set<int> serving;
+  for (const auto& o : all) serving.insert(o.sites[0].first);
+  serving_sites = serving.size();
   auto est_cost = [&](const Option& o) { return o.packing.cost + inbound_mbps * f.reach_price[o.sites[0].first]; };
   auto est_latency = [&](const Option& o) { return f.reach_latency[o.sites[0].first] + o.packing.processing_ms; };
   std::vector<std::size_t> by_cost(all.size()), by_latency(all.size());
@@ -199,7 +203,7 @@ std::vector<Option> spill_options(const Snapshot& s, const Demand& d, int c, con
 }  // namespace
 
 Plan make_plan(const Snapshot& s, const Demand& d, const std::vector<int>& sources, const Graph& g,
-               const Overlay& overlay, const Options& options, bool enforce_slo) {
+               const Overlay& overlay, const Options& options, bool enforce_slo, RouteCache& routes) {
   const int n = static_cast<int>(d.components.size());
   Plan plan;
   plan.filtered.resize(n);
@@ -212,7 +216,7 @@ Plan make_plan(const Snapshot& s, const Demand& d, const std::vector<int>& sourc
       int from = d.connections[pc].from;
       upstream = from == kLocation ? sources : feasible_sites[from];
     }
-    plan.filtered[c] = filter_component(s, d, c, upstream, overlay);
+    plan.filtered[c] = filter_component(s, d, c, pc >= 0 ? &d.connections[pc] : nullptr, upstream, overlay);
     for (const auto& site : plan.filtered[c].sites) feasible_sites[c].push_back(site.site);
     const Component& comp = d.components[c];
     if (comp.demand <= kEps && comp.min_instances <= 0) {
@@ -220,12 +224,9 @@ Plan make_plan(const Snapshot& s, const Demand& d, const std::vector<int>& sourc
       continue;
     }
     double inbound = pc >= 0 ? d.connections[pc].bandwidth_mbps : 0.0;
+    auto& report = plan.filtered[c].report;
     plan.options[c] = single_site_options(s, d, c, plan.filtered[c], overlay, inbound, options.sites_per_component,
-                                          plan.filtered[c].report.spread_sites);
-    plan.filtered[c].report.serving_sites = 0;
-    std::set<int> serving;
-    for (const auto& o : plan.options[c]) serving.insert(o.sites[0].first);
-    plan.filtered[c].report.serving_sites = serving.size();
+                                          report.spread_sites, report.serving_sites);
     if (plan.options[c].empty()) plan.options[c] = spill_options(s, d, c, plan.filtered[c], overlay, inbound);
   }
 
@@ -239,7 +240,6 @@ Plan make_plan(const Snapshot& s, const Demand& d, const std::vector<int>& sourc
   }
   const double slo = enforce_slo && d.slo_latency_ms ? *d.slo_latency_ms : 1e18;
 
-  RouteCache routes(s);
   std::vector<std::vector<std::vector<Label>>> fronts(n);
   // Combines the children of one option (or of the location) into its front.
   auto combine = [&](int parent, const std::vector<std::pair<int, double>>& sites, double own_cost,

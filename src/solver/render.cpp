@@ -40,14 +40,14 @@ Json solution_json(const Snapshot& s, const Demand& d, const Solution& sol, cons
     Json path = Json::array(), links = Json::array();
     for (int site : f.path.sites) path.push_back(s.sites()[site].id);
     for (int link : f.path.links) links.push_back(s.links()[link].id);
-    Json entry = {{"connection", f.connection},
+    Json entry = {{"connection", conn.index >= 0 ? conn.index : f.connection},
                   {"from", end_name(d, conn.from)},
                   {"to", end_name(d, conn.to)},
                   {"from_site", s.sites()[f.from_site].id},
                   {"to_site", s.sites()[f.to_site].id},
                   {"path", path},
                   {"links", links},
-                  {"bandwidth_mbps", round_to(f.mbps, 1e-3)},
+                  {"bandwidth_mbps", f.mbps},  // exact: confirming reserves this
                   {"latency_ms", round_to(f.path.latency_ms, 1e-3)},
                   {"async", conn.async}};
     if (conn.max_latency_ms) entry["max_latency_ms"] = round_to(*conn.max_latency_ms, 1e-3);

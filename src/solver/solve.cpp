@@ -75,11 +75,12 @@ struct Assembler {
           if (i == j) {
             flow.path.sites = {i};
           } else {
-            flow.path = routes.from(i, flow.mbps).path_to(j);
+            double limit = conn.max_latency_ms ? *conn.max_latency_ms + kEps : 1e18;
+            flow.path = routes.from(i, flow.mbps, limit).path_to(j);
             bool room = std::all_of(flow.path.links.begin(), flow.path.links.end(), [&](int l) {
               return s.links()[l].free_mbps - link_used[l] + 1e-6 >= flow.mbps;
             });
-            if (!room) flow.path = Routes(s, i, flow.mbps, 1e18, &link_used).path_to(j);
+            if (!room) flow.path = Routes(s, i, flow.mbps, limit, &link_used).path_to(j);
             if (flow.path.sites.empty()) return Conflict{"network-path"};
             for (int l : flow.path.links) link_used[l] += flow.mbps;
           }
@@ -210,6 +211,7 @@ std::vector<std::size_t> ranking(const std::vector<Choice>& front, const Strateg
 
 Result<Answer> solve(const Snapshot& s, const Demand& d, const Options& options) {
   Answer answer;
+  if (d.location.empty()) return fail(Error::invalid_field("/parameters/location", "a location (a site or a city) is needed"));
   if (auto site = s.site_index(d.location)) answer.sources = {*site};
   else {
     // A city: its end sites (the cameras), or all its sites when it has none.
@@ -224,8 +226,8 @@ Result<Answer> solve(const Snapshot& s, const Demand& d, const Options& options)
 
   const Graph g = component_graph(d);
   Overlay none(s);
-  Plan plan = make_plan(s, d, answer.sources, g, none, options, true);
   RouteCache routes(s);
+  Plan plan = make_plan(s, d, answer.sources, g, none, options, true, routes);
   Explanation& why = answer.explanation;
 
   std::vector<Choice> affordable;
@@ -261,11 +263,14 @@ Result<Answer> solve(const Snapshot& s, const Demand& d, const Options& options)
 
   for (const auto& f : plan.filtered) why.components.push_back(f.report);
   why.combinations = {
-      {"connection-latency", "a hop's network path is over its connection's max_latency_ms", plan.hop_latency_rejected},
+      {"connection-latency", "a hop's network path is over its connection's max_latency_ms",
+       plan.hop_latency_rejected + conflicts["connection-latency"]},
       {"network-path", "no route between the sites with enough free bandwidth", plan.hop_unreachable},
-      {"slo", "network and processing latency along the chain is over the end-to-end target", plan.slo_rejected},
+      {"slo", "network and processing latency along the chain is over the end-to-end target",
+       plan.slo_rejected + conflicts["slo"]},
       {"budget", "the resource cost is over the customer's ceiling", over_budget + conflicts["budget"]},
-      {"shared-capacity", "components competing for the same nodes or links", conflicts["capacity"] + conflicts["network-path"]},
+      {"shared-capacity", "components or flows competing for the same nodes or links",
+       conflicts["capacity"] + conflicts["network-path"]},
   };
   for (int c : g.order)
     if (plan.options[c].empty()) {
@@ -275,7 +280,7 @@ Result<Answer> solve(const Snapshot& s, const Demand& d, const Options& options)
   if (answer.solutions.empty()) {
     if (!plan.front.empty() && affordable.empty()) why.cheapest_cost_per_hour = plan.front.front().cost;
     if (plan.front.empty() && !why.blocking_component && d.slo_latency_ms) {
-      Plan relaxed = make_plan(s, d, answer.sources, g, none, options, false);
+      Plan relaxed = make_plan(s, d, answer.sources, g, none, options, false, routes);
       for (const auto& c : relaxed.front)
         why.latency_needed_ms = std::min(why.latency_needed_ms.value_or(1e300), c.latency_ms);
     }

@@ -44,9 +44,10 @@ struct Filtered {
 
 struct Graph;  // below
 
-// Runs the filters for component c, whose upstream feasible sites are known.
-Filtered filter_component(const Snapshot& s, const Demand& d, int c, const std::vector<int>& upstream_sites,
-                          const Overlay& overlay);
+// Runs the filters for component c, fed by connection `parent` (null for
+// none) from upstream_sites (the sources, or the feeding component's sites).
+Filtered filter_component(const Snapshot& s, const Demand& d, int c, const Connection* parent,
+                          const std::vector<int>& upstream_sites, const Overlay& overlay);
 
 struct Packing {
   std::vector<Placement> placements;
@@ -76,15 +77,16 @@ struct Hop {
   double latency_ms = 0, cost = 0;
 };
 
-// Routes from a site at a bandwidth, computed once per solve.
+// Routes from a site at a bandwidth within a latency limit, computed once
+// per solve (the limit keeps each search small on large networks).
 class RouteCache {
  public:
   explicit RouteCache(const Snapshot& s) : snapshot_(&s) {}
-  const Routes& from(int site, double mbps);
+  const Routes& from(int site, double mbps, double max_latency_ms = 1e18);
 
  private:
   const Snapshot* snapshot_;
-  std::map<std::pair<int, double>, std::unique_ptr<Routes>> cache_;
+  std::map<std::tuple<int, double, double>, std::unique_ptr<Routes>> cache_;
 };
 
 Hop hop_between(const Snapshot& s, RouteCache& routes, const Connection& conn,
@@ -113,6 +115,6 @@ struct Plan {
 };
 
 Plan make_plan(const Snapshot& s, const Demand& d, const std::vector<int>& sources, const Graph& g,
-               const Overlay& overlay, const Options& options, bool enforce_slo);
+               const Overlay& overlay, const Options& options, bool enforce_slo, RouteCache& routes);
 
 }  // namespace cpn::solver::detail

@@ -165,6 +165,11 @@ TEST_CASE("confirming holds the solution's nodes and links; cancelling gives the
   for (const auto& [link, used] : mbps) CHECK(during.links[link] == Approx(before.links[link] - used));
 
   CHECK(customer.post("/v1/orders/" + id + "/confirm", {{"solution", solution["id"]}}).status == 409);
+  // What an order holds cannot be deleted from under it.
+  std::string held_node = solution["placements"][0]["node"];
+  auto refused = d.admin().del("/v1/nodes/" + held_node);
+  CHECK(refused.status == 409);
+  CHECK(refused.json()["detail"].get<std::string>().find("order/" + id) != std::string::npos);
 
   // A new order is solved on what is left: it never counts the held resources as free.
   Json next = customer.post("/v1/orders", video_order({{"streams", 120}})).json();

@@ -157,6 +157,38 @@ TEST_CASE("a bad blueprint reports every problem with its pointer", "[blueprint]
     if (e.pointer == "/connections/0/max_latency_ms") CHECK_THAT(e.message, Catch::Contains("line 1, column 10"));
 }
 
+TEST_CASE("connections form a tree from the location: no joins, no cycles", "[blueprint]") {
+  Json join = small();
+  join["connections"].push_back({{"from", "location"}, {"to", "analyze"}, {"bandwidth_mbps", 1}});
+  auto r = blueprint::Blueprint::compile(join, context());
+  REQUIRE_FALSE(r);
+  CHECK(pointers(r.error()) == std::vector<std::string>{"/connections/2/to"});
+  CHECK_THAT(r.error().errors[0].message, Catch::Contains("already fed by connection 1"));
+
+  Json cycle = small();
+  cycle["connections"][0]["from"] = "analyze";  // detect <- analyze <- detect
+  auto c = blueprint::Blueprint::compile(cycle, context());
+  REQUIRE_FALSE(c);
+  CHECK_THAT(c.error().errors[0].message, Catch::Contains("cycle"));
+}
+
+TEST_CASE("a demand model giving a negative bandwidth or demand is an error, not a refund", "[blueprint]") {
+  Json doc = small();
+  doc["connections"][0]["bandwidth_mbps"] = "streams * 4 - 100";
+  auto bp = blueprint::Blueprint::compile(doc, context());
+  REQUIRE(bp);
+  CHECK(bp->evaluate({{"streams", 50}}));
+  auto negative = bp->evaluate({{"streams", 4}});
+  REQUIRE_FALSE(negative);
+  CHECK_THAT(negative.error().message, Catch::Contains("-84 Mbps"));
+  doc["components"][1]["demand"] = "load - 10";
+  auto bp2 = blueprint::Blueprint::compile(doc, context());
+  REQUIRE(bp2);
+  auto demand = bp2->evaluate({{"streams", 8}});
+  REQUIRE_FALSE(demand);
+  CHECK_THAT(demand.error().message, Catch::Contains("cannot be negative"));
+}
+
 TEST_CASE("a component template is expanded and overridden field by field", "[blueprint]") {
   Json spec = {{"tier", "edge"},
                {"image", "yolo:1"},

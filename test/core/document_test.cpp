@@ -22,6 +22,23 @@ TEST_CASE("quantities accept plain numbers and Kubernetes suffixes", "[core]") {
   CHECK(*v == Approx(c.expected));
 }
 
+TEST_CASE("durations read as in Go and Kubernetes: 90s, 15m, 12h, 30d, 1h30m", "[core]") {
+  struct Case {
+    const char* text;
+    double seconds;
+  };
+  for (auto c : {Case{"90s", 90}, Case{"15m", 900}, Case{"12h", 43200}, Case{"30d", 2592000}, Case{"1h30m", 5400},
+                 Case{"0.5h", 1800}}) {
+    INFO(c.text);
+    REQUIRE(parse_duration_seconds(c.text));
+    CHECK(*parse_duration_seconds(c.text) == Approx(c.seconds));
+  }
+  for (const char* bad : {"", "15", "m", "-5m", "5 m", "5w", "1h30", "h1"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_duration_seconds(bad));
+  }
+}
+
 TEST_CASE("malformed or negative quantities are refused", "[core]") {
   for (const char* bad : {"", "12 GB", "-4", "4Gb", "1..5", ".5", "Gi", "4 Gi"})
     CHECK_FALSE(parse_quantity(std::string_view(bad), QuantityUnit::gib));

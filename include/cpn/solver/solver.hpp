@@ -41,6 +41,7 @@ struct Connection {
   double bandwidth_mbps = 0;
   std::optional<double> max_latency_ms;  // this hop's network path
   bool async = false;                    // not on the end-to-end latency path
+  int index = -1;                        // the blueprint's numbering, shown in answers (-1: the position)
 };
 
 struct Demand {
