@@ -47,6 +47,16 @@ std::string inventory_gauges(Services& s) {
   return out;
 }
 
+std::string order_gauges(Services& s) {
+  std::map<std::string, int> by_state;
+  for (const char* state : {"quoted", "confirmed", "cancelled", "expired"}) by_state[state] = 0;
+  for (const auto* o : s.engine.list(orders::kOrder)) by_state[o->body.value("state", "")]++;
+  std::string out = "# HELP cpnd_orders Orders by state.\n# TYPE cpnd_orders gauge\n";
+  for (const auto& [state, n] : by_state)
+    out += fmt::format("cpnd_orders{{state=\"{}\"}} {}\n", http::escape_label(state), n);
+  return out;
+}
+
 std::string store_metrics(Services& s) {
   const auto& t = s.engine.store().timings();
   std::string out;
@@ -85,7 +95,7 @@ void add_system_routes(http::Router& router, Services& s) {
                       [&s](Request&) {
                         Response r;
                         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-                        r.body = s.metrics.render() + store_metrics(s) + inventory_gauges(s);
+                        r.body = s.metrics.render() + store_metrics(s) + inventory_gauges(s) + order_gauges(s);
                         return r;
                       },
                       "metrics", "Prometheus metrics", "system"};
