@@ -111,9 +111,17 @@ jq -r '"  order \(.id): \(.state), expires \(.expires_at)",
        (.solutions[] | "  \(.id) [\(.labels | join(", "))]: \(.estimate.latency_ms) ms end to end, cost \(.estimate.cost_per_hour | . * 100 | round / 100)/h, price \(.quote.per_hour)/h, \(.quote.total) \(.quote.currency) for \(.quote.duration_hours) h",
         (.placements[] | "      \(.component) on \(.site)/\(.node) \(.target.arch)+\(.target.accelerator // "cpu") x\(.instances)"))' "$DATA/order.json"
 
-step "customer: confirm the cheapest; its nodes and links are held"
-ctl confirm "$ORDER" s1 | jq -r '"  \(.id): \(.state)", "  held: " + ([.reservation.nodes | to_entries[] | "\(.key) \(.value.cpu) cpu"] | join(", ")) + "; " + ([.reservation.links | to_entries[] | "\(.key) \(.value) Mbps"] | join(", "))'
+step "customer: confirm the cheapest; it becomes a deployment whose template holds its nodes and links"
+ctl confirm "$ORDER" s1 > "$DATA/confirmed.json"
+jq -r '"  \(.id): \(.state) -> deployment \(.deployment)"' "$DATA/confirmed.json"
+DEPLOYMENT=$(jq -r .deployment "$DATA/confirmed.json")
+ctl get deployments "$DEPLOYMENT" | jq -r '"  deployment \(.id): \(.state), holds " + ([.reservation.nodes | to_entries[] | "\(.key) \(.value.cpu) cpu"] | join(", ")) + "; " + ([.reservation.links | to_entries[] | "\(.key) \(.value) Mbps"] | join(", "))'
+printf '  its template (YAML, excerpt):\n'
+TOKEN=$CUSTOMER
+api -H 'Accept: application/yaml' "$CPN_SERVER/v1/deployments/$DEPLOYMENT/template" > "$DATA/template.yaml"
+awk '/^  components:/ {on=1} on && n++ < 24' "$DATA/template.yaml" | sed 's/^/    /'
 export CPN_TOKEN=$OPERATOR
+TOKEN=$OPERATOR
 ctl capacity edge-sz-1 | jq -c '{edge_sz_1_cpu: .total.cpu}'
 
 step "customer: an order that fits nowhere explains itself and says what would fit"

@@ -13,5 +13,6 @@ void add_event_routes(http::Router& router, Services& s);
 void add_blueprint_routes(http::Router& router, Services& s);
 void add_catalog_routes(http::Router& router, Services& s);
 void add_order_routes(http::Router& router, Services& s);
+void add_deployment_routes(http::Router& router, Services& s);
 
 }  // namespace cpn::api

@@ -18,7 +18,7 @@ const std::map<std::string, std::string> kCollections = {
     {"images", "/v1/images"}, {"files", "/v1/files"},   {"tokens", "/v1/tokens"},
     {"events", "/v1/events"}, {"topology", "/v1/topology"}, {"blueprints", "/v1/blueprints"},
     {"offerings", "/v1/offerings"}, {"component-templates", "/v1/component-templates"},
-    {"orders", "/v1/orders"},
+    {"orders", "/v1/orders"}, {"deployments", "/v1/deployments"},
 };
 
 // -p NAME=VALUE pairs: numbers and true/false stay typed, anything else is a string.

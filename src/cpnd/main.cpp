@@ -129,9 +129,10 @@ int main(int argc, char** argv) {
 
   net::io_context io(1);
   bool ready = false;
-  orders::Orders orders(engine, catalog, library, {cfg->quote_ttl, cfg->order_duration_hours});
+  orders::Orders orders(engine, catalog, library, images, {cfg->quote_ttl, cfg->order_duration_hours});
+  templates::Deployments deployments(engine);
   api::Services services{engine,  inventory, images,  files,                  tokens,  library,
-                         catalog, orders,    metrics, [&] { return ready; }, kVersion};
+                         catalog, orders,    deployments, metrics, [&] { return ready; }, kVersion};
   http::Router router;
   api::register_routes(router, services);
   http::Dispatcher dispatcher(router, tokens, engine, metrics);

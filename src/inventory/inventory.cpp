@@ -40,15 +40,16 @@ resource::Rules site_rules() {
   return r;
 }
 
-// Orders whose reservation (taken on confirm, until released) holds this node or link ("nodes" or
-// "links"): it cannot go while they do. Orders sit above the inventory, so
-// they are found by their stored kind, not through their module.
+// Deployments whose reservation (taken when created, until released) holds
+// this node or link ("nodes" or "links"): it cannot go while they do.
+// Deployments sit above the inventory, so they are found by their stored
+// kind, not through their module.
 std::vector<std::string> holders(const Object& o, const Engine& e, const char* what) {
   std::vector<std::string> out;
-  for (const Object* order : e.list("order"))
-    if (!order->body.value("reservation_released", false) &&
-        order->body.value("/reservation"_json_pointer, Json::object()).value(what, Json::object()).contains(o.id))
-      out.push_back("order/" + order->id);
+  for (const Object* d : e.list("deployment"))
+    if (!d->body.value("reservation_released", false) &&
+        d->body.value("/reservation"_json_pointer, Json::object()).value(what, Json::object()).contains(o.id))
+      out.push_back("deployment/" + d->id);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "cpn/core/crypto.hpp"
 #include "cpn/core/quantity.hpp"
 #include "cpn/orders/orders.hpp"
+#include "cpn/template/deployments.hpp"
 #include "translate.hpp"
 
 namespace cpn::orders {
@@ -43,95 +44,14 @@ void record(Json& order, const std::string& state, const std::string& at, const 
   order["history"].push_back(entry);
 }
 
-// What a solution holds: per node its cpu, memory and accelerators by model,
-// per link its bandwidth.
-Json reservation_of(const Json& solution) {
-  Json nodes = Json::object(), links = Json::object();
-  for (const auto& p : solution["placements"]) {
-    std::string node = p["node"];
-    int n = p["instances"];
-    Json& r = nodes[node];
-    if (r.is_null()) r = {{"cpu", 0.0}, {"memory", 0.0}, {"accelerators", Json::object()}};
-    r["cpu"] = r["cpu"].get<double>() + p["requests"]["cpu"].get<double>() * n;
-    r["memory"] = r["memory"].get<double>() + p["requests"]["memory"].get<double>() * n;
-    int acc = p["requests"]["accelerators"].get<int>() * n;
-    if (acc > 0) {
-      std::string model = p["target"].value("accelerator", "");
-      r["accelerators"][model] = r["accelerators"].value(model, 0) + acc;
-    }
-  }
-  for (const auto& f : solution["network"])
-    for (const auto& l : f["links"]) {
-      std::string id = l;
-      links[id] = links.value(id, 0.0) + f["bandwidth_mbps"].get<double>();
-    }
-  return {{"nodes", nodes}, {"links", links}};
-}
-
-// The node and link writes that take (sign +1) or give back (-1) a
-// reservation; with sign +1 it fails if something no longer fits.
-Result<std::vector<engine::Change>> apply_reservation(const Json& reservation, int sign, const engine::Engine& engine) {
-  std::vector<engine::Change> changes;
-  std::vector<FieldError> short_of;
-  for (const auto& [id, r] : reservation["nodes"].items()) {
-    const engine::Object* o = engine.find(inventory::kNode, id);
-    if (!o) {
-      if (sign > 0) short_of.push_back({"/solution", fmt::format("node '{}' is gone", id)});
-      continue;
-    }
-    Json body = o->body;
-    Json& alloc = body["allocated"];
-    if (!alloc.is_object()) alloc = Json::object();
-    Json& by_model = alloc["accelerators_by_model"];
-    if (!by_model.is_object()) by_model = Json::object();
-    double cpu = alloc.value("cpu", 0.0) + sign * r["cpu"].get<double>();
-    double memory = alloc.value("memory", 0.0) + sign * r["memory"].get<double>();
-    int acc_total = alloc.value("accelerators", 0);
-    if (sign > 0) {
-      if (body.value("state", "ready") != "ready")
-        short_of.push_back({"/solution", fmt::format("node '{}' is {}", id, body.value("state", ""))});
-      if (cpu > body.value("cpu", 0.0) + 1e-9 || memory > body.value("memory", 0.0) + 1e-9)
-        short_of.push_back({"/solution", fmt::format("node '{}' no longer has the cpu or memory free", id)});
-    }
-    for (const auto& [model, n] : r["accelerators"].items()) {
-      int now = by_model.value(model, 0) + sign * n.get<int>();
-      int have = 0;
-      for (const auto& a : body.value("accelerators", Json::array()))
-        if (a.value("model", "") == model) have += a.value("count", 0);
-      if (sign > 0 && now > have)
-        short_of.push_back({"/solution", fmt::format("node '{}' no longer has {} {} free", id, n.get<int>(), model)});
-      by_model[model] = std::max(0, now);
-      acc_total += sign * n.get<int>();
-    }
-    alloc["cpu"] = std::max(0.0, cpu);
-    alloc["memory"] = std::max(0.0, memory);
-    alloc["accelerators"] = std::max(0, acc_total);
-    changes.push_back({engine::Change::Op::put, inventory::kNode, id, std::move(body), sign > 0 ? "NodeReserved" : "NodeReleased"});
-  }
-  for (const auto& [id, mbps] : reservation["links"].items()) {
-    const engine::Object* o = engine.find(inventory::kLink, id);
-    if (!o) {
-      if (sign > 0) short_of.push_back({"/solution", fmt::format("link '{}' is gone", id)});
-      continue;
-    }
-    Json body = o->body;
-    double now = body.value("allocated_mbps", 0.0) + sign * mbps.get<double>();
-    if (sign > 0 && now > body.value("bandwidth_mbps", 0.0) + 1e-6)
-      short_of.push_back({"/solution", fmt::format("link '{}' no longer has {} Mbps free", id, mbps.get<double>())});
-    body["allocated_mbps"] = std::max(0.0, now);
-    changes.push_back({engine::Change::Op::put, inventory::kLink, id, std::move(body), sign > 0 ? "LinkReserved" : "LinkReleased"});
-  }
-  if (!short_of.empty())
-    return fail(Error::conflict("the solution no longer fits the inventory: ask for a new quote (requote)", std::move(short_of)));
-  return changes;
-}
-
 }  // namespace
 
-Orders::Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Library& library, Settings settings)
+Orders::Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Library& library,
+               const artifacts::Images& images, Settings settings)
     : engine_(engine),
       catalog_(catalog),
       library_(library),
+      images_(images),
       settings_(settings),
       orders_(engine, order_rules()),
       snapshots_(engine) {}
@@ -277,12 +197,24 @@ Result<Json> Orders::confirm(const std::string& id, const Json& request, const a
     return fail(Error::invalid_field("/solution", fmt::format("'{}' is not a solution of this order ({})", chosen,
                                                               ids.empty() ? "it has none" : Json(ids).dump())));
   }
-  Json reservation = reservation_of(*solution);
-  auto changes = apply_reservation(reservation, +1, engine_);
-  if (!changes) return fail(changes.error());
+  // The confirmed solution becomes a deployment template; the deployment
+  // holds its resources from the same commit on.
+  auto bpref = order["blueprint"];
+  auto bp = compiled(bpref["name"], bpref["version"]);
+  if (!bp) return fail(bp.error());
+  std::map<std::string, std::string> models;
+  for (const auto& c : (*bp)->components()) models[c.name] = c.model;
+  std::string deployment = "dep-" + id.substr(id.find('-') + 1);
+  Json doc = templates::from_order(order, *solution, models, images_, deployment);
+  Json body = templates::Deployments::body_for(doc, who, "order", engine_);
+  body["tenant"] = order["tenant"];
+  auto changes = templates::reserve(body["reservation"], +1, engine_, "/solution");
+  if (!changes) return fail(Error::conflict("solution " + chosen + " no longer fits the inventory: requote the order",
+                                            changes.error().errors));
   order["confirmed"] = {{"solution", chosen}, {"at", format_time(now)}, {"by", who.name}};
-  order["reservation"] = reservation;
+  order["deployment"] = deployment;
   record(order, "confirmed", format_time(now));
+  changes->insert(changes->begin(), {engine::Change::Op::put, templates::kDeployment, deployment, body, "DeploymentCreated"});
   changes->insert(changes->begin(), {engine::Change::Op::put, kOrder, id, order, "OrderConfirmed"});
   auto e = engine_.commit(std::move(*changes));
   if (!e) return fail(e.error());
@@ -296,10 +228,19 @@ Result<Json> Orders::cancel(const std::string& id, const auth::Principal& who) {
   std::string state = state_of(order);
   std::vector<engine::Change> changes;
   if (state == "confirmed") {
-    auto release = apply_reservation(order["reservation"], -1, engine_);
-    if (!release) return fail(release.error());
-    changes = std::move(*release);
-    order["reservation_released"] = true;
+    // Its deployment has not started (the orchestrator takes it from
+    // pending): it ends here and gives back what it holds.
+    const engine::Object* dep = engine_.find(templates::kDeployment, order.value("deployment", ""));
+    if (dep && !dep->body.value("reservation_released", false)) {
+      auto release = templates::reserve(dep->body["reservation"], -1, engine_);
+      if (!release) return fail(release.error());
+      changes = std::move(*release);
+      Json body = dep->body;
+      body["reservation_released"] = true;
+      body["state"] = "cancelled";
+      body["history"].push_back({{"state", "cancelled"}, {"at", engine_.now()}, {"reason", "order cancelled"}});
+      changes.insert(changes.begin(), {engine::Change::Op::put, templates::kDeployment, dep->id, body, "DeploymentCancelled"});
+    }
   } else if (state != "quoted" && state != "expired") {
     return fail(Error::conflict(fmt::format("order '{}' is {}: it cannot be cancelled", id, state)));
   }

@@ -169,7 +169,8 @@ TEST_CASE("confirming holds the solution's nodes and links; cancelling gives the
   std::string held_node = solution["placements"][0]["node"];
   auto refused = d.admin().del("/v1/nodes/" + held_node);
   CHECK(refused.status == 409);
-  CHECK(refused.json()["detail"].get<std::string>().find("order/" + id) != std::string::npos);
+  std::string deployment = confirmed.json()["deployment"];
+  CHECK(refused.json()["detail"].get<std::string>().find("deployment/" + deployment) != std::string::npos);
 
   // A new order is solved on what is left: it never counts the held resources as free.
   Json next = customer.post("/v1/orders", video_order({{"streams", 120}})).json();

@@ -14,6 +14,7 @@
 #include "cpn/http/router.hpp"
 #include "cpn/inventory/inventory.hpp"
 #include "cpn/orders/orders.hpp"
+#include "cpn/template/deployments.hpp"
 
 namespace cpn::api {
 
@@ -26,6 +27,7 @@ struct Services {
   blueprint::Library& library;
   catalog::Catalog& catalog;
   orders::Orders& orders;
+  templates::Deployments& deployments;
   http::Metrics& metrics;
   std::function<bool()> ready;  // false while starting or stopping
   std::string version;

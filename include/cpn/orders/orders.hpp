@@ -1,14 +1,16 @@
 // Orders: a customer's request for an offering with parameters, translated
 // into resource demand and several priced solutions over the live
-// inventory (the solver), then confirmed (holding the resources), cancelled
-// or left to expire. Lifecycle: quoted -> confirmed, cancelled, expired;
-// an expired quote can be requoted. The provisioning that follows a
-// confirmation belongs to the orchestrator.
+// inventory (the solver), then confirmed (its solution becomes a deployment
+// template and a deployment that holds the resources), cancelled or left
+// to expire. Lifecycle: quoted -> confirmed, cancelled, expired; an expired
+// quote can be requoted. Provisioning the deployment belongs to the
+// orchestrator.
 #pragma once
 
 #include <chrono>
 #include <memory>
 
+#include "cpn/artifacts/artifacts.hpp"
 #include "cpn/auth/tokens.hpp"
 #include "cpn/catalog/catalog.hpp"
 #include "cpn/inventory/inventory.hpp"
@@ -41,7 +43,8 @@ Result<solver::Snapshot> snapshot_of(const engine::Engine& engine);
 
 class Orders {
  public:
-  Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Library& library, Settings settings);
+  Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Library& library,
+         const artifacts::Images& images, Settings settings);
 
   resource::Collection& collection() { return orders_; }
   const Settings& settings() const { return settings_; }
@@ -72,6 +75,7 @@ class Orders {
   engine::Engine& engine_;
   catalog::Catalog& catalog_;
   blueprint::Library& library_;
+  const artifacts::Images& images_;
   Settings settings_;
   resource::Collection orders_;
   SnapshotCache snapshots_;

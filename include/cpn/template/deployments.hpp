@@ -1,0 +1,35 @@
+// Deployments: a template to carry out and what it holds. One comes from
+// each confirmed order, or from a template submitted directly. A
+// deployment starts `pending` with its reservation taken in the same
+// commit; the orchestrator drives it from there.
+#pragma once
+
+#include "cpn/auth/tokens.hpp"
+#include "cpn/resource/collection.hpp"
+#include "cpn/template/template.hpp"
+
+namespace cpn::templates {
+
+class Deployments {
+ public:
+  explicit Deployments(engine::Engine& engine);
+  resource::Collection& collection() { return deployments_; }
+
+  // The body of a new deployment of a template (reservation included).
+  static Json body_for(const Json& doc, const auth::Principal& who, const std::string& source, const engine::Engine& engine);
+
+  // POST /v1/deployments: 422 for a bad document, 409 when its name is
+  // taken or its resources are no longer free.
+  Result<Json> submit(const Json& doc, const auth::Principal& who);
+  // DELETE /v1/deployments/{id} of a submitted template: gives back what it holds.
+  Status remove(const std::string& id, const auth::Principal& who);
+
+  Result<const engine::Object*> find(const std::string& id, const auth::Principal& who) const;
+  static bool visible(const engine::Object& deployment, const auth::Principal& who);
+
+ private:
+  engine::Engine& engine_;
+  resource::Collection deployments_;
+};
+
+}  // namespace cpn::templates

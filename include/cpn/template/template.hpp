@@ -1,0 +1,41 @@
+// Deployment templates (DeploymentTemplate): everything the orchestrator
+// needs to carry out a service, nothing it must look up elsewhere:
+// components with their image variant per node, model version, placements
+// and requests; bandwidth reservations along routes; policies with their
+// parameters evaluated; billing. A confirmed order's solution becomes one,
+// or a client submits one directly. What a template holds (cpu, memory and
+// accelerators per node, bandwidth per link) is its reservation.
+#pragma once
+
+#include <map>
+
+#include "cpn/artifacts/artifacts.hpp"
+#include "cpn/engine/engine.hpp"
+
+namespace cpn::templates {
+
+inline constexpr const char* kDeployment = "deployment";
+
+// The template of a confirmed order: its solution, its demand's evaluated
+// policies and SLO, its quote. models: component -> model name.
+Json from_order(const Json& order, const Json& solution, const std::map<std::string, std::string>& models,
+                const artifacts::Images& images, const std::string& deployment);
+
+// Checks a submitted template: the schema, then what a schema cannot say
+// (unique component names, network ends that name components, routes that
+// join their sites over existing links, nodes and sites that exist and
+// match). Every problem has its pointer. Answers the template normalised
+// (links filled in from paths).
+Result<Json> parse(const Json& doc, const engine::Engine& engine);
+
+// cpu, memory and accelerators per node, bandwidth per link.
+Json reservation_of(const Json& doc);
+
+// The node and link writes that take (+1) or give back (-1) a
+// reservation. Taking fails (409, a pointer per shortfall) when something
+// is no longer free, is gone, or is not ready.
+// pointer: where the shortfalls point in the request ("/solution", "/spec").
+Result<std::vector<engine::Change>> reserve(const Json& reservation, int sign, const engine::Engine& engine,
+                                            const std::string& pointer = "/spec");
+
+}  // namespace cpn::templates

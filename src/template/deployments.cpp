@@ -1,0 +1,80 @@
+// Deployment records: submission, reading, removal.
+#include <fmt/format.h>
+
+#include "cpn/template/deployments.hpp"
+
+namespace cpn::templates {
+namespace {
+
+resource::Rules deployment_rules() {
+  resource::Rules r;
+  r.kind = kDeployment;
+  r.schema = "deployment-template";
+  r.title = "deployment";
+  r.id_of = [](const Json& b) { return b["id"].get<std::string>(); };
+  return r;
+}
+
+}  // namespace
+
+Deployments::Deployments(engine::Engine& engine) : engine_(engine), deployments_(engine, deployment_rules()) {}
+
+bool Deployments::visible(const engine::Object& d, const auth::Principal& who) {
+  return who.role != "customer" || d.body.value("tenant", "") == who.tenant;
+}
+
+Json Deployments::body_for(const Json& doc, const auth::Principal& who, const std::string& source,
+                           const engine::Engine& engine) {
+  Json body = {{"id", doc["metadata"]["name"]},
+               {"tenant", doc["metadata"].value("tenant", who.tenant)},
+               {"owner", who.name},
+               {"source", source},
+               {"state", "pending"},
+               {"template", doc},
+               {"reservation", reservation_of(doc)},
+               {"history", {{{"state", "pending"}, {"at", engine.now()}}}}};
+  if (doc["metadata"].contains("order")) body["order"] = doc["metadata"]["order"];
+  return body;
+}
+
+Result<Json> Deployments::submit(const Json& input, const auth::Principal& who) {
+  auto doc = parse(input, engine_);
+  if (!doc) return fail(doc.error());
+  (*doc)["metadata"]["tenant"] = who.tenant;  // a submitter deploys for its own tenant
+  (*doc)["metadata"].erase("order");
+  std::string id = (*doc)["metadata"]["name"];
+  if (engine_.find(kDeployment, id))
+    return fail(Error::conflict(fmt::format("deployment '{}' exists", id), {{"/metadata/name", "taken"}}));
+  Json body = body_for(*doc, who, "template", engine_);
+  auto changes = reserve(body["reservation"], +1, engine_, "/spec");
+  if (!changes) return fail(changes.error());
+  changes->insert(changes->begin(), {engine::Change::Op::put, kDeployment, id, body, "DeploymentCreated"});
+  if (auto e = engine_.commit(std::move(*changes)); !e) return fail(e.error());
+  return deployments_.get(id);
+}
+
+Status Deployments::remove(const std::string& id, const auth::Principal& who) {
+  auto d = find(id, who);
+  if (!d) return fail(d.error());
+  const Json& body = (*d)->body;
+  if (body.value("source", "") == "order")
+    return fail(Error::conflict(fmt::format("deployment '{}' carries out order '{}': cancel or complete the order", id,
+                                            body.value("order", ""))));
+  std::vector<engine::Change> changes;
+  if (!body.value("reservation_released", false)) {
+    auto release = reserve(body["reservation"], -1, engine_);
+    if (!release) return fail(release.error());
+    changes = std::move(*release);
+  }
+  changes.insert(changes.begin(), {engine::Change::Op::remove, kDeployment, id, nullptr, "DeploymentDeleted"});
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return {};
+}
+
+Result<const engine::Object*> Deployments::find(const std::string& id, const auth::Principal& who) const {
+  const engine::Object* o = engine_.find(kDeployment, id);
+  if (!o || !visible(*o, who)) return fail(Error::not_found(fmt::format("deployment '{}' not found", id)));
+  return o;
+}
+
+}  // namespace cpn::templates
