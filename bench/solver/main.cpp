@@ -75,6 +75,33 @@ Blueprints load_blueprints() {
   return b;
 }
 
+// The network as a Topology document, so that cpnd itself can load it
+// (what is held in the snapshot is simply left out).
+Json topology_of(const solver::Snapshot& s) {
+  Json sites = Json::array();
+  std::vector<Json> nodes(s.sites().size(), Json::array());
+  for (const auto& n : s.nodes()) {
+    Json node = {{"id", n.id}, {"arch", n.arch}, {"cpu", n.cpu_free}, {"memory", n.memory_free},
+                 {"state", n.ready ? "ready" : "cordoned"}};
+    for (const auto& a : n.accelerators)
+      if (a.free > 0)
+        node["accelerators"].push_back({{"type", a.model.rfind("xilinx", 0) == 0 ? "fpga" : a.model.rfind("ascend", 0) == 0 ? "npu" : "gpu"},
+                                        {"model", a.model}, {"count", a.free}});
+    nodes[n.site].push_back(node);
+  }
+  for (std::size_t i = 0; i < s.sites().size(); ++i) {
+    const auto& site = s.sites()[i];
+    Json prices = {{"cpu_core_hour", site.prices.cpu_core_hour}, {"memory_gib_hour", site.prices.memory_gib_hour},
+                   {"accelerators", site.prices.accelerators}};
+    sites.push_back({{"id", site.id}, {"tier", site.tier}, {"city", site.city}, {"prices", prices}, {"nodes", nodes[i]}});
+  }
+  Json links = Json::array();
+  for (const auto& l : s.links())
+    links.push_back({{"from", s.sites()[l.a].id}, {"to", s.sites()[l.b].id}, {"latency_ms", l.latency_ms},
+                     {"bandwidth_mbps", l.free_mbps}, {"price_mbps_hour", l.price_mbps_hour}});
+  return {{"apiVersion", "cpn/v1"}, {"kind", "Topology"}, {"sites", sites}, {"links", links}};
+}
+
 struct CbcResult {
   bool optimal = false;
   double objective = 0, seconds = 0;
@@ -113,6 +140,9 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 7;
   bool verbose = false;
   double check_quality = -1;
+  std::string emit_topology;
+  app.add_option("--emit-topology", emit_topology,
+                 "write the network of the first size as a Topology document (JSON) to this file and exit");
   app.add_flag("--verbose", verbose, "one line per order on stderr");
   app.add_option("--check-quality", check_quality,
                  "exit 1 when a lowest-cost answer is more than this fraction over CBC's optimum (77 without cbc)");
@@ -123,6 +153,13 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the networks and orders");
   CLI11_PARSE(app, argc, argv);
 
+  if (!emit_topology.empty()) {
+    auto net = test::synthetic_network({sizes.at(0), seed + static_cast<std::uint64_t>(sizes.at(0)), 0.3});
+    std::ofstream(emit_topology) << topology_of(net.snapshot).dump();
+    std::cout << fmt::format("{}: {} sites, {} nodes, {} links; end sites such as {}\n", emit_topology, net.sites,
+                             net.snapshot.nodes().size(), net.links, net.end_sites.front());
+    return 0;
+  }
   Blueprints blueprints = load_blueprints();
   bool have_cbc = std::system("command -v cbc >/dev/null 2>&1") == 0;
   if (!have_cbc) std::cout << "cbc not found (apt-get install coinor-cbc): quality columns are skipped\n";

@@ -117,9 +117,14 @@ Result<Json> Library::retire(const std::string& name, const std::string& version
 Result<Blueprint> Library::compiled(const std::string& name, const std::string& version) const {
   auto o = blueprints_.find(version_id(name, version));
   if (!o) return fail(o.error());
+  auto& slot = compiled_[(*o)->id];
+  if (slot.second && slot.first == (*o)->resource_version) return *slot.second;
   Json doc = (*o)->body;
   doc.erase("status");
-  return Blueprint::compile(doc, context());
+  auto bp = Blueprint::compile(doc, context());
+  if (!bp) return fail(bp.error());
+  slot = {(*o)->resource_version, std::make_shared<const Blueprint>(*bp)};
+  return bp;
 }
 
 Result<Json> Library::evaluate(const std::string& name, const std::string& version, const Json& parameters) const {

@@ -7,6 +7,27 @@
 
 namespace cpn::orders {
 
+namespace {
+
+// What a node has free: its capacity less what deployments hold.
+void free_of(const Json& body, solver::Node& node) {
+  const Json alloc = body.value("allocated", Json::object());
+  const Json by_model = alloc.value("accelerators_by_model", Json::object());
+  node.cpu_free = std::max(0.0, body.value("cpu", 0.0) - alloc.value("cpu", 0.0));
+  node.memory_free = std::max(0.0, body.value("memory", 0.0) - alloc.value("memory", 0.0));
+  std::map<std::string, int> pools;
+  const Json accelerators = body.value("accelerators", Json::array());
+  for (const auto& a : accelerators) pools[a.value("model", "")] += a.value("count", 0);
+  node.accelerators.clear();
+  for (const auto& [model, count] : pools) node.accelerators.push_back({model, std::max(0, count - by_model.value(model, 0))});
+}
+
+double link_free(const Json& body) {
+  return std::max(0.0, body.value("bandwidth_mbps", 0.0) - body.value("allocated_mbps", 0.0));
+}
+
+}  // namespace
+
 Result<solver::Snapshot> snapshot_of(const engine::Engine& engine) {
   solver::Snapshot::Builder b;
   for (const auto* o : engine.list(inventory::kSite)) {
@@ -21,38 +42,36 @@ Result<solver::Snapshot> snapshot_of(const engine::Engine& engine) {
     b.add_site(std::move(site));
   }
   for (const auto* o : engine.list(inventory::kNode)) {
-    const Json& body = o->body;
-    const Json alloc = body.value("allocated", Json::object());
-    const Json by_model = alloc.value("accelerators_by_model", Json::object());
     solver::Node node;
     node.id = o->id;
-    node.arch = body.value("arch", "");
-    node.ready = body.value("state", "ready") == "ready";
-    node.cpu_free = std::max(0.0, body.value("cpu", 0.0) - alloc.value("cpu", 0.0));
-    node.memory_free = std::max(0.0, body.value("memory", 0.0) - alloc.value("memory", 0.0));
-    std::map<std::string, int> pools;
-    const Json accelerators = body.value("accelerators", Json::array());
-    for (const auto& a : accelerators) pools[a.value("model", "")] += a.value("count", 0);
-    for (const auto& [model, count] : pools)
-      node.accelerators.push_back({model, std::max(0, count - by_model.value(model, 0))});
-    b.add_node(body.value("site", ""), std::move(node));
+    node.arch = o->body.value("arch", "");
+    node.ready = o->body.value("state", "ready") == "ready";
+    free_of(o->body, node);
+    b.add_node(o->body.value("site", ""), std::move(node));
   }
   for (const auto* o : engine.list(inventory::kLink)) {
-    const Json& body = o->body;
     solver::Link link;
     link.id = o->id;
-    link.latency_ms = body.value("latency_ms", 0.0);
-    link.free_mbps = std::max(0.0, body.value("bandwidth_mbps", 0.0) - body.value("allocated_mbps", 0.0));
-    link.price_mbps_hour = body.value("price_mbps_hour", 0.0);
-    b.add_link(body.value("from", ""), body.value("to", ""), std::move(link));
+    link.latency_ms = o->body.value("latency_ms", 0.0);
+    link.free_mbps = link_free(o->body);
+    link.price_mbps_hour = o->body.value("price_mbps_hour", 0.0);
+    b.add_link(o->body.value("from", ""), o->body.value("to", ""), std::move(link));
   }
   return std::move(b).build();
 }
 
 SnapshotCache::SnapshotCache(engine::Engine& engine) : engine_(engine) {
   engine_.on_commit([this](const std::vector<engine::Event>& events) {
-    for (const auto& e : events)
-      if (e.kind == inventory::kSite || e.kind == inventory::kNode || e.kind == inventory::kLink) stale_ = true;
+    for (const auto& e : events) {
+      // Reservations change only what is free: patched in place. Anything
+      // else about sites, nodes and links rebuilds the snapshot.
+      if (e.kind == inventory::kNode && (e.type == "NodeReserved" || e.type == "NodeReleased"))
+        nodes_changed_.insert(e.id);
+      else if (e.kind == inventory::kLink && (e.type == "LinkReserved" || e.type == "LinkReleased"))
+        links_changed_.insert(e.id);
+      else if (e.kind == inventory::kSite || e.kind == inventory::kNode || e.kind == inventory::kLink)
+        stale_ = true;
+    }
   });
 }
 
@@ -60,10 +79,26 @@ Result<std::shared_ptr<const solver::Snapshot>> SnapshotCache::current() {
   if (stale_ || !snapshot_) {
     auto s = snapshot_of(engine_);
     if (!s) return fail(s.error());
-    snapshot_ = std::make_shared<const solver::Snapshot>(std::move(*s));
+    snapshot_ = std::make_shared<solver::Snapshot>(std::move(*s));
     stale_ = false;
+  } else {
+    for (const auto& id : nodes_changed_) {
+      const engine::Object* o = engine_.find(inventory::kNode, id);
+      auto index = snapshot_->node_index(id);
+      if (!o || !index) continue;
+      solver::Node fresh;
+      free_of(o->body, fresh);
+      snapshot_->set_node_free(*index, fresh.cpu_free, fresh.memory_free, std::move(fresh.accelerators));
+    }
+    for (const auto& id : links_changed_) {
+      const engine::Object* o = engine_.find(inventory::kLink, id);
+      auto index = snapshot_->link_index(id);
+      if (o && index) snapshot_->set_link_free(*index, link_free(o->body));
+    }
   }
-  return snapshot_;
+  nodes_changed_.clear();
+  links_changed_.clear();
+  return std::shared_ptr<const solver::Snapshot>(snapshot_);
 }
 
 }  // namespace cpn::orders

@@ -60,6 +60,7 @@ Result<Snapshot> Snapshot::Builder::build() && {
       s.site_classes_[node.site].push_back(it->second);
     }
     node.node_class = it->second;
+    s.node_by_id_[node.id] = static_cast<int>(s.nodes_.size());
     s.classes_[it->second].nodes.push_back(static_cast<int>(s.nodes_.size()));
     s.nodes_.push_back(std::move(node));
   }
@@ -70,6 +71,7 @@ Result<Snapshot> Snapshot::Builder::build() && {
     link.a = *a;
     link.b = *b;
     int index = static_cast<int>(s.links_.size());
+    s.link_by_id_[link.id] = index;
     s.adjacency_[*a].emplace_back(index, *b);
     s.adjacency_[*b].emplace_back(index, *a);
     s.links_.push_back(std::move(link));
@@ -81,6 +83,27 @@ std::optional<int> Snapshot::site_index(const std::string& id) const {
   auto it = site_by_id_.find(id);
   if (it == site_by_id_.end()) return std::nullopt;
   return it->second;
+}
+
+std::optional<int> Snapshot::node_index(const std::string& id) const {
+  auto it = node_by_id_.find(id);
+  if (it == node_by_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<int> Snapshot::link_index(const std::string& id) const {
+  auto it = link_by_id_.find(id);
+  if (it == link_by_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Snapshot::set_node_free(int node, double cpu, double memory, std::vector<AcceleratorPool> accelerators) {
+  Node& n = nodes_[node];
+  n.cpu_free = cpu;
+  n.memory_free = memory;
+  std::sort(accelerators.begin(), accelerators.end(),
+            [](const AcceleratorPool& a, const AcceleratorPool& b) { return a.model < b.model; });
+  n.accelerators = std::move(accelerators);  // same models: the node's class does not change
 }
 
 std::vector<int> Snapshot::sites_in_city(const std::string& city) const {

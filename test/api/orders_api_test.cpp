@@ -187,6 +187,10 @@ TEST_CASE("confirming holds the solution's nodes and links; cancelling gives the
   for (const auto& [node, free] : before.nodes) CHECK(after.nodes[node] == free);
   for (const auto& [link, free] : before.links) CHECK(after.links[link] == Approx(free));
   CHECK(customer.post("/v1/orders/" + id + "/cancel", Json::object()).status == 409);
+  // The solver sees it all free again: the same order gets the same answer as the first time.
+  Json again = customer.post("/v1/orders", video_order({{"streams", 120}})).json();
+  CHECK(again["solutions"][0]["placements"] == solution["placements"]);
+  CHECK(again["solutions"][0]["network"] == solution["network"]);
 
   // Every transition is an event.
   std::vector<std::string> types;

@@ -3,6 +3,9 @@
 // templates that blueprints compose, stored through the engine.
 #pragma once
 
+#include <map>
+#include <memory>
+
 #include <functional>
 
 #include "cpn/blueprint/blueprint.hpp"
@@ -43,6 +46,9 @@ class Library {
  private:
   engine::Engine& engine_;
   std::function<std::set<std::string>()> known_models_;
+  // Compiled versions by id, valid for the resourceVersion they were built
+  // from: an order must not recompile (and rescan the inventory's models).
+  mutable std::map<std::string, std::pair<std::int64_t, std::shared_ptr<const Blueprint>>> compiled_;
   resource::Collection blueprints_;
   resource::Collection templates_;
 };

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "cpn/artifacts/artifacts.hpp"
 #include "cpn/auth/tokens.hpp"
@@ -26,7 +27,8 @@ struct Settings {
 };
 
 // The live inventory as the solver sees it: free capacity net of what
-// confirmed orders hold. Rebuilt only after the inventory changed.
+// deployments hold. Rebuilt after the inventory changed; a reservation
+// taken or given back only updates the nodes and links it touched.
 class SnapshotCache {
  public:
   explicit SnapshotCache(engine::Engine& engine);
@@ -34,8 +36,9 @@ class SnapshotCache {
 
  private:
   engine::Engine& engine_;
-  std::shared_ptr<const solver::Snapshot> snapshot_;
+  std::shared_ptr<solver::Snapshot> snapshot_;
   bool stale_ = true;
+  std::set<std::string> nodes_changed_, links_changed_;
 };
 
 // The solver's snapshot of an engine's sites, nodes and links.

@@ -91,6 +91,14 @@ class Snapshot {
   const std::vector<std::pair<int, int>>& adjacent(int site) const { return adjacency_[site]; }
 
   std::optional<int> site_index(const std::string& id) const;
+  std::optional<int> node_index(const std::string& id) const;
+  std::optional<int> link_index(const std::string& id) const;
+
+  // What is free changes with every confirmed or released order; the owner
+  // of a snapshot updates it in place between solves rather than rebuilding
+  // (a solve itself sees it immutable).
+  void set_node_free(int node, double cpu, double memory, std::vector<AcceleratorPool> accelerators);
+  void set_link_free(int link, double mbps) { links_[link].free_mbps = mbps; }
   // Sites of a city (case-insensitive), in id order.
   std::vector<int> sites_in_city(const std::string& city) const;
 
@@ -101,7 +109,7 @@ class Snapshot {
   std::vector<NodeClass> classes_;
   std::vector<std::vector<int>> site_classes_;
   std::vector<std::vector<std::pair<int, int>>> adjacency_;
-  std::map<std::string, int> site_by_id_;
+  std::map<std::string, int> site_by_id_, node_by_id_, link_by_id_;
   std::map<std::string, std::vector<int>> sites_by_city_;  // lowercased city
 };
 
