@@ -75,3 +75,29 @@ TEST_CASE("cpnctl evaluates blueprints and moves offerings through their lifecyc
   CHECK(refused.status == 1);
   CHECK_THAT(refused.text, Catch::Contains("offering/face-gate-standard"));
 }
+
+TEST_CASE("cpnctl orders, confirms and cancels; operators run what-ifs", "[cpnctl][orders]") {
+  test::Daemon d({.dev = true});
+  std::string customer = d.token("customer"), op = d.token("operator");
+  auto ordered = cpnctl(d, customer, "order city-video-detection -p streams=32 -p location=cams-sz-futian --duration 48h");
+  REQUIRE(ordered.status == 0);
+  Json order = Json::parse(ordered.text);
+  CHECK(order["state"] == "quoted");
+  CHECK(order["parameters"]["streams"] == 32);  // typed, not "32"
+  CHECK(order["duration_hours"] == 48);
+  std::string id = order["id"];
+  auto confirmed = cpnctl(d, customer, "confirm " + id + " s1");
+  REQUIRE(confirmed.status == 0);
+  std::string deployment = Json::parse(confirmed.text)["deployment"];
+  auto dep = cpnctl(d, customer, "get deployments " + deployment);
+  REQUIRE(dep.status == 0);
+  CHECK(Json::parse(dep.text)["order"] == id);
+  CHECK(Json::parse(cpnctl(d, customer, "get orders").text)["items"].size() == 1);
+  CHECK(Json::parse(cpnctl(d, customer, "cancel " + id).text)["state"] == "cancelled");
+  CHECK(cpnctl(d, customer, "confirm " + id + " s1").status == 1);  // 409: printed on stderr
+
+  auto what_if = cpnctl(d, op, "solve face-gate-standard -p location=Dongguan -p streams=40");
+  REQUIRE(what_if.status == 0);
+  CHECK_FALSE(Json::parse(what_if.text)["solutions"].empty());
+  CHECK(cpnctl(d, customer, "solve face-gate-standard -p location=Dongguan").status == 1);  // operators only
+}
