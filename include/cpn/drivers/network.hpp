@@ -1,0 +1,78 @@
+// Network drivers carry out a deployment's bandwidth reservations: the
+// rate reserved along a chosen route, with the traffic routed over it. The
+// orchestrator calls them; every call is idempotent, so after a crash it
+// simply calls again.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpn/core/error.hpp"
+
+namespace cpn::drivers {
+
+struct PathReservation {
+  std::string id;                  // unique per deployment flow, e.g. "dep-1/2/edge-sz-1"
+  std::vector<std::string> sites;  // the route, first site to last
+  double mbps = 0;
+};
+
+struct SiteLink {
+  std::string id, from, to;
+};
+
+class NetworkDriver {
+ public:
+  virtual ~NetworkDriver() = default;
+  virtual std::string name() const = 0;
+  // Reserves mbps along the route and routes the traffic between its ends
+  // over it. Reserving an id again with the same route and rate changes
+  // nothing; with another rate or route it is changed in place.
+  virtual Status reserve(const PathReservation& r) = 0;
+  // Gives a reservation back; an unknown id is not an error.
+  virtual Status release(const std::string& id) = 0;
+  // What is reserved now, by id.
+  virtual std::map<std::string, PathReservation> reservations() const = 0;
+};
+
+// The digital twin's network: reservations are kept as accounting only (the
+// inventory's link allocations are taken by the deployment itself).
+std::unique_ptr<NetworkDriver> make_sim_network();
+
+// Real configuration on this host: a network namespace per site (prefix +
+// site id), a veth pair per link, `ip route` along each reservation's path
+// and a `tc` HTB class per reservation on every hop's egress. Needs root
+// (CAP_NET_ADMIN). setup() creates the namespaces and links (idempotent);
+// teardown() removes them.
+class LinuxNetwork : public NetworkDriver {
+ public:
+  LinuxNetwork(std::string prefix, std::vector<std::string> sites, std::vector<SiteLink> links);
+  ~LinuxNetwork() override;
+  Status setup();
+  void teardown();
+  // The address of a site inside its namespace (for traffic between sites).
+  std::string address_of(const std::string& site) const;
+  std::string namespace_of(const std::string& site) const { return prefix_ + site; }
+
+  std::string name() const override { return "linux"; }
+  Status reserve(const PathReservation& r) override;
+  Status release(const std::string& id) override;
+  std::map<std::string, PathReservation> reservations() const override { return reserved_; }
+
+ private:
+  struct Hop {
+    std::string ns, dev;  // the egress device toward the next site
+  };
+  Result<std::vector<Hop>> hops(const std::vector<std::string>& sites) const;
+  Status route(const PathReservation& r);
+  std::string prefix_;
+  std::vector<std::string> sites_;
+  std::vector<SiteLink> links_;
+  std::map<std::string, PathReservation> reserved_;
+  std::map<std::string, int> class_of_;  // reservation id -> tc class minor (and filter prio)
+  int next_class_ = 10;
+};
+
+}  // namespace cpn::drivers
