@@ -1,0 +1,70 @@
+// The digital twin's compute driver, and the driver registry.
+#include <fmt/format.h>
+
+#include "cpn/drivers/compute.hpp"
+
+namespace cpn::drivers {
+
+std::string to_string(Phase phase) {
+  switch (phase) {
+    case Phase::absent: return "absent";
+    case Phase::starting: return "starting";
+    case Phase::running: return "running";
+    case Phase::failed: return "failed";
+  }
+  return "absent";
+}
+
+Status Registry::add(std::unique_ptr<ComputeDriver> driver) {
+  std::string name = driver->name();
+  if (!drivers_.emplace(name, std::move(driver)).second)
+    return fail(Error::conflict(fmt::format("a compute driver named '{}' is registered already", name)));
+  return {};
+}
+
+ComputeDriver* Registry::find(const std::string& name) const {
+  auto it = drivers_.find(name);
+  return it == drivers_.end() ? nullptr : it->second.get();
+}
+
+namespace {
+
+// Instances live in the model only: after a restart of cpnd they are gone,
+// as containers are after a node reboot, and the orchestrator starts them again.
+class SimCompute : public ComputeDriver {
+ public:
+  SimCompute(const Clock& clock, std::chrono::milliseconds delay, std::function<bool(const std::string&)> node_up)
+      : clock_(clock), delay_(delay), node_up_(std::move(node_up)) {}
+  std::string name() const override { return "sim"; }
+  Status start(const Json& instance) override {
+    started_.emplace(instance.value("id", ""), clock_.now());  // a running one keeps its start
+    return {};
+  }
+  Status stop(const Json& instance) override {
+    started_.erase(instance.value("id", ""));
+    return {};
+  }
+  Observation observe(const Json& instance) override {
+    auto it = started_.find(instance.value("id", ""));
+    if (it == started_.end()) return {Phase::absent, ""};
+    std::string node = instance.value("node", "");
+    if (node_up_ && !node_up_(node)) return {Phase::failed, fmt::format("node '{}' is down", node)};
+    if (clock_.now() < it->second + delay_) return {Phase::starting, "starting in the model"};
+    return {Phase::running, ""};
+  }
+
+ private:
+  const Clock& clock_;
+  std::chrono::milliseconds delay_;
+  std::function<bool(const std::string&)> node_up_;
+  std::map<std::string, std::chrono::system_clock::time_point> started_;
+};
+
+}  // namespace
+
+std::unique_ptr<ComputeDriver> make_sim_compute(const Clock& clock, std::chrono::milliseconds start_delay,
+                                                std::function<bool(const std::string& node)> node_up) {
+  return std::make_unique<SimCompute>(clock, start_delay, std::move(node_up));
+}
+
+}  // namespace cpn::drivers
