@@ -3,7 +3,8 @@
 # power network of the Pearl River Delta is loaded, tokens are handed out,
 # a designer ships a multi-architecture image with its config file, cpnd
 # picks the right variant per node, a customer orders a service and gets
-# priced solutions, confirms one (its resources are held) and cancels it,
+# priced solutions, confirms one (its resources are held), watches it run
+# on the sim twin and completes it,
 # an operator takes a node out of service, and everything shows up in
 # capacity, events and the topology.
 # Uses build/cpnd and build/cpnctl (BIN=dir to use others).
@@ -16,7 +17,8 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "start cpnd --dev (embedded defaults: SQLite in $DATA, sim drivers, the demo topology)"
-"$BIN/cpnd" --dev --data "$DATA" --listen 127.0.0.1:0 --log-level notice > "$DATA/stdout" 2> "$DATA/cpnd.log" &
+CPND_SIM_START_DELAY_MS=${CPND_SIM_START_DELAY_MS:-1000} \
+  "$BIN/cpnd" --dev --data "$DATA" --listen 127.0.0.1:0 --log-level notice > "$DATA/stdout" 2> "$DATA/cpnd.log" &
 PID=$!
 for _ in $(seq 100); do [ -s "$DATA/cpnd.addr" ] && break; sleep 0.1; done
 export CPN_SERVER=$(cat "$DATA/cpnd.addr")
@@ -136,9 +138,23 @@ export CPN_TOKEN=$OPERATOR
 ctl solve face-gate-standard -p location=Dongguan -p streams=40 |
   jq -r '.solutions[] | "  \(.id) [\(.labels | join(", "))]: \(.estimate.latency_ms) ms, \(.quote.per_hour) \(.quote.currency)/h (\(.quote.billing_mode))"'
 
-step "customer: cancel the order; everything it held is free again"
+step "orchestrator: the deployment is provisioned on the sim twin; every instance runs on its node"
 export CPN_TOKEN=$CUSTOMER
-ctl cancel "$ORDER" | jq -c '{order: .id, state}'
+for _ in $(seq 100); do
+  [ "$(ctl get deployments "$DEPLOYMENT" | jq -r .state)" = running ] && break
+  sleep 0.1
+done
+ctl get deployments "$DEPLOYMENT" | jq -c '{deployment: .id, state, progress: .progress.components}'
+api "$CPN_SERVER/v1/deployments/$DEPLOYMENT/instances" |
+  jq -r '.items[] | "  \(.id): \(.state) on \(.site)/\(.node) \(.variant.platform) \(.variant.accelerator) (driver \(.driver))"'
+
+step "customer: complete the order; instances drain and stop, everything it held is free again"
+ctl complete "$ORDER" | jq -c '{order: .id, state}'
+for _ in $(seq 100); do
+  [ "$(ctl get orders "$ORDER" | jq -r .state)" = completed ] && break
+  sleep 0.1
+done
+ctl get orders "$ORDER" | jq -c '{order: .id, history: [.history[].state]}'
 export CPN_TOKEN=$OPERATOR
 ctl capacity edge-sz-1 | jq -c '{edge_sz_1_cpu: .total.cpu}'
 

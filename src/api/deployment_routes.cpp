@@ -31,12 +31,38 @@ void add_deployment_routes(http::Router& router, Services& s) {
   router.add(std::move(create));
 
   router.add({"GET", "/v1/deployments/{id}", roles,
-              [&deployments](Request& req) {
-                auto d = deployments.find(req.param("id"), *req.principal);
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
                 if (!d) return error(d.error(), req);
-                return json(deployments.collection().render(**d));
+                // Progress: instances by state, per component and per site.
+                Json out = s.deployments.collection().render(**d), components = Json::object(), sites = Json::object();
+                for (const auto* i : s.orchestrator.instances_of((*d)->id)) {
+                  std::string state = i->body.value("state", "");
+                  for (auto [group, key] : {std::pair{&components, i->body.value("component", "")},
+                                            std::pair{&sites, i->body.value("site", "")}}) {
+                    Json& g = (*group)[key];
+                    if (!g.is_object()) g = Json::object();
+                    g[state] = g.value(state, 0) + 1;
+                    g["total"] = g.value("total", 0) + 1;
+                  }
+                }
+                out["progress"] = {{"components", components}, {"sites", sites}};
+                return json(out);
               },
-              "getDeployment", "Read a deployment", "deployments"});
+              "getDeployment", "Read a deployment, with its progress per component and site", "deployments"});
+  router.add({"GET", "/v1/deployments/{id}/instances", roles,
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
+                if (!d) return error(d.error(), req);
+                Json items = Json::array();
+                for (const auto* i : s.orchestrator.instances_of((*d)->id)) {
+                  Json item = i->body;
+                  item["metadata"] = {{"id", i->id}, {"resourceVersion", std::to_string(i->resource_version)}};
+                  items.push_back(std::move(item));
+                }
+                return json({{"items", items}});
+              },
+              "listDeploymentInstances", "A deployment's instances: node, architecture, image variant, state", "deployments"});
   router.add({"GET", "/v1/deployments/{id}/template", roles,
               [&deployments](Request& req) {
                 auto d = deployments.find(req.param("id"), *req.principal);
@@ -45,8 +71,19 @@ void add_deployment_routes(http::Router& router, Services& s) {
               },
               "getDeploymentTemplate", "The deployment's template (Accept: application/yaml for YAML)", "deployments"});
   router.add({"DELETE", "/v1/deployments/{id}", roles,
-              [&deployments](Request& req) {
-                auto r = deployments.remove(req.param("id"), *req.principal);
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
+                if (!d) return error(d.error(), req);
+                if ((*d)->body.value("source", "") == "template") {
+                  // Started: torn down by the orchestrator, then removed (202).
+                  auto started = s.orchestrator.tear_down(req.param("id"));
+                  if (!started) return error(started.error(), req);
+                  if (*started) {
+                    Response out = json(s.deployments.collection().render(*s.engine.find(templates::kDeployment, req.param("id"))), 202);
+                    return out;
+                  }
+                }
+                auto r = s.deployments.remove(req.param("id"), *req.principal);
                 if (!r) return error(r.error(), req);
                 Response out;
                 out.status = 204;

@@ -68,6 +68,14 @@ void add_order_routes(http::Router& router, Services& s) {
   router.add({"POST", "/v1/orders/{id}/cancel", roles,
               [&orders](Request& req) { return answer(orders.cancel(req.param("id"), *req.principal), req); },
               "cancelOrder", "Cancel an order; a confirmed one gives its resources back", "orders"});
+  router.add({"POST", "/v1/orders/{id}/complete", roles,
+              [&s](Request& req) {
+                auto r = s.orchestrator.complete_order(req.param("id"), *req.principal);
+                if (!r) return error(r.error(), req);
+                return json(s.orders.collection().render(*s.engine.find(orders::kOrder, req.param("id"))));
+              },
+              "completeOrder", "End the service: drain and stop every instance, give back compute and bandwidth",
+              "orders"});
   router.add({"POST", "/v1/orders/{id}/requote", roles,
               [&orders](Request& req) { return answer(orders.requote(req.param("id"), *req.principal), req); },
               "requoteOrder", "Solve a quoted or expired order again on today's inventory, with a fresh expiry", "orders"});

@@ -128,6 +128,8 @@ int main(int argc, char** argv) {
   confirm->add_option("solution", solution, "s1, s2, ...")->required();
   auto* cancel = app.add_subcommand("cancel", "cancel an order (a confirmed one gives its resources back)");
   cancel->add_option("order", id)->required();
+  auto* complete = app.add_subcommand("complete", "end a confirmed or running order: stop everything, give it back");
+  complete->add_option("order", id)->required();
   auto* requote = app.add_subcommand("requote", "solve a quoted or expired order again");
   requote->add_option("order", id)->required();
   CLI11_PARSE(app, argc, argv);
@@ -189,6 +191,7 @@ int main(int argc, char** argv) {
     if (*confirm) return print(http.post("/v1/orders/" + id + "/confirm", {{"solution", solution}}), yaml);
     if (*cancel) return print(http.request("POST", "/v1/orders/" + id + "/cancel"), yaml);
     if (*requote) return print(http.request("POST", "/v1/orders/" + id + "/requote"), yaml);
+    if (*complete) return print(http.request("POST", "/v1/orders/" + id + "/complete"), yaml);
     if (*lifecycle) {
       std::string target;
       if (what == "offerings") {

@@ -131,8 +131,31 @@ int main(int argc, char** argv) {
   bool ready = false;
   orders::Orders orders(engine, catalog, library, images, {cfg->quote_ttl, cfg->order_duration_hours});
   templates::Deployments deployments(engine);
+  // Drivers: the sim twin and local processes for compute, the twin's
+  // accounting for the network. CPND_RECONCILE_MS=0 pauses the reconciler.
+  auto env_ms = [](const char* name, long fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? std::strtol(v, nullptr, 10) : fallback;
+  };
+  drivers::Registry compute;
+  auto node_up = [&engine](const std::string& node) {
+    const engine::Object* n = engine.find(inventory::kNode, node);
+    return n && n->body.value("state", "ready") != "down";
+  };
+  if (auto s = compute.add(drivers::make_sim_compute(clock, std::chrono::milliseconds(env_ms("CPND_SIM_START_DELAY_MS", 2000)),
+                                                     node_up));
+      !s)
+    return fatal(s.error());
+  if (auto s = compute.add(drivers::make_process_compute(cfg->data + "/instances", std::chrono::seconds(5))); !s)
+    return fatal(s.error());
+  auto network = drivers::make_sim_network();
+  orchestrator::Settings orchestration;
+  orchestration.max_attempts = static_cast<int>(env_ms("CPND_MAX_ATTEMPTS", 5));
+  orchestration.backoff = std::chrono::milliseconds(env_ms("CPND_RETRY_BACKOFF_MS", 1000));
+  orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);
+  const long reconcile_ms = env_ms("CPND_RECONCILE_MS", 500);
   api::Services services{engine,  inventory, images,  files,                  tokens,  library,
-                         catalog, orders,    deployments, metrics, [&] { return ready; }, kVersion};
+                         catalog, orders,    deployments, orchestrator, metrics, [&] { return ready; }, kVersion};
   http::Router router;
   api::register_routes(router, services);
   http::Dispatcher dispatcher(router, tokens, engine, metrics);
@@ -193,6 +216,17 @@ int main(int argc, char** argv) {
   };
   expire_quotes();
 
+  // The reconciler: a pass every CPND_RECONCILE_MS, on the engine's thread.
+  net::steady_timer reconcile_timer(io);
+  std::function<void()> reconcile = [&] {
+    if (auto n = orchestrator.reconcile(); !n) log::error("reconcile: {}", n.error().message);
+    reconcile_timer.expires_after(std::chrono::milliseconds(reconcile_ms));
+    reconcile_timer.async_wait([&](boost::system::error_code e) {
+      if (!e) reconcile();
+    });
+  };
+  if (reconcile_ms > 0) reconcile();
+
   net::signal_set stop_signals(io, SIGTERM, SIGINT);
   net::signal_set hup(io, SIGHUP);
   net::steady_timer grace(io);
@@ -205,6 +239,7 @@ int main(int argc, char** argv) {
     watchdog.cancel();
     idem_expiry.cancel();
     quote_expiry.cancel();
+    reconcile_timer.cancel();
     grace.expires_after(std::chrono::seconds(25));
     grace.async_wait([&](boost::system::error_code ge) {
       if (!ge) {

@@ -231,6 +231,8 @@ Result<Json> Orders::cancel(const std::string& id, const auth::Principal& who) {
     // Its deployment has not started (the orchestrator takes it from
     // pending): it ends here and gives back what it holds.
     const engine::Object* dep = engine_.find(templates::kDeployment, order.value("deployment", ""));
+    if (dep && dep->body.value("state", "") != "pending")
+      return fail(Error::conflict(fmt::format("order '{}': provisioning has started: POST /v1/orders/{}/complete ends it", id, id)));
     if (dep && !dep->body.value("reservation_released", false)) {
       auto release = templates::reserve(dep->body["reservation"], -1, engine_);
       if (!release) return fail(release.error());

@@ -1,5 +1,7 @@
 // Reservations: what a deployment holds on nodes and links, taken and
 // given back in the same engine commit as the deployment's own change.
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "cpn/inventory/inventory.hpp"
@@ -64,11 +66,13 @@ Result<std::vector<engine::Change>> reserve(const Json& reservation, int sign, c
         if (a.value("model", "") == model) have += a.value("count", 0);
       if (sign > 0 && now > have)
         short_of.push_back({pointer, fmt::format("node '{}' no longer has {} {} free", id, n.get<int>(), model)});
-      by_model[model] = std::max(0, now);
+      if (now > 0) by_model[model] = now;
+      else by_model.erase(model);
       acc_total += sign * n.get<int>();
     }
-    alloc["cpu"] = std::max(0.0, cpu);
-    alloc["memory"] = std::max(0.0, memory);
+    if (by_model.empty()) alloc.erase("accelerators_by_model");  // all given back: as it was before any
+    alloc["cpu"] = std::max(0.0, std::round(cpu * 1e6) / 1e6);
+    alloc["memory"] = std::max(0.0, std::round(memory * 1e6) / 1e6);
     alloc["accelerators"] = std::max(0, acc_total);
     changes.push_back({engine::Change::Op::put, inventory::kNode, id, std::move(body), sign > 0 ? "NodeReserved" : "NodeReleased"});
   }
@@ -82,7 +86,7 @@ Result<std::vector<engine::Change>> reserve(const Json& reservation, int sign, c
     double now = body.value("allocated_mbps", 0.0) + sign * mbps.get<double>();
     if (sign > 0 && now > body.value("bandwidth_mbps", 0.0) + 1e-6)
       short_of.push_back({pointer, fmt::format("link '{}' no longer has {} Mbps free", id, mbps.get<double>())});
-    body["allocated_mbps"] = std::max(0.0, now);
+    body["allocated_mbps"] = std::max(0.0, std::round(now * 1e6) / 1e6);  // no float drift over many orders
     changes.push_back({engine::Change::Op::put, inventory::kLink, id, std::move(body), sign > 0 ? "LinkReserved" : "LinkReleased"});
   }
   if (!short_of.empty())

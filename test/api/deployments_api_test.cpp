@@ -37,7 +37,8 @@ double node_cpu_free(test::Daemon& d, const std::string& node) {
 }  // namespace
 
 TEST_CASE("a confirmed order becomes a deployment with a self-contained template", "[api][deployments]") {
-  test::Daemon d({.dev = true});
+  // The reconciler is paused: the deployment stays pending, so the order can be cancelled.
+  test::Daemon d({.env = {{"CPND_RECONCILE_MS", "0"}}, .dev = true});
   auto customer = d.as("customer", "city-a");
   Json order = confirmed_order(customer);
   std::string id = order["deployment"];

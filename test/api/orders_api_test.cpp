@@ -140,7 +140,8 @@ TEST_CASE("bad orders get a problem naming each field, and nothing is stored", "
 }
 
 TEST_CASE("confirming holds the solution's nodes and links; cancelling gives them back", "[api][orders]") {
-  test::Daemon d({.dev = true});
+  // The reconciler is paused: the deployment stays pending, so the order can be cancelled.
+  test::Daemon d({.env = {{"CPND_RECONCILE_MS", "0"}}, .dev = true});
   auto customer = d.as("customer");
   auto op = d.as("operator");
   Json order = customer.post("/v1/orders", video_order({{"streams", 120}})).json();
@@ -321,6 +322,7 @@ TEST_CASE("a confirmed order and its reservations survive kill -9", "[api][order
   Json allocated = d.admin().get("/v1/nodes/" + node).json()["allocated"];
   d.kill9();
   d.start();
-  CHECK(d.admin().get("/v1/orders/" + id).json()["state"] == "confirmed");
+  std::string state = d.admin().get("/v1/orders/" + id).json()["state"];
+  CHECK((state == "confirmed" || state == "provisioning" || state == "running"));  // the orchestrator may have moved it on
   CHECK(d.admin().get("/v1/nodes/" + node).json()["allocated"] == allocated);
 }

@@ -77,7 +77,8 @@ TEST_CASE("cpnctl evaluates blueprints and moves offerings through their lifecyc
 }
 
 TEST_CASE("cpnctl orders, confirms and cancels; operators run what-ifs", "[cpnctl][orders]") {
-  test::Daemon d({.dev = true});
+  // The reconciler is paused: the deployment stays pending, so the order can be cancelled.
+  test::Daemon d({.env = {{"CPND_RECONCILE_MS", "0"}}, .dev = true});
   std::string customer = d.token("customer"), op = d.token("operator");
   auto ordered = cpnctl(d, customer, "order city-video-detection -p streams=32 -p location=cams-sz-futian --duration 48h");
   REQUIRE(ordered.status == 0);

@@ -13,6 +13,7 @@
 #include "cpn/http/metrics.hpp"
 #include "cpn/http/router.hpp"
 #include "cpn/inventory/inventory.hpp"
+#include "cpn/orchestrator/orchestrator.hpp"
 #include "cpn/orders/orders.hpp"
 #include "cpn/template/deployments.hpp"
 
@@ -28,6 +29,7 @@ struct Services {
   catalog::Catalog& catalog;
   orders::Orders& orders;
   templates::Deployments& deployments;
+  orchestrator::Orchestrator& orchestrator;
   http::Metrics& metrics;
   std::function<bool()> ready;  // false while starting or stopping
   std::string version;

@@ -56,10 +56,9 @@ bool healthy(int port, int timeout_ms) {
   return ok;
 }
 
-// The process is alive and is this instance (its environment says so).
-bool is_instance(pid_t pid, const std::string& id) {
-  int status = 0;
-  if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // our child, and it has exited: reaped now
+// A process this driver did not start (a cpnd before a restart did): alive,
+// and this instance (its environment says so, so a reused pid never counts).
+bool adopted_instance(pid_t pid, const std::string& id) {
   if (::kill(pid, 0) != 0) return false;
   std::ifstream env(fmt::format("/proc/{}/environ", pid), std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(env)), {});
@@ -114,6 +113,7 @@ class ProcessCompute : public ComputeDriver {
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) return fail(Error::internal(fmt::format("instance '{}': cannot run {}: {}", id, argv[0], std::strerror(rc))));
+    children_[id] = pid;
     // The pid file appears whole (written aside, then renamed).
     fs::path file = pid_file(id), tmp = file.string() + ".tmp";
     std::ofstream(tmp) << pid << "\n";
@@ -127,11 +127,11 @@ class ProcessCompute : public ComputeDriver {
     if (pid > 0) {
       ::kill(pid, SIGTERM);
       auto deadline = std::chrono::steady_clock::now() + grace_;
-      while (is_instance(pid, id) && std::chrono::steady_clock::now() < deadline)
+      while (alive(id, pid) && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (is_instance(pid, id)) {
+      if (alive(id, pid)) {
         ::kill(pid, SIGKILL);
-        while (is_instance(pid, id)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        while (alive(id, pid)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
     std::error_code ec;
@@ -144,7 +144,7 @@ class ProcessCompute : public ComputeDriver {
     std::ifstream in(pid_file(id));
     pid_t pid = 0;
     if (!(in >> pid)) return {Phase::absent, ""};
-    if (!is_instance(pid, id)) {
+    if (!alive(id, pid)) {
       std::error_code ec;
       fs::remove(pid_file(id), ec);  // reported once as failed, then absent
       return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(dir_) / "logs" / (id + ".log")).string())};
@@ -158,8 +158,20 @@ class ProcessCompute : public ComputeDriver {
   pid_t running_pid(const std::string& id) const {
     std::ifstream in(pid_file(id));
     pid_t pid = 0;
-    return (in >> pid) && is_instance(pid, id) ? pid : 0;
+    return (in >> pid) && alive(id, pid) ? pid : 0;
   }
+  // Our own children are reaped here (no zombies); others are checked by environment.
+  bool alive(const std::string& id, pid_t pid) const {
+    auto it = children_.find(id);
+    if (it != children_.end() && it->second == pid) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == 0) return true;
+      children_.erase(it);
+      return false;
+    }
+    return adopted_instance(pid, id);
+  }
+  mutable std::map<std::string, pid_t> children_;
   std::string dir_;
   std::chrono::milliseconds grace_;
 };

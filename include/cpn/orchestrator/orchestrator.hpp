@@ -1,0 +1,70 @@
+// The orchestrator: a reconciler that drives each deployment's observed
+// state towards its desired state through the compute and network drivers.
+// Desired state is data (the template, instance records with `desired`);
+// every pass records what it intends before it calls a driver, and every
+// driver call is idempotent, so a crash of cpnd at any point resumes on the
+// next pass and converges: no orphaned instance, no double reservation.
+//
+// Deployment: pending -> provisioning -> running -> completing -> completed;
+// failing -> failed (rolled back). Instance: pending -> starting -> running
+// -> draining -> stopped; failed (retried with backoff). The order follows
+// its deployment: provisioning, running, completing, completed or failed.
+#pragma once
+
+#include <chrono>
+
+#include "cpn/auth/tokens.hpp"
+#include "cpn/drivers/compute.hpp"
+#include "cpn/drivers/network.hpp"
+#include "cpn/engine/engine.hpp"
+
+namespace cpn::orchestrator {
+
+inline constexpr const char* kInstance = "instance";
+
+struct Settings {
+  int max_attempts = 5;                       // starts of one instance before the deployment fails
+  std::chrono::milliseconds backoff{1000};    // doubled per attempt,
+  std::chrono::milliseconds backoff_cap{30000};  // up to this
+  int first_port = 20000;                     // instances get ports from here (process driver)
+};
+
+class Orchestrator {
+ public:
+  Orchestrator(engine::Engine& engine, drivers::Registry& compute, drivers::NetworkDriver& network, Settings settings);
+
+  // One pass over every deployment that is not finished; the number of
+  // transitions it made (0: everything is where it should be).
+  Result<int> reconcile();
+
+  // POST /v1/orders/{id}/complete: drain and stop every instance, release
+  // compute and bandwidth, close the order.
+  Result<Json> complete_order(const std::string& order_id, const auth::Principal& who);
+  // DELETE /v1/deployments/{id} of a running template deployment: torn
+  // down, then removed. True when that is under way (202), false when it
+  // had not started (the caller removes it at once).
+  Result<bool> tear_down(const std::string& deployment_id);
+
+  // Instances of a deployment, in id order.
+  std::vector<const engine::Object*> instances_of(const std::string& deployment) const;
+
+ private:
+  Result<int> provision(const engine::Object& deployment);
+  Result<int> advance(const engine::Object& deployment);
+  Result<int> wind_down(const engine::Object& deployment);
+  Result<int> step_up(const engine::Object& instance);
+  Result<int> step_down(const engine::Object& instance);
+  Status commit_state(const engine::Object& object, const std::string& state, const std::string& event,
+                      const Json& extra = Json::object());
+  Status set_order_state(const Json& deployment, const std::string& state, std::vector<engine::Change>& changes,
+                         const std::string& reason = "");
+  void reserve_network(const Json& deployment);
+  void release_network(const Json& deployment);
+
+  engine::Engine& engine_;
+  drivers::Registry& compute_;
+  drivers::NetworkDriver& network_;
+  Settings settings_;
+};
+
+}  // namespace cpn::orchestrator

@@ -1,0 +1,328 @@
+// The reconciler. Each step is: look at the record, commit what it will do
+// (the intent), call the driver, and let the next pass observe the result.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "cpn/orchestrator/orchestrator.hpp"
+#include "cpn/template/template.hpp"
+
+namespace cpn::orchestrator {
+namespace {
+
+constexpr const char* kOrder = "order";  // orders sit above: found by their stored kind
+
+std::string driver_of(const engine::Engine& e, const std::string& site) {
+  const engine::Object* s = e.find("site", site);
+  return s ? s->body.value("/controller/driver"_json_pointer, std::string("sim")) : "sim";
+}
+
+void note(Json& body, const std::string& state, const std::string& at, const std::string& reason = "") {
+  body["state"] = state;
+  Json entry = {{"state", state}, {"at", at}};
+  if (!reason.empty()) entry["reason"] = reason;
+  if (!body["history"].is_array()) body["history"] = Json::array();
+  body["history"].push_back(entry);
+}
+
+std::chrono::system_clock::time_point parse_time_or(const std::string& text, std::chrono::system_clock::time_point fallback) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &ms) != 7)
+    return fallback;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
+Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, drivers::NetworkDriver& network,
+                           Settings settings)
+    : engine_(engine), compute_(compute), network_(network), settings_(settings) {}
+
+std::vector<const engine::Object*> Orchestrator::instances_of(const std::string& deployment) const {
+  std::vector<const engine::Object*> out;
+  for (const auto* o : engine_.list(kInstance))
+    if (o->body.value("deployment", "") == deployment) out.push_back(o);
+  return out;
+}
+
+Status Orchestrator::commit_state(const engine::Object& object, const std::string& state, const std::string& event,
+                                  const Json& extra) {
+  Json body = object.body;
+  for (const auto& [k, v] : extra.items()) body[k] = v;
+  note(body, state, engine_.now(), extra.value("reason", ""));
+  auto e = engine_.commit({{engine::Change::Op::put, object.kind, object.id, std::move(body), event}});
+  if (!e) return fail(e.error());
+  return {};
+}
+
+Status Orchestrator::set_order_state(const Json& deployment, const std::string& state,
+                                     std::vector<engine::Change>& changes, const std::string& reason) {
+  const engine::Object* order = engine_.find(kOrder, deployment.value("order", ""));
+  if (!order || order->body.value("state", "") == state) return {};
+  Json body = order->body;
+  note(body, state, engine_.now(), reason);
+  std::string event = "Order" + std::string(1, static_cast<char>(std::toupper(state[0]))) + state.substr(1);
+  changes.push_back({engine::Change::Op::put, kOrder, order->id, std::move(body), event});
+  return {};
+}
+
+Result<int> Orchestrator::reconcile() {
+  std::vector<std::string> ids;
+  for (const auto* d : engine_.list(templates::kDeployment)) {
+    std::string state = d->body.value("state", "");
+    if (state != "completed" && state != "failed" && state != "cancelled") ids.push_back(d->id);
+  }
+  int changes = 0;
+  for (const auto& id : ids) {
+    const engine::Object* d = engine_.find(templates::kDeployment, id);
+    if (!d) continue;
+    std::string state = d->body.value("state", "");
+    Result<int> r = state == "pending"                              ? provision(*d)
+                    : state == "provisioning" || state == "running" ? advance(*d)
+                                                                    : wind_down(*d);
+    if (!r) return fail(r.error());
+    changes += *r;
+  }
+  return changes;
+}
+
+// Intent first: every instance the template asks for, as a record, and the
+// deployment provisioning, in one commit.
+Result<int> Orchestrator::provision(const engine::Object& d) {
+  std::vector<engine::Change> changes;
+  int port = settings_.first_port + static_cast<int>(engine_.last_seq() % 20000);
+  for (const auto& comp : d.body["template"]["spec"]["components"]) {
+    int k = 0;
+    std::string model;
+    if (comp.contains("model")) model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
+    for (const auto& p : comp["placements"])
+      for (int i = 0; i < p["instances"].get<int>(); ++i) {
+        std::string id = fmt::format("{}-{}-{}", d.id, comp["name"].get<std::string>(), k++);
+        Json inst = {{"id", id}, {"deployment", d.id}, {"component", comp["name"]}, {"site", p["site"]},
+                     {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p["variant"]}, {"requests", p["requests"]},
+                     {"model", model}, {"port", port++}, {"driver", driver_of(engine_, p["site"])},
+                     {"desired", "running"}, {"attempts", 0}, {"history", Json::array()}};
+        if (p.contains("accelerator")) inst["accelerator"] = p["accelerator"];
+        note(inst, "pending", engine_.now());
+        changes.push_back({engine::Change::Op::put, kInstance, id, std::move(inst), "InstancePending"});
+      }
+  }
+  Json body = d.body;
+  note(body, "provisioning", engine_.now());
+  changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentProvisioning"});
+  if (auto s = set_order_state(d.body, "provisioning", changes); !s) return fail(s.error());
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return 1;
+}
+
+void Orchestrator::reserve_network(const Json& d) {
+  const Json& net = d["template"]["spec"].value("network", Json::array());
+  for (std::size_t k = 0; k < net.size(); ++k) {
+    std::vector<std::string> sites = net[k]["path"].get<std::vector<std::string>>();
+    if (sites.size() < 2 || net[k]["bandwidth_mbps"].get<double>() <= 0) continue;
+    (void)network_.reserve({fmt::format("{}/{}", d["id"].get<std::string>(), k), sites, net[k]["bandwidth_mbps"]});
+  }
+}
+
+void Orchestrator::release_network(const Json& d) {
+  const Json& net = d["template"]["spec"].value("network", Json::array());
+  for (std::size_t k = 0; k < net.size(); ++k) (void)network_.release(fmt::format("{}/{}", d["id"].get<std::string>(), k));
+}
+
+Result<int> Orchestrator::advance(const engine::Object& d) {
+  // The ordered duration elapsed: the service completes on its own.
+  const engine::Object* order = engine_.find(kOrder, d.body.value("order", ""));
+  if (order && order->body.contains("confirmed")) {
+    auto since = parse_time_or(order->body["confirmed"].value("at", ""), engine_.clock().now());
+    auto hours = std::chrono::duration<double, std::ratio<3600>>(order->body.value("duration_hours", 1e9));
+    if (engine_.clock().now() >= since + std::chrono::duration_cast<std::chrono::milliseconds>(hours)) {
+      std::vector<engine::Change> changes;
+      Json body = d.body;
+      note(body, "completing", engine_.now(), "the ordered duration elapsed");
+      changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentCompleting"});
+      if (auto s = set_order_state(d.body, "completing", changes); !s) return fail(s.error());
+      if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+      return 1;
+    }
+  }
+  reserve_network(d.body);
+  int n = 0;
+  std::size_t running = 0;
+  std::string gave_up;
+  std::vector<std::string> ids;
+  for (const auto* inst : instances_of(d.id)) ids.push_back(inst->id);
+  for (const auto& id : ids) {
+    const engine::Object* inst = engine_.find(kInstance, id);
+    auto r = step_up(*inst);
+    if (!r) return fail(r.error());
+    n += *r;
+    inst = engine_.find(kInstance, id);
+    if (inst->body.value("state", "") == "running") ++running;
+    if (inst->body.value("state", "") == "failed" && inst->body.value("attempts", 0) >= settings_.max_attempts)
+      gave_up = fmt::format("instance '{}': {}", id, inst->body.value("reason", "failed"));
+  }
+  const engine::Object* fresh = engine_.find(templates::kDeployment, d.id);
+  std::vector<engine::Change> changes;
+  Json body = fresh->body;
+  if (!gave_up.empty()) {
+    // Roll back: everything this deployment started is stopped and released.
+    note(body, "failing", engine_.now(), gave_up);
+    body["reason"] = gave_up;
+    changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentFailing"});
+  } else if (running == ids.size() && body.value("state", "") != "running") {
+    note(body, "running", engine_.now());
+    changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentRunning"});
+    if (auto s = set_order_state(body, "running", changes); !s) return fail(s.error());
+  }
+  if (changes.empty()) return n;
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return n + 1;
+}
+
+Result<int> Orchestrator::step_up(const engine::Object& inst) {
+  drivers::ComputeDriver* driver = compute_.find(inst.body.value("driver", "sim"));
+  std::string state = inst.body.value("state", "");
+  if (!driver) {
+    if (state == "failed" && inst.body.value("attempts", 0) >= settings_.max_attempts) return 0;
+    auto s = commit_state(inst, "failed", "InstanceFailed",
+                          {{"reason", fmt::format("no compute driver '{}' on this cpnd", inst.body.value("driver", ""))},
+                           {"attempts", settings_.max_attempts}});
+    if (!s) return fail(s.error());
+    return 1;
+  }
+  auto seen = driver->observe(inst.body);
+  switch (seen.phase) {
+    case drivers::Phase::running:
+      if (state == "running") return 0;
+      if (auto s = commit_state(inst, "running", "InstanceRunning", {{"attempts", 0}}); !s) return fail(s.error());
+      return 1;
+    case drivers::Phase::starting:
+      if (state == "starting") return 0;
+      if (auto s = commit_state(inst, "starting", "InstanceStarting"); !s) return fail(s.error());
+      return 1;
+    case drivers::Phase::failed: {
+      if (state == "failed") return 0;
+      int attempts = inst.body.value("attempts", 0);
+      auto wait = std::min(settings_.backoff_cap, settings_.backoff * (1 << std::min(attempts, 10)));
+      auto s = commit_state(inst, "failed", "InstanceFailed",
+                            {{"reason", seen.reason}, {"retry_at", format_time(engine_.clock().now() + wait)}});
+      if (!s) return fail(s.error());
+      (void)driver->stop(inst.body);  // clear what is left of it
+      return 1;
+    }
+    case drivers::Phase::absent: break;
+  }
+  int attempts = inst.body.value("attempts", 0);
+  if (state == "failed") {
+    if (attempts >= settings_.max_attempts) return 0;
+    if (engine_.now() < inst.body.value("retry_at", "")) return 0;
+  }
+  // Intent, then the call: a crash between the two starts it again next pass.
+  if (auto s = commit_state(inst, "starting", "InstanceStarting", {{"attempts", attempts + 1}}); !s) return fail(s.error());
+  if (auto started = driver->start(engine_.find(kInstance, inst.id)->body); !started) {
+    const engine::Object* now = engine_.find(kInstance, inst.id);
+    auto wait = std::min(settings_.backoff_cap, settings_.backoff * (1 << std::min(attempts, 10)));
+    if (auto s = commit_state(*now, "failed", "InstanceFailed",
+                              {{"reason", started.error().message}, {"retry_at", format_time(engine_.clock().now() + wait)}});
+        !s)
+      return fail(s.error());
+  }
+  return 1;
+}
+
+Result<int> Orchestrator::step_down(const engine::Object& inst) {
+  std::string state = inst.body.value("state", "");
+  if (state == "stopped") return 0;
+  int n = 0;
+  if (state != "draining") {
+    if (auto s = commit_state(inst, "draining", "InstanceDraining", {{"desired", "stopped"}}); !s) return fail(s.error());
+    ++n;
+  }
+  const engine::Object* now = engine_.find(kInstance, inst.id);
+  if (drivers::ComputeDriver* driver = compute_.find(now->body.value("driver", "sim"))) {
+    if (auto s = driver->stop(now->body); !s) return fail(s.error());
+    if (driver->observe(now->body).phase == drivers::Phase::running) return n;  // still going: next pass
+  }
+  if (auto s = commit_state(*now, "stopped", "InstanceStopped"); !s) return fail(s.error());
+  return n + 1;
+}
+
+// Drain and stop every instance; when all are stopped, give back the
+// reservation, close the deployment and its order, all in one commit.
+Result<int> Orchestrator::wind_down(const engine::Object& d) {
+  int n = 0;
+  bool all_stopped = true;
+  std::vector<std::string> ids;
+  for (const auto* inst : instances_of(d.id)) ids.push_back(inst->id);
+  for (const auto& id : ids) {
+    auto r = step_down(*engine_.find(kInstance, id));
+    if (!r) return fail(r.error());
+    n += *r;
+    all_stopped = all_stopped && engine_.find(kInstance, id)->body.value("state", "") == "stopped";
+  }
+  if (!all_stopped) return n;
+  release_network(d.body);
+  const engine::Object* fresh = engine_.find(templates::kDeployment, d.id);
+  Json body = fresh->body;
+  bool failing = body.value("state", "") == "failing";
+  std::vector<engine::Change> changes;
+  if (!body.value("reservation_released", false)) {
+    auto release = templates::reserve(body["reservation"], -1, engine_);
+    if (!release) return fail(release.error());
+    changes = std::move(*release);
+    body["reservation_released"] = true;
+  }
+  if (body.value("delete_when_done", false)) {
+    changes.push_back({engine::Change::Op::remove, templates::kDeployment, d.id, nullptr, "DeploymentDeleted"});
+    for (const auto& id : ids) changes.push_back({engine::Change::Op::remove, kInstance, id, nullptr, "InstanceDeleted"});
+  } else {
+    note(body, failing ? "failed" : "completed", engine_.now(), failing ? body.value("reason", "") : "");
+    changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body,
+                       failing ? "DeploymentFailed" : "DeploymentCompleted"});
+  }
+  if (auto s = set_order_state(body, failing ? "failed" : "completed", changes, failing ? body.value("reason", "") : "");
+      !s)
+    return fail(s.error());
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return n + 1;
+}
+
+Result<Json> Orchestrator::complete_order(const std::string& order_id, const auth::Principal& who) {
+  const engine::Object* order = engine_.find(kOrder, order_id);
+  if (!order || (who.role == "customer" && order->body.value("tenant", "") != who.tenant))
+    return fail(Error::not_found(fmt::format("order '{}' not found", order_id)));
+  std::string state = order->body.value("state", "");
+  if (state != "confirmed" && state != "provisioning" && state != "running")
+    return fail(Error::conflict(fmt::format("order '{}' is {}: only a confirmed, provisioning or running order completes",
+                                            order_id, state)));
+  const engine::Object* d = engine_.find(templates::kDeployment, order->body.value("deployment", ""));
+  if (!d) return fail(Error::conflict(fmt::format("order '{}' has no deployment", order_id)));
+  std::vector<engine::Change> changes;
+  Json body = d->body;
+  note(body, "completing", engine_.now(), "completed by " + who.name);
+  changes.push_back({engine::Change::Op::put, templates::kDeployment, d->id, body, "DeploymentCompleting"});
+  if (auto s = set_order_state(d->body, "completing", changes, "completed by " + who.name); !s) return fail(s.error());
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return engine_.find(kOrder, order_id)->body;
+}
+
+Result<bool> Orchestrator::tear_down(const std::string& id) {
+  const engine::Object* d = engine_.find(templates::kDeployment, id);
+  if (!d) return fail(Error::not_found(fmt::format("deployment '{}' not found", id)));
+  std::string state = d->body.value("state", "");
+  if (state == "pending") return false;
+  if (state == "completing" || state == "failing") return true;
+  Json body = d->body;
+  body["delete_when_done"] = true;
+  note(body, "completing", engine_.now(), "deleted");
+  auto e = engine_.commit({{engine::Change::Op::put, templates::kDeployment, id, body, "DeploymentCompleting"}});
+  if (!e) return fail(e.error());
+  return true;
+}
+
+}  // namespace cpn::orchestrator

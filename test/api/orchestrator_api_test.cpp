@@ -1,0 +1,179 @@
+// Provisioning through the real daemon on the sim twin: a confirmed order
+// runs, completes and gives everything back; a submitted template runs and
+// is torn down by DELETE; a failing node rolls a deployment back; and kill -9
+// at any point of provisioning or teardown converges after a restart.
+#include <catch2/catch.hpp>
+#include <random>
+#include <thread>
+
+#include "support/daemon.hpp"
+
+using namespace cpn;
+
+namespace {
+
+test::DaemonOptions fast(std::map<std::string, std::string> extra = {}) {
+  std::map<std::string, std::string> env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "80"}};
+  for (auto& [k, v] : extra) env[k] = v;
+  return {.env = env, .dev = true};
+}
+
+Json get(client::HttpClient& c, const std::string& path) { return c.get(path).json(); }
+
+// Waits until the object's state is `want` (or 10 s pass); answers the last state.
+std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
+  std::string state;
+  for (int i = 0; i < 500; ++i) {
+    state = get(c, path).value("state", "");
+    if (state == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return state;
+}
+
+std::map<std::string, Json> allocations(client::HttpClient& c) {
+  std::map<std::string, Json> out;
+  Json nodes = get(c, "/v1/nodes?limit=1000");
+  for (const auto& n : nodes["items"]) out[n["id"]] = n["allocated"];
+  Json links = get(c, "/v1/links?limit=1000");
+  for (const auto& l : links["items"]) out["link/" + l["id"].get<std::string>()] = l["allocated_mbps"];
+  return out;
+}
+
+// Where two allocation pictures differ, "node: before -> after".
+std::vector<std::string> differences(const std::map<std::string, Json>& a, const std::map<std::string, Json>& b) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : a)
+    if (!b.count(k) || b.at(k) != v) out.push_back(k + ": " + v.dump() + " -> " + (b.count(k) ? b.at(k).dump() : "gone"));
+  return out;
+}
+
+Json confirm(client::HttpClient& customer, int streams) {
+  Json order = customer
+                   .post("/v1/orders", {{"offering", "city-video-detection"},
+                                        {"parameters", {{"location", "cams-sz-futian"}, {"streams", streams}}}})
+                   .json();
+  auto r = customer.post("/v1/orders/" + order["id"].get<std::string>() + "/confirm", {{"solution", "s1"}});
+  REQUIRE(r.status == 200);
+  return r.json();
+}
+
+}  // namespace
+
+TEST_CASE("an order is provisioned to running on the sim twin, and completing it reclaims everything",
+          "[api][orchestrator]") {
+  test::Daemon d(fast());
+  auto customer = d.as("customer");
+  auto admin = d.admin();
+  auto before = allocations(admin);
+  Json order = confirm(customer, 96);
+  std::string id = order["id"], dep = order["deployment"];
+  REQUIRE(wait_state(customer, "/v1/orders/" + id, "running") == "running");
+  Json deployment = get(customer, "/v1/deployments/" + dep);
+  CHECK(deployment["state"] == "running");
+  Json instances = get(customer, "/v1/deployments/" + dep + "/instances")["items"];
+  int placed = 0;
+  for (const auto& p : order["solutions"][0]["placements"]) placed += p["instances"].get<int>();
+  REQUIRE(instances.size() == static_cast<std::size_t>(placed));
+  for (const auto& i : instances) {
+    CHECK(i["state"] == "running");
+    CHECK(i["driver"] == "sim");
+    CHECK(i["variant"]["platform"].is_string());
+    CHECK(deployment["progress"]["components"][i["component"].get<std::string>()]["running"].get<int>() >= 1);
+  }
+  CHECK(customer.post("/v1/orders/" + id + "/cancel", Json::object()).status == 409);  // running: complete it instead
+
+  auto completing = customer.post("/v1/orders/" + id + "/complete", Json::object());
+  REQUIRE(completing.status == 200);
+  CHECK(completing.json()["state"] == "completing");
+  REQUIRE(wait_state(customer, "/v1/orders/" + id, "completed") == "completed");
+  Json stopped = get(customer, "/v1/deployments/" + dep + "/instances")["items"];
+  for (const auto& i : stopped) CHECK(i["state"] == "stopped");
+  CHECK(get(customer, "/v1/deployments/" + dep)["reservation_released"] == true);
+  CHECK(differences(before, allocations(admin)).empty());  // capacity back to what it was
+  std::vector<std::string> states;
+  Json history = get(customer, "/v1/orders/" + id)["history"];
+  for (const auto& h : history) states.push_back(h["state"]);
+  CHECK(states == std::vector<std::string>{"quoted", "confirmed", "provisioning", "running", "completing", "completed"});
+  CHECK(customer.post("/v1/orders/" + id + "/complete", Json::object()).status == 409);
+}
+
+TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", "[api][orchestrator]") {
+  test::Daemon d(fast());
+  auto op = d.as("operator");
+  auto before = allocations(op);
+  Json t = {{"apiVersion", "cpn/v1"},
+            {"kind", "DeploymentTemplate"},
+            {"metadata", {{"name", "plates"}}},
+            {"spec",
+             {{"components",
+               {{{"name", "read"},
+                 {"tier", "edge"},
+                 {"image", "plate-reader:1.0"},
+                 {"placements",
+                  {{{"site", "edge-sz-1"}, {"node", "sz-t4-1"}, {"arch", "x86_64"}, {"accelerator", "nvidia-t4"},
+                    {"instances", 2}, {"requests", {{"cpu", 2}, {"memory", 4}, {"accelerators", 1}}}}}}}}}}}};
+  REQUIRE(op.post("/v1/deployments", t).status == 201);
+  REQUIRE(wait_state(op, "/v1/deployments/plates", "running") == "running");
+  auto deleted = op.del("/v1/deployments/plates");
+  CHECK(deleted.status == 202);
+  for (int i = 0; i < 500 && op.get("/v1/deployments/plates").status != 404; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(op.get("/v1/deployments/plates").status == 404);
+  CHECK(differences(before, allocations(op)).empty());
+}
+
+TEST_CASE("a node that goes down during provisioning rolls the deployment back; the order fails with the reason",
+          "[api][orchestrator]") {
+  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "400"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
+  auto customer = d.as("customer");
+  auto op = d.as("operator");
+  auto before = allocations(op);
+  Json order = confirm(customer, 64);
+  std::string node = order["solutions"][0]["placements"][0]["node"];
+  REQUIRE(op.request("PATCH", "/v1/nodes/" + node, R"({"state": "down"})", {{"Content-Type", "application/merge-patch+json"}}).status == 200);
+  REQUIRE(wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
+  Json failed = get(customer, "/v1/orders/" + order["id"].get<std::string>());
+  CHECK_THAT(failed["history"].back()["reason"].get<std::string>(), Catch::Contains("is down"));
+  CHECK(get(customer, "/v1/deployments/" + order["deployment"].get<std::string>())["state"] == "failed");
+  Json rolled_back = get(customer, "/v1/deployments/" + order["deployment"].get<std::string>() + "/instances")["items"];
+  for (const auto& i : rolled_back) CHECK(i["state"] == "stopped");
+  CHECK(differences(before, allocations(op)).empty());
+}
+
+TEST_CASE("kill -9 at any point of provisioning or teardown converges after a restart", "[api][orchestrator]") {
+  test::Daemon d(fast());
+  auto customer = d.as("customer");
+  auto admin = d.admin();
+  // An order that stays: a double release of the other one would eat into its reservation.
+  Json keep = confirm(customer, 64);
+  REQUIRE(wait_state(customer, "/v1/orders/" + keep["id"].get<std::string>(), "running") == "running");
+  auto held = allocations(admin);
+  std::mt19937 rng(11);
+  for (int round = 0; round < 6; ++round) {
+    INFO("round " << round);
+    Json order = confirm(customer, 32 + 16 * round);
+    std::string id = order["id"], dep = order["deployment"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 250)(rng)));
+    d.kill9();  // somewhere in provisioning
+    d.start();
+    customer = d.as("customer");
+    admin = d.admin();
+    REQUIRE(wait_state(customer, "/v1/orders/" + id, "running") == "running");
+    REQUIRE(customer.post("/v1/orders/" + id + "/complete", Json::object()).status == 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 120)(rng)));
+    d.kill9();  // somewhere in teardown
+    d.start();
+    customer = d.as("customer");
+    admin = d.admin();
+    REQUIRE(wait_state(customer, "/v1/orders/" + id, "completed") == "completed");
+    Json instances = get(customer, "/v1/deployments/" + dep + "/instances")["items"];
+    int placed = 0;
+    for (const auto& p : order["solutions"][0]["placements"]) placed += p["instances"].get<int>();
+    CHECK(instances.size() == static_cast<std::size_t>(placed));  // no duplicate, none lost
+    for (const auto& i : instances) CHECK(i["state"] == "stopped");
+    auto diff = differences(held, allocations(admin));
+    CHECK(diff == std::vector<std::string>{});  // exactly the kept order's reservation: no double reservation or release
+  }
+  CHECK(get(customer, "/v1/orders/" + keep["id"].get<std::string>())["state"] == "running");
+}
