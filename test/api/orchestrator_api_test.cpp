@@ -3,6 +3,7 @@
 // is torn down by DELETE; a failing node rolls a deployment back; and kill -9
 // at any point of provisioning or teardown converges after a restart.
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <random>
 #include <thread>
 
@@ -46,6 +47,14 @@ std::vector<std::string> differences(const std::map<std::string, Json>& a, const
   for (const auto& [k, v] : a)
     if (!b.count(k) || b.at(k) != v) out.push_back(k + ": " + v.dump() + " -> " + (b.count(k) ? b.at(k).dump() : "gone"));
   return out;
+}
+
+// Exited (a zombie left to an init that does not reap counts as exited).
+bool gone(int pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::string stat = test::read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
 }
 
 Json confirm(client::HttpClient& customer, int streams) {
@@ -176,4 +185,53 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
     CHECK(diff == std::vector<std::string>{});  // exactly the kept order's reservation: no double reservation or release
   }
   CHECK(get(customer, "/v1/orders/" + keep["id"].get<std::string>())["state"] == "running");
+}
+
+TEST_CASE("on a site with the process driver, instances are real detector processes that survive a crash of cpnd",
+          "[api][orchestrator]") {
+  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "0"}}));
+  auto op = d.as("operator");
+  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
+  Json t = {{"apiVersion", "cpn/v1"},
+            {"kind", "DeploymentTemplate"},
+            {"metadata", {{"name", "lab-detect"}}},
+            {"spec",
+             {{"components",
+               {{{"name", "detect"},
+                 {"tier", "edge"},
+                 {"image", "detector:1"},
+                 {"model", {{"name", "motion"}, {"version", "1"}}},
+                 {"placements",
+                  {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
+                    {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {DETECTOR_BINARY, "--fps", "20"}}}},
+                    {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}}}}};
+  REQUIRE(op.post("/v1/deployments", t).status == 201);
+  REQUIRE(wait_state(op, "/v1/deployments/lab-detect", "running") == "running");
+  Json instances = get(op, "/v1/deployments/lab-detect/instances")["items"];
+  REQUIRE(instances.size() == 2);
+  std::map<std::string, std::string> pids;
+  for (const auto& i : instances) {
+    CHECK(i["driver"] == "process");
+    std::string id = i["id"];
+    // The workload answers on its port with its identity from the environment.
+    std::string metrics = client::HttpClient("http://127.0.0.1:" + std::to_string(i["port"].get<int>())).get("/metrics").body;
+    CHECK_THAT(metrics, Catch::Contains("instance=\"" + id + "\",model=\"motion@1\""));
+    pids[id] = test::read_file(d.data() + "/instances/run/" + id + ".pid");
+    CHECK_THAT(test::read_file(d.data() + "/instances/logs/" + id + ".log"), Catch::Contains("listening on"));
+  }
+  // cpnd dies; its instances do not, and the restarted cpnd adopts them instead of starting others.
+  d.kill9();
+  d.start();
+  op = d.as("operator");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(get(op, "/v1/deployments/lab-detect")["state"] == "running");
+  for (const auto& [id, pid] : pids) CHECK(test::read_file(d.data() + "/instances/run/" + id + ".pid") == pid);
+
+  REQUIRE(op.del("/v1/deployments/lab-detect").status == 202);
+  for (int i = 0; i < 500 && op.get("/v1/deployments/lab-detect").status != 404; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(op.get("/v1/deployments/lab-detect").status == 404);
+  for (const auto& [id, pid] : pids) CHECK(gone(std::stoi(pid)));  // stopped: no orphan
 }
