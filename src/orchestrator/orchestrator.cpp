@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cpn/core/log.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
 #include "cpn/template/template.hpp"
 
@@ -125,13 +126,17 @@ void Orchestrator::reserve_network(const Json& d) {
   for (std::size_t k = 0; k < net.size(); ++k) {
     std::vector<std::string> sites = net[k]["path"].get<std::vector<std::string>>();
     if (sites.size() < 2 || net[k]["bandwidth_mbps"].get<double>() <= 0) continue;
-    (void)network_.reserve({fmt::format("{}/{}", d["id"].get<std::string>(), k), sites, net[k]["bandwidth_mbps"]});
+    // A network driver that refuses is reported; the reservation is asked again next pass.
+    if (auto r = network_.reserve({fmt::format("{}/{}", d["id"].get<std::string>(), k), sites, net[k]["bandwidth_mbps"]}); !r)
+      log::warning("deployment '{}': network reservation {}: {}", d["id"].get<std::string>(), k, r.error().message);
   }
 }
 
 void Orchestrator::release_network(const Json& d) {
   const Json& net = d["template"]["spec"].value("network", Json::array());
-  for (std::size_t k = 0; k < net.size(); ++k) (void)network_.release(fmt::format("{}/{}", d["id"].get<std::string>(), k));
+  for (std::size_t k = 0; k < net.size(); ++k)
+    if (auto r = network_.release(fmt::format("{}/{}", d["id"].get<std::string>(), k)); !r)
+      log::warning("deployment '{}': releasing network reservation {}: {}", d["id"].get<std::string>(), k, r.error().message);
 }
 
 Result<int> Orchestrator::advance(const engine::Object& d) {
@@ -212,7 +217,8 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
       auto s = commit_state(inst, "failed", "InstanceFailed",
                             {{"reason", seen.reason}, {"retry_at", format_time(engine_.clock().now() + wait)}});
       if (!s) return fail(s.error());
-      (void)driver->stop(inst.body);  // clear what is left of it
+      if (auto stopped = driver->stop(inst.body); !stopped)  // clear what is left of it
+        log::warning("instance '{}': stopping after a failure: {}", inst.id, stopped.error().message);
       return 1;
     }
     case drivers::Phase::absent: break;
