@@ -175,6 +175,7 @@ void register_routes(http::Router& router, Services& s) {
   add_catalog_routes(router, s);
   add_order_routes(router, s);
   add_deployment_routes(router, s);
+  add_sim_routes(router, s);
   add_event_routes(router, s);
 }
 

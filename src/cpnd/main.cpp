@@ -138,9 +138,17 @@ int main(int argc, char** argv) {
     return v && *v ? std::strtol(v, nullptr, 10) : fallback;
   };
   drivers::Registry compute;
+  // Up in the twin: not marked down in the inventory, and no injected fault
+  // (POST /v1/sim/faults) on the node or its site.
   auto node_up = [&engine](const std::string& node) {
     const engine::Object* n = engine.find(inventory::kNode, node);
-    return n && n->body.value("state", "ready") != "down";
+    if (!n || n->body.value("state", "ready") == "down") return false;
+    for (const auto* f : engine.list("sim-fault")) {
+      std::string type = f->body.value("type", ""), target = f->body.value("target", "");
+      if ((type == "node-down" && target == node) || (type == "site-down" && target == n->body.value("site", "")))
+        return false;
+    }
+    return true;
   };
   if (auto s = compute.add(drivers::make_sim_compute(clock, std::chrono::milliseconds(env_ms("CPND_SIM_START_DELAY_MS", 2000)),
                                                      node_up));

@@ -235,3 +235,30 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
   CHECK(op.get("/v1/deployments/lab-detect").status == 404);
   for (const auto& [id, pid] : pids) CHECK(gone(std::stoi(pid)));  // stopped: no orphan
 }
+
+TEST_CASE("operators rehearse with faults in the sim twin: a site going down rolls its deployments back",
+          "[api][orchestrator]") {
+  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "300"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
+  auto customer = d.as("customer");
+  auto op = d.as("operator");
+  auto before = allocations(op);
+  CHECK(op.post("/v1/sim/faults", {{"type", "meteor"}, {"target", "edge-sz-1"}}).json()["errors"][0]["pointer"] == "/type");
+  CHECK(op.post("/v1/sim/faults", {{"type", "site-down"}, {"target", "atlantis"}}).json()["errors"][0]["pointer"] == "/target");
+  CHECK(customer.post("/v1/sim/faults", {{"type", "site-down"}, {"target", "edge-sz-1"}}).status == 403);
+
+  Json order = confirm(customer, 64);
+  std::string site = order["solutions"][0]["placements"][0]["site"];
+  auto fault = op.post("/v1/sim/faults", {{"type", "site-down"}, {"target", site}, {"description", "power cut"}});
+  REQUIRE(fault.status == 201);
+  CHECK(get(op, "/v1/sim/faults")["items"].size() == 1);
+  REQUIRE(wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
+  Json history = get(customer, "/v1/orders/" + order["id"].get<std::string>())["history"];
+  CHECK_THAT(history.back()["reason"].get<std::string>(), Catch::Contains("is down"));
+  CHECK(differences(before, allocations(op)).empty());
+
+  // Cleared: the site is up in the twin again, and a new order runs there.
+  REQUIRE(op.del("/v1/sim/faults/" + fault.json()["id"].get<std::string>()).status == 204);
+  CHECK(get(op, "/v1/sim/faults")["items"].empty());
+  Json again = confirm(customer, 64);
+  CHECK(wait_state(customer, "/v1/orders/" + again["id"].get<std::string>(), "running") == "running");
+}
