@@ -114,23 +114,23 @@ Result<Json> Library::retire(const std::string& name, const std::string& version
       "BlueprintRetired");
 }
 
-Result<Blueprint> Library::compiled(const std::string& name, const std::string& version) const {
+Result<std::shared_ptr<const Blueprint>> Library::compiled(const std::string& name, const std::string& version) const {
   auto o = blueprints_.find(version_id(name, version));
   if (!o) return fail(o.error());
   auto& slot = compiled_[(*o)->id];
-  if (slot.second && slot.first == (*o)->resource_version) return *slot.second;
+  if (slot.second && slot.first == (*o)->resource_version) return slot.second;
   Json doc = (*o)->body;
   doc.erase("status");
   auto bp = Blueprint::compile(doc, context());
   if (!bp) return fail(bp.error());
-  slot = {(*o)->resource_version, std::make_shared<const Blueprint>(*bp)};
-  return bp;
+  slot = {(*o)->resource_version, std::make_shared<const Blueprint>(std::move(*bp))};
+  return slot.second;
 }
 
 Result<Json> Library::evaluate(const std::string& name, const std::string& version, const Json& parameters) const {
   auto bp = compiled(name, version);
   if (!bp) return fail(bp.error());
-  return bp->evaluate(parameters);
+  return (*bp)->evaluate(parameters);
 }
 
 Result<Json> Library::diff(const std::string& name, const std::string& from, const std::string& to) const {

@@ -152,7 +152,7 @@ Result<Json> Catalog::order_parameters(const std::string& offering, const Json& 
   // The blueprint's own declarations (types, ranges, required) apply too.
   auto bp = library_.compiled(body["blueprint"]["name"], body["blueprint"]["version"]);
   if (!bp) return fail(bp.error());
-  auto bound = bp->bind(out, "/parameters");
+  auto bound = (*bp)->bind(out, "/parameters");
   if (!bound) return fail(bound.error());
   return out;
 }

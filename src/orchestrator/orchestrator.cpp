@@ -189,6 +189,12 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
   return n + 1;
 }
 
+// When a failed instance may start again: the backoff doubles per attempt, up to the cap.
+std::string Orchestrator::retry_at(int attempts) const {
+  auto wait = std::min(settings_.backoff_cap, settings_.backoff * (1 << std::min(attempts, 10)));
+  return format_time(engine_.clock().now() + wait);
+}
+
 Result<int> Orchestrator::step_up(const engine::Object& inst) {
   drivers::ComputeDriver* driver = compute_.find(inst.body.value("driver", "sim"));
   std::string state = inst.body.value("state", "");
@@ -212,10 +218,8 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
       return 1;
     case drivers::Phase::failed: {
       if (state == "failed") return 0;
-      int attempts = inst.body.value("attempts", 0);
-      auto wait = std::min(settings_.backoff_cap, settings_.backoff * (1 << std::min(attempts, 10)));
       auto s = commit_state(inst, "failed", "InstanceFailed",
-                            {{"reason", seen.reason}, {"retry_at", format_time(engine_.clock().now() + wait)}});
+                            {{"reason", seen.reason}, {"retry_at", retry_at(inst.body.value("attempts", 0))}});
       if (!s) return fail(s.error());
       if (auto stopped = driver->stop(inst.body); !stopped)  // clear what is left of it
         log::warning("instance '{}': stopping after a failure: {}", inst.id, stopped.error().message);
@@ -232,9 +236,8 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
   if (auto s = commit_state(inst, "starting", "InstanceStarting", {{"attempts", attempts + 1}}); !s) return fail(s.error());
   if (auto started = driver->start(engine_.find(kInstance, inst.id)->body); !started) {
     const engine::Object* now = engine_.find(kInstance, inst.id);
-    auto wait = std::min(settings_.backoff_cap, settings_.backoff * (1 << std::min(attempts, 10)));
     if (auto s = commit_state(*now, "failed", "InstanceFailed",
-                              {{"reason", started.error().message}, {"retry_at", format_time(engine_.clock().now() + wait)}});
+                              {{"reason", started.error().message}, {"retry_at", retry_at(attempts)}});
         !s)
       return fail(s.error());
   }
@@ -300,7 +303,7 @@ Result<int> Orchestrator::wind_down(const engine::Object& d) {
 
 Result<Json> Orchestrator::complete_order(const std::string& order_id, const auth::Principal& who) {
   const engine::Object* order = engine_.find(kOrder, order_id);
-  if (!order || (who.role == "customer" && order->body.value("tenant", "") != who.tenant))
+  if (!order || !auth::sees_tenant(who, order->body.value("tenant", "")))
     return fail(Error::not_found(fmt::format("order '{}' not found", order_id)));
   std::string state = order->body.value("state", "");
   if (state != "confirmed" && state != "provisioning" && state != "running")

@@ -57,25 +57,14 @@ Orders::Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Lib
       snapshots_(engine) {}
 
 bool Orders::visible(const engine::Object& order, const auth::Principal& who) {
-  return who.role != "customer" || order.body.value("tenant", "") == who.tenant;
-}
-
-Result<std::shared_ptr<const blueprint::Blueprint>> Orders::compiled(const std::string& name, const std::string& version) {
-  const engine::Object* o = engine_.find(blueprint::kBlueprint, blueprint::version_id(name, version));
-  if (!o) return fail(Error::not_found(fmt::format("blueprint '{}' version '{}' not found", name, version)));
-  auto& slot = blueprints_[o->id];
-  if (slot.second && slot.first == o->resource_version) return slot.second;
-  auto bp = library_.compiled(name, version);
-  if (!bp) return fail(bp.error());
-  slot = {o->resource_version, std::make_shared<const blueprint::Blueprint>(std::move(*bp))};
-  return slot.second;
+  return auth::sees_tenant(who, order.body.value("tenant", ""));
 }
 
 Result<Json> Orders::quote_into(Json order) {
   const engine::Object* offering = engine_.find(catalog::kOffering, order["offering"].get<std::string>());
   if (!offering) return fail(Error::conflict(fmt::format("offering '{}' is gone", order["offering"].get<std::string>())));
   const Json& bpref = offering->body["blueprint"];
-  auto bp = compiled(bpref["name"], bpref["version"]);
+  auto bp = library_.compiled(bpref["name"], bpref["version"]);
   if (!bp) return fail(bp.error());
   auto snapshot = snapshots_.current();
   if (!snapshot) return fail(snapshot.error());
@@ -140,7 +129,7 @@ Result<Json> Orders::solve(const Json& request) {
   } else {
     return fail(Error::invalid_field("/offering", "name an offering or a blueprint {name, version}"));
   }
-  auto bp = compiled(name, version);
+  auto bp = library_.compiled(name, version);
   if (!bp) return fail(Error::invalid_field("/blueprint", bp.error().message));
   // An operator's what-if binds like an order (required parameters included).
   auto bound = (*bp)->bind(parameters, "/parameters");
@@ -200,7 +189,7 @@ Result<Json> Orders::confirm(const std::string& id, const Json& request, const a
   // The confirmed solution becomes a deployment template; the deployment
   // holds its resources from the same commit on.
   auto bpref = order["blueprint"];
-  auto bp = compiled(bpref["name"], bpref["version"]);
+  auto bp = library_.compiled(bpref["name"], bpref["version"]);
   if (!bp) return fail(bp.error());
   std::map<std::string, std::string> models;
   for (const auto& c : (*bp)->components()) models[c.name] = c.model;

@@ -20,7 +20,7 @@ resource::Rules deployment_rules() {
 Deployments::Deployments(engine::Engine& engine) : engine_(engine), deployments_(engine, deployment_rules()) {}
 
 bool Deployments::visible(const engine::Object& d, const auth::Principal& who) {
-  return who.role != "customer" || d.body.value("tenant", "") == who.tenant;
+  return auth::sees_tenant(who, d.body.value("tenant", ""));
 }
 
 Json Deployments::body_for(const Json& doc, const auth::Principal& who, const std::string& source,

@@ -20,6 +20,12 @@ struct Principal {
   std::string tenant;
 };
 
+// Customers reach only their own tenant's objects (orders, deployments);
+// other roles reach every tenant's.
+inline bool sees_tenant(const Principal& who, const std::string& tenant) {
+  return who.role != "customer" || tenant == who.tenant;
+}
+
 class Tokens {
  public:
   explicit Tokens(engine::Engine& engine);

@@ -33,7 +33,8 @@ class Library {
   // users: who still relies on the version ("offering/x"); refused if any.
   Result<Json> retire(const std::string& name, const std::string& version, const std::vector<std::string>& users);
 
-  Result<Blueprint> compiled(const std::string& name, const std::string& version) const;
+  // Compiled once per stored resourceVersion and shared.
+  Result<std::shared_ptr<const Blueprint>> compiled(const std::string& name, const std::string& version) const;
   Result<Json> evaluate(const std::string& name, const std::string& version, const Json& parameters) const;
   Result<Json> diff(const std::string& name, const std::string& from, const std::string& to) const;
 

@@ -58,6 +58,7 @@ class Orchestrator {
                       const Json& extra = Json::object());
   Status set_order_state(const Json& deployment, const std::string& state, std::vector<engine::Change>& changes,
                          const std::string& reason = "");
+  std::string retry_at(int attempts) const;
   void reserve_network(const Json& deployment);
   void release_network(const Json& deployment);
 

@@ -73,7 +73,6 @@ class Orders {
  private:
   // Fills an order's demand, solutions and expiry from its parameters.
   Result<Json> quote_into(Json order);
-  Result<std::shared_ptr<const blueprint::Blueprint>> compiled(const std::string& name, const std::string& version);
 
   engine::Engine& engine_;
   catalog::Catalog& catalog_;
@@ -82,7 +81,6 @@ class Orders {
   Settings settings_;
   resource::Collection orders_;
   SnapshotCache snapshots_;
-  std::map<std::string, std::pair<std::int64_t, std::shared_ptr<const blueprint::Blueprint>>> blueprints_;
 };
 
 }  // namespace cpn::orders
