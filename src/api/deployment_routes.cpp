@@ -1,6 +1,7 @@
 // /v1/deployments: what confirmed orders and submitted templates carry
 // out, and the templates themselves (JSON or YAML).
 #include "common.hpp"
+#include "cpn/drivers/kubernetes.hpp"
 #include "routes.hpp"
 
 namespace cpn::api {
@@ -70,6 +71,32 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 return json((*d)->body["template"]);
               },
               "getDeploymentTemplate", "The deployment's template (Accept: application/yaml for YAML)", "deployments"});
+  http::Route manifests{
+      "GET", "/v1/deployments/{id}/manifests", roles,
+      [&s](Request& req) {
+        auto d = s.deployments.find(req.param("id"), *req.principal);
+        if (!d) return error(d.error(), req);
+        auto workloads = drivers::kubernetes::render((*d)->id, (*d)->body["template"],
+                                                     drivers::kubernetes::inventory_sites(s.engine));
+        if (!workloads) return error(workloads.error(), req);
+        auto site = req.query_value("site"), driver = req.query_value("driver");
+        Json items = Json::array();
+        for (const auto& w : *workloads) {
+          std::string runs_on = w.deployment["metadata"]["annotations"].value("cpn.io/driver", "");
+          if ((site && *site != w.site) || (driver && *driver != runs_on)) continue;
+          items.push_back(w.service);
+          items.push_back(w.deployment);
+        }
+        // A List: `kubectl apply -f` takes it as it is.
+        return json({{"apiVersion", "v1"}, {"kind", "List"}, {"metadata", Json::object()}, {"items", items}});
+      },
+      "getDeploymentManifests",
+      "The Kubernetes objects of the deployment: per component and site a Service and an apps/v1 Deployment, as the "
+      "kubernetes driver applies them (Accept: application/yaml for YAML)",
+      "deployments"};
+  manifests.query = {{"site", "string", "Only the objects of this site."},
+                     {"driver", "string", "Only the objects of sites with this driver (kubernetes: what cpnd applies)."}};
+  router.add(std::move(manifests));
   router.add({"DELETE", "/v1/deployments/{id}", roles,
               [&s](Request& req) {
                 auto d = s.deployments.find(req.param("id"), *req.principal);

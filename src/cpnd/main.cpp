@@ -18,6 +18,7 @@
 #include "cpn/core/log.hpp"
 #include "cpn/daemon/config.hpp"
 #include "cpn/daemon/dev.hpp"
+#include "cpn/drivers/kubernetes.hpp"
 #include "cpn/http/server.hpp"
 #include "cpn/schema/schema.hpp"
 
@@ -155,6 +156,16 @@ int main(int argc, char** argv) {
       !s)
     return fatal(s.error());
   if (auto s = compute.add(drivers::make_process_compute(cfg->data + "/instances", std::chrono::seconds(5))); !s)
+    return fatal(s.error());
+  // Kubernetes sites: the driver renders from the deployment's template and the site's controller settings.
+  auto template_of = [&engine](const std::string& id) -> std::optional<Json> {
+    const engine::Object* d = engine.find(templates::kDeployment, id);
+    if (!d || !d->body.contains("template")) return std::nullopt;
+    return d->body["template"];
+  };
+  if (auto s = compute.add(drivers::kubernetes::make_compute(template_of, drivers::kubernetes::inventory_sites(engine),
+                                                             std::chrono::milliseconds(env_ms("CPND_KUBE_TIMEOUT_MS", 5000))));
+      !s)
     return fatal(s.error());
   auto network = drivers::make_sim_network();
   orchestrator::Settings orchestration;

@@ -103,7 +103,7 @@ Result<int> Orchestrator::provision(const engine::Object& d) {
     if (comp.contains("model")) model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
     for (const auto& p : comp["placements"])
       for (int i = 0; i < p["instances"].get<int>(); ++i) {
-        std::string id = fmt::format("{}-{}-{}", d.id, comp["name"].get<std::string>(), k++);
+        std::string id = templates::instance_id(d.id, comp["name"].get<std::string>(), k++);
         Json inst = {{"id", id}, {"deployment", d.id}, {"component", comp["name"]}, {"site", p["site"]},
                      {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p["variant"]}, {"requests", p["requests"]},
                      {"model", model}, {"port", port++}, {"driver", driver_of(engine_, p["site"])},
@@ -255,7 +255,9 @@ Result<int> Orchestrator::step_down(const engine::Object& inst) {
   const engine::Object* now = engine_.find(kInstance, inst.id);
   if (drivers::ComputeDriver* driver = compute_.find(now->body.value("driver", "sim"))) {
     if (auto s = driver->stop(now->body); !s) return fail(s.error());
-    if (driver->observe(now->body).phase == drivers::Phase::running) return n;  // still going: next pass
+    // Still going (a cluster may take a while to remove it): look again next pass.
+    if (auto phase = driver->observe(now->body).phase; phase == drivers::Phase::running || phase == drivers::Phase::starting)
+      return n;
   }
   if (auto s = commit_state(*now, "stopped", "InstanceStopped"); !s) return fail(s.error());
   return n + 1;

@@ -177,4 +177,8 @@ Result<Json> parse(const Json& input, const engine::Engine& engine) {
   return doc;
 }
 
+std::string instance_id(const std::string& deployment, const std::string& component, int k) {
+  return fmt::format("{}-{}-{}", deployment, component, k);
+}
+
 }  // namespace cpn::templates

@@ -38,4 +38,8 @@ Json reservation_of(const Json& doc);
 Result<std::vector<engine::Change>> reserve(const Json& reservation, int sign, const engine::Engine& engine,
                                             const std::string& pointer = "/spec");
 
+// The id of a component's k-th instance, counted over its placements in
+// template order (the orchestrator names them so; drivers find them so).
+std::string instance_id(const std::string& deployment, const std::string& component, int k);
+
 }  // namespace cpn::templates

@@ -1,0 +1,107 @@
+// The kubernetes driver: a deployment's instances on a site whose controller
+// is an existing cluster. Per component and site (and per image variant
+// when a component mixes architectures there) cpnd renders one apps/v1
+// Deployment, whose replicas are that group's instances, and one v1
+// Service, and applies them by server-side apply; rollout status says
+// which instances run.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpn/core/document.hpp"
+#include "cpn/core/error.hpp"
+#include "cpn/drivers/compute.hpp"
+#include "cpn/engine/engine.hpp"
+
+namespace cpn::drivers::kubernetes {
+
+// A site's `controller` settings, with the defaults a cluster without
+// special labels needs.
+struct ClusterSettings {
+  std::string endpoint;   // https://host[:port] of the API server
+  std::string ns = "default";
+  std::string token_file;  // bearer token, read again before every request (tokens rotate)
+  std::string ca_file;     // the cluster's CA; the system's CAs when empty
+  std::string image_registry;                        // prefixed to image names ("" = as they are)
+  std::string accelerator_label = "cpn.io/accelerator";  // node label naming the accelerator model
+  std::map<std::string, std::string> resources;      // accelerator model -> extended resource name
+  int progress_deadline_s = 600;                     // a rollout stuck longer fails the instance
+};
+ClusterSettings settings_of(const Json& controller);
+
+// What the renderer needs of a site: its tier (edge and end sites get the
+// KubeEdge tolerations) and its controller settings.
+struct SiteInfo {
+  std::string tier;
+  Json controller = Json::object();
+};
+using SiteLookup = std::function<std::optional<SiteInfo>(const std::string& site)>;
+// The inventory's sites (read when asked, so controller changes count at once).
+SiteLookup inventory_sites(const engine::Engine& engine);
+
+// One Deployment and the Service in front of its component at its site.
+struct Workload {
+  std::string site, component, arch, accelerator;
+  std::string ns;
+  std::vector<std::string> instances;  // the cpnd instances that are its replicas, in order
+  Json deployment;
+  Json service;
+};
+
+// The workloads of a deployment template (every placement, whatever its
+// site's driver), in template order.
+Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites);
+
+// kubernetes.io/arch of a cpnd architecture (x86_64 -> amd64, ...).
+std::string kube_arch(const std::string& arch);
+// The extended resource that schedules an accelerator model: the site's
+// own mapping first, then nvidia.com/gpu, huawei.com/Ascend910, ...
+std::string extended_resource(const std::string& model, const ClusterSettings& settings);
+// A DNS-1035 label (Service names): lower case, [-a-z0-9], a letter
+// first, at most 63 characters (longer ones keep a hash of the whole).
+std::string dns_label(const std::string& text);
+
+// The Kubernetes REST API over HTTPS: bearer token from the token file, the
+// server verified against the CA file and its name or address.
+struct Reply {
+  int status = 0;
+  std::string body;
+  Json json() const;  // the body, or null when it is not JSON
+};
+class ApiClient {
+ public:
+  ApiClient(ClusterSettings settings, std::chrono::milliseconds timeout);
+  ~ApiClient();
+  ApiClient(const ApiClient&) = delete;
+  ApiClient& operator=(const ApiClient&) = delete;
+  // A transport or TLS failure is an error; any HTTP answer is a Reply.
+  Result<Reply> request(const std::string& method, const std::string& target, const std::string& body = "",
+                        const std::string& content_type = "");
+  // Server-side apply of one object (PATCH, application/apply-patch+yaml,
+  // fieldManager=cpnd, force=true): created or updated, never duplicated.
+  Result<Json> apply(const Json& object);
+  // GET; nullopt when it does not exist.
+  Result<std::optional<Json>> get(const std::string& path);
+  // DELETE with foreground propagation; one that does not exist is deleted.
+  Status remove(const std::string& path);
+
+  // REST path of an apps/v1 Deployment or v1 Service.
+  static std::string path_of(const Json& object);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The driver. template_of answers a deployment's template; sites answers a
+// site's tier and controller.
+std::unique_ptr<ComputeDriver> make_compute(std::function<std::optional<Json>(const std::string& deployment)> template_of,
+                                            SiteLookup sites, std::chrono::milliseconds timeout);
+
+}  // namespace cpn::drivers::kubernetes

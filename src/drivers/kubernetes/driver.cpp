@@ -1,0 +1,127 @@
+// The kubernetes compute driver. A cpnd instance is one replica of its
+// group's Deployment: starting any of them applies the group's Service and
+// Deployment (server-side apply, so applying again changes nothing);
+// instance i runs when the rollout is current and more than i replicas are
+// available (kubectl rollout status's reading); stopping deletes the group
+// (foreground), and it is stopped once the cluster has removed it.
+#include <fmt/format.h>
+
+#include "cpn/drivers/kubernetes.hpp"
+
+namespace cpn::drivers::kubernetes {
+namespace {
+
+// A Deployment's status read the way `kubectl rollout status` reads it.
+Observation rollout(const Json& d, std::size_t index) {
+  const Json& meta = d.value("metadata", Json::object());
+  const Json& status = d.value("status", Json::object());
+  std::string name = meta.value("name", "");
+  if (meta.contains("deletionTimestamp")) return {Phase::starting, fmt::format("deployment '{}' is being deleted", name)};
+  for (const auto& c : status.value("conditions", Json::array())) {
+    std::string type = c.value("type", ""), reason = c.value("reason", ""), message = c.value("message", "");
+    if (type == "Progressing" && reason == "ProgressDeadlineExceeded")
+      return {Phase::failed, fmt::format("deployment '{}' exceeded its progress deadline: {}", name, message)};
+    if (type == "ReplicaFailure" && c.value("status", "") == "True")
+      return {Phase::failed, fmt::format("deployment '{}': {}: {}", name, reason, message)};
+  }
+  long generation = meta.value("generation", 0L), observed = status.value("observedGeneration", 0L);
+  if (observed < generation) return {Phase::starting, fmt::format("waiting for deployment '{}' to be observed", name)};
+  long replicas = d.value("/spec/replicas"_json_pointer, 1L);
+  long updated = status.value("updatedReplicas", 0L), available = status.value("availableReplicas", 0L);
+  auto i = static_cast<long>(index);
+  if (updated > i && available > i) return {Phase::running, ""};
+  return {Phase::starting,
+          fmt::format("deployment '{}': {} of {} replicas updated, {} available", name, updated, replicas, available)};
+}
+
+class KubernetesCompute : public ComputeDriver {
+ public:
+  KubernetesCompute(std::function<std::optional<Json>(const std::string&)> template_of, SiteLookup sites,
+                    std::chrono::milliseconds timeout)
+      : template_of_(std::move(template_of)), sites_(std::move(sites)), timeout_(timeout) {}
+
+  std::string name() const override { return "kubernetes"; }
+
+  Status start(const Json& instance) override {
+    auto found = locate(instance);
+    if (!found) return fail(found.error());
+    ApiClient api(cluster_of(found->first.site), timeout_);
+    for (const Json* object : {&found->first.service, &found->first.deployment})
+      if (auto r = api.apply(*object); !r) return fail(r.error());
+    seen_.erase(ApiClient::path_of(found->first.deployment));
+    return {};
+  }
+
+  Status stop(const Json& instance) override {
+    auto found = locate(instance);
+    if (!found) return {};  // nothing of it was ever rendered: nothing to stop
+    ApiClient api(cluster_of(found->first.site), timeout_);
+    std::string path = ApiClient::path_of(found->first.deployment);
+    seen_.erase(path);
+    if (auto s = api.remove(path); !s) return s;
+    return api.remove(ApiClient::path_of(found->first.service));
+  }
+
+  Observation observe(const Json& instance) override {
+    auto found = locate(instance);
+    if (!found) return {Phase::failed, found.error().message};
+    std::string path = ApiClient::path_of(found->first.deployment);
+    auto now = std::chrono::steady_clock::now();
+    auto cached = seen_.find(path);
+    // One GET serves every replica of a group within a pass.
+    if (cached == seen_.end() || now - cached->second.at > std::chrono::milliseconds(250)) {
+      ApiClient api(cluster_of(found->first.site), timeout_);
+      auto got = api.get(path);
+      if (!got) {
+        // The cluster is out of reach: what it last said still holds; never seen is still starting.
+        if (cached != seen_.end()) return read(cached->second.object, found->second);
+        return {Phase::starting, got.error().message};
+      }
+      cached = seen_.insert_or_assign(path, Seen{now, *got}).first;
+    }
+    return read(cached->second.object, found->second);
+  }
+
+ private:
+  struct Seen {
+    std::chrono::steady_clock::time_point at;
+    std::optional<Json> object;
+  };
+
+  static Observation read(const std::optional<Json>& object, std::size_t index) {
+    if (!object) return {Phase::absent, ""};
+    return rollout(*object, index);
+  }
+
+  ClusterSettings cluster_of(const std::string& site) const {
+    auto info = sites_(site);
+    return settings_of(info ? info->controller : Json::object());
+  }
+
+  // The instance's workload and its replica index.
+  Result<std::pair<Workload, std::size_t>> locate(const Json& instance) const {
+    std::string dep = instance.value("deployment", ""), id = instance.value("id", "");
+    auto tmpl = template_of_(dep);
+    if (!tmpl) return fail(Error::not_found(fmt::format("deployment '{}' has no template", dep)));
+    auto workloads = render(dep, *tmpl, sites_);
+    if (!workloads) return fail(workloads.error());
+    for (auto& w : *workloads)
+      for (std::size_t i = 0; i < w.instances.size(); ++i)
+        if (w.instances[i] == id) return std::make_pair(std::move(w), i);
+    return fail(Error::not_found(fmt::format("instance '{}' is not in the template of '{}'", id, dep)));
+  }
+
+  std::function<std::optional<Json>(const std::string&)> template_of_;
+  SiteLookup sites_;
+  std::chrono::milliseconds timeout_;
+  std::map<std::string, Seen> seen_;
+};
+
+}  // namespace
+
+std::unique_ptr<ComputeDriver> make_compute(std::function<std::optional<Json>(const std::string& deployment)> template_of,
+                                            SiteLookup sites, std::chrono::milliseconds timeout) {
+  return std::make_unique<KubernetesCompute>(std::move(template_of), std::move(sites), timeout);
+}
+
+}  // namespace cpn::drivers::kubernetes

@@ -1,0 +1,264 @@
+// Rendering a deployment template into Kubernetes objects. Pure: the same
+// template and sites always give the same manifests, so what
+// GET /v1/deployments/{id}/manifests shows is exactly what the driver applies.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "cpn/core/crypto.hpp"
+#include "cpn/drivers/kubernetes.hpp"
+#include "cpn/template/template.hpp"
+
+namespace cpn::drivers::kubernetes {
+namespace {
+
+constexpr int kContainerPort = 8080;  // every workload serves /healthz and /metrics here (CPN_PORT)
+
+// Label values: at most 63 of [-_.a-zA-Z0-9], alphanumeric at both ends.
+std::string label_value(const std::string& text) {
+  std::string out;
+  for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '-';
+  if (out.size() > 63) out = out.substr(0, 54) + "-" + sha256_hex(text).substr(0, 8);
+  while (!out.empty() && !std::isalnum(static_cast<unsigned char>(out.back()))) out.pop_back();
+  return out;
+}
+
+// Kubernetes quantities: whole cores as "6", fractions as millicores; GiB as Gi, or Mi when fractional.
+std::string cpu_quantity(double cores) {
+  if (std::abs(cores - std::round(cores)) < 1e-9) return fmt::format("{}", static_cast<long>(std::round(cores)));
+  return fmt::format("{}m", static_cast<long>(std::ceil(cores * 1000 - 1e-6)));
+}
+std::string memory_quantity(double gib) {
+  if (std::abs(gib - std::round(gib)) < 1e-9) return fmt::format("{}Gi", static_cast<long>(std::round(gib)));
+  return fmt::format("{}Mi", static_cast<long>(std::ceil(gib * 1024 - 1e-6)));
+}
+
+std::string image_ref(const std::string& image, const Json& variant, const ClusterSettings& s) {
+  std::string ref = s.image_registry.empty() ? image : s.image_registry + "/" + image;
+  std::string digest = variant.value("digest", "");
+  return digest.empty() ? ref : ref + "@" + digest;
+}
+
+// KubeEdge: edge nodes carry the edge role taint, and an edge node cut off
+// from the cloud must keep its pods (edge autonomy), so they tolerate
+// unreachable and not-ready without a time limit.
+Json edge_tolerations() {
+  return Json::array({{{"key", "node-role.kubernetes.io/edge"}, {"operator", "Exists"}, {"effect", "NoSchedule"}},
+                      {{"key", "node.kubernetes.io/unreachable"}, {"operator", "Exists"}, {"effect", "NoExecute"}},
+                      {{"key", "node.kubernetes.io/not-ready"}, {"operator", "Exists"}, {"effect", "NoExecute"}}});
+}
+
+struct Group {
+  std::string site, arch, accelerator, platform, stack;
+  Json variant = Json::object();
+  std::vector<std::string> nodes, instances;
+  double cpu = 0, memory = 0;
+  int accelerators = 0;
+};
+
+Json container_of(const Json& comp, const Group& g, const ClusterSettings& s) {
+  std::string model;
+  if (comp.contains("model") && comp["model"].is_object())
+    model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
+  Json requests = {{"cpu", cpu_quantity(g.cpu)}, {"memory", memory_quantity(g.memory)}};
+  Json limits = {{"memory", memory_quantity(g.memory)}};
+  if (!g.accelerator.empty() && g.accelerators > 0) {
+    // Extended resources are whole devices, requested and limited alike.
+    std::string resource = extended_resource(g.accelerator, s);
+    requests[resource] = fmt::format("{}", g.accelerators);
+    limits[resource] = fmt::format("{}", g.accelerators);
+  }
+  auto field = [](const char* name, const char* path) {
+    return Json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
+  };
+  Json env = Json::array({field("CPN_INSTANCE_ID", "metadata.name"), field("CPN_NODE", "spec.nodeName"),
+                          {{"name", "CPN_MODEL_VERSION"}, {"value", model}},
+                          {{"name", "CPN_PORT"}, {"value", std::to_string(kContainerPort)}}});
+  Json probe = {{"httpGet", {{"path", "/healthz"}, {"port", "http"}}}, {"periodSeconds", 5}};
+  Json c = {{"name", dns_label(comp["name"].get<std::string>())},
+            {"image", image_ref(comp["image"], g.variant, s)},
+            {"env", env},
+            {"ports", Json::array({{{"name", "http"}, {"containerPort", kContainerPort}, {"protocol", "TCP"}}})},
+            {"resources", {{"requests", requests}, {"limits", limits}}},
+            {"readinessProbe", probe},
+            {"livenessProbe", {{"httpGet", probe["httpGet"]}, {"periodSeconds", 10}, {"failureThreshold", 6}}}};
+  if (g.variant.contains("command") && g.variant["command"].is_array() && !g.variant["command"].empty())
+    c["command"] = g.variant["command"];
+  return c;
+}
+
+Workload workload_of(const std::string& dep, const Json& comp, const Group& g, bool split, const SiteInfo& site) {
+  ClusterSettings s = settings_of(site.controller);
+  std::string component = comp["name"];
+  std::string service = dns_label(fmt::format("{}-{}-{}", dep, component, g.site));
+  std::string name = split ? dns_label(fmt::format("{}-{}-{}-{}{}", dep, component, g.site, kube_arch(g.arch),
+                                                   g.accelerator.empty() ? "" : "-" + g.accelerator))
+                           : service;
+  Json common = {{"app.kubernetes.io/name", label_value(component)},
+                 {"app.kubernetes.io/instance", label_value(dep)},
+                 {"app.kubernetes.io/managed-by", "cpnd"},
+                 {"cpn.io/deployment", label_value(dep)},
+                 {"cpn.io/component", label_value(component)},
+                 {"cpn.io/site", label_value(g.site)}};
+  Json selector = {{"cpn.io/deployment", common["cpn.io/deployment"]},
+                   {"cpn.io/component", common["cpn.io/component"]},
+                   {"cpn.io/site", common["cpn.io/site"]}};
+  Json pod_selector = selector;
+  pod_selector["cpn.io/workload"] = name;
+  Json pod_labels = common;
+  pod_labels["cpn.io/workload"] = name;
+  Json annotations = {{"cpn.io/site", g.site}, {"cpn.io/driver", site.controller.value("driver", "sim")}};
+
+  Json node_selector = {{"kubernetes.io/arch", kube_arch(g.arch)}};
+  if (!g.accelerator.empty()) node_selector[s.accelerator_label] = label_value(g.accelerator);
+  // The solver chose these nodes and holds their capacity: the pods go there.
+  Json pod_spec = {
+      {"nodeSelector", node_selector},
+      {"affinity",
+       {{"nodeAffinity",
+         {{"requiredDuringSchedulingIgnoredDuringExecution",
+           {{"nodeSelectorTerms",
+             Json::array({{{"matchExpressions",
+                            Json::array({{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", g.nodes}}})}}})}}}}}}},
+      {"containers", Json::array({container_of(comp, g, s)})}};
+  if (site.tier == "edge" || site.tier == "end") pod_spec["tolerations"] = edge_tolerations();
+  int replicas = static_cast<int>(g.instances.size());
+  if (replicas > 1 && g.nodes.size() > 1)
+    pod_spec["topologySpreadConstraints"] =
+        Json::array({{{"maxSkew", 1}, {"topologyKey", "kubernetes.io/hostname"}, {"whenUnsatisfiable", "DoNotSchedule"},
+                      {"labelSelector", {{"matchLabels", pod_selector}}}}});
+
+  Workload w;
+  w.site = g.site;
+  w.component = component;
+  w.arch = g.arch;
+  w.accelerator = g.accelerator;
+  w.ns = s.ns;
+  w.instances = g.instances;
+  w.deployment = {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", name}, {"namespace", s.ns}, {"labels", pod_labels}, {"annotations", annotations}}},
+      {"spec",
+       {{"replicas", replicas},
+        {"selector", {{"matchLabels", pod_selector}}},
+        {"progressDeadlineSeconds", s.progress_deadline_s},
+        // The reservation holds exactly the replicas' capacity: replace in place, never surge.
+        {"strategy", {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxSurge", 0}, {"maxUnavailable", 1}}}}},
+        {"template", {{"metadata", {{"labels", pod_labels}}}, {"spec", pod_spec}}}}}};
+  w.service = {{"apiVersion", "v1"},
+               {"kind", "Service"},
+               {"metadata", {{"name", service}, {"namespace", s.ns}, {"labels", common}, {"annotations", annotations}}},
+               {"spec",
+                {{"type", "ClusterIP"},
+                 {"selector", selector},
+                 {"ports", Json::array({{{"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}}})}}}};
+  return w;
+}
+
+}  // namespace
+
+SiteLookup inventory_sites(const engine::Engine& engine) {
+  return [&engine](const std::string& id) -> std::optional<SiteInfo> {
+    const engine::Object* site = engine.find("site", id);
+    if (!site) return std::nullopt;
+    return SiteInfo{site->body.value("tier", ""), site->body.value("controller", Json{{"driver", "sim"}})};
+  };
+}
+
+ClusterSettings settings_of(const Json& controller) {
+  ClusterSettings s;
+  if (!controller.is_object()) return s;
+  s.endpoint = controller.value("endpoint", "");
+  s.ns = controller.value("namespace", s.ns);
+  s.token_file = controller.value("token_file", "");
+  s.ca_file = controller.value("ca_file", "");
+  s.image_registry = controller.value("image_registry", "");
+  while (!s.image_registry.empty() && s.image_registry.back() == '/') s.image_registry.pop_back();
+  s.accelerator_label = controller.value("accelerator_label", s.accelerator_label);
+  if (controller.contains("resources") && controller["resources"].is_object())
+    for (const auto& [model, name] : controller["resources"].items())
+      if (name.is_string()) s.resources[model] = name.get<std::string>();
+  s.progress_deadline_s = controller.value("progress_deadline_seconds", s.progress_deadline_s);
+  return s;
+}
+
+std::string kube_arch(const std::string& arch) {
+  if (arch == "x86_64") return "amd64";
+  if (arch == "aarch64") return "arm64";
+  return arch;  // riscv64 is riscv64 in both
+}
+
+std::string extended_resource(const std::string& model, const ClusterSettings& settings) {
+  if (auto it = settings.resources.find(model); it != settings.resources.end()) return it->second;
+  auto starts = [&](const char* prefix) { return model.rfind(prefix, 0) == 0; };
+  if (starts("nvidia-")) return "nvidia.com/gpu";  // the NVIDIA device plugin
+  if (starts("ascend-")) {
+    // Huawei's Ascend device plugin: huawei.com/Ascend910, huawei.com/Ascend310P, ...
+    std::string chip = model.substr(7);
+    for (auto& c : chip) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return "huawei.com/Ascend" + chip;
+  }
+  if (starts("amd-")) return "amd.com/gpu";
+  if (starts("intel-")) return "gpu.intel.com/i915";
+  if (starts("xilinx-")) return "xilinx.com/fpga";
+  return "cpn.io/" + label_value(model);
+}
+
+std::string dns_label(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out += (std::isalnum(static_cast<unsigned char>(l)) ? l : '-');
+  }
+  if (out.empty() || !std::isalpha(static_cast<unsigned char>(out[0]))) out = "c-" + out;
+  if (out.size() > 63) out = out.substr(0, 54) + "-" + sha256_hex(text).substr(0, 8);
+  while (out.back() == '-') out.pop_back();
+  return out;
+}
+
+Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites) {
+  std::vector<Workload> out;
+  for (const auto& comp : tmpl["spec"]["components"]) {
+    std::string component = comp["name"];
+    // Group the placements by site and variant; instances keep the orchestrator's numbering.
+    std::vector<Group> groups;
+    int k = 0;
+    for (const auto& p : comp["placements"]) {
+      Json variant = p.value("variant", Json::object());
+      Group key;
+      key.site = p["site"];
+      key.arch = p["arch"];
+      key.accelerator = p.value("accelerator", "");
+      key.platform = variant.value("platform", "");
+      key.stack = variant.value("accelerator", "");
+      auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+        return x.site == key.site && x.arch == key.arch && x.accelerator == key.accelerator &&
+               x.platform == key.platform && x.stack == key.stack;
+      });
+      if (g == groups.end()) {
+        key.variant = variant;
+        groups.push_back(key);
+        g = groups.end() - 1;
+      }
+      const Json& req = p["requests"];
+      // One pod shape per group: the largest request of its placements.
+      g->cpu = std::max(g->cpu, req.value("cpu", 0.0));
+      g->memory = std::max(g->memory, req.value("memory", 0.0));
+      g->accelerators = std::max(g->accelerators, req.value("accelerators", 0));
+      if (std::find(g->nodes.begin(), g->nodes.end(), p["node"].get<std::string>()) == g->nodes.end())
+        g->nodes.push_back(p["node"]);
+      for (int i = 0; i < p["instances"].get<int>(); ++i) g->instances.push_back(templates::instance_id(deployment_id, component, k++));
+    }
+    for (const auto& g : groups) {
+      auto site = sites(g.site);
+      if (!site) return fail(Error::invalid_field("/spec/components", fmt::format("site '{}' is not in the inventory", g.site)));
+      bool split = std::count_if(groups.begin(), groups.end(), [&](const Group& x) { return x.site == g.site; }) > 1;
+      out.push_back(workload_of(deployment_id, comp, g, split, *site));
+    }
+  }
+  return out;
+}
+
+}  // namespace cpn::drivers::kubernetes

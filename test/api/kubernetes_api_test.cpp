@@ -1,0 +1,149 @@
+// The kubernetes driver through the real daemon: a site whose controller is
+// a cluster (a local HTTPS API server here) runs a submitted deployment as
+// Deployments and Services; /manifests shows exactly what was applied; a
+// kill -9 of cpnd leaves no duplicate; DELETE removes everything from the
+// cluster; a rollout stuck past its deadline rolls the deployment back.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "support/daemon.hpp"
+#include "support/kube_apiserver.hpp"
+
+using namespace cpn;
+
+namespace {
+
+test::DaemonOptions fast() {
+  return {.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"}}, .dev = true};
+}
+
+std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
+  std::string state;
+  for (int i = 0; i < 500; ++i) {
+    state = c.get(path).json().value("state", "");
+    if (state == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return state;
+}
+
+void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
+  Json controller = {{"driver", "kubernetes"}, {"endpoint", cluster.url()}, {"namespace", "vision"},
+                     {"token_file", cluster.token_file()}, {"ca_file", cluster.ca_file()}};
+  REQUIRE(op.post("/v1/sites", {{"id", "k8s-sz"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", controller}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "k8s-t4-1"}, {"site", "k8s-sz"}, {"arch", "x86_64"}, {"cpu", 32}, {"memory", 128},
+                                {"accelerators", {{{"type", "gpu"}, {"model", "nvidia-t4"}, {"count", 4}}}}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "k8s-arm-1"}, {"site", "k8s-sz"}, {"arch", "aarch64"}, {"cpu", 64}, {"memory", 128},
+                                {"accelerators", {{{"type", "npu"}, {"model", "ascend-310"}, {"count", 4}}}}})
+              .status == 201);
+}
+
+Json cluster_template(const std::string& name) {
+  auto placement = [](const char* node, const char* arch, const char* acc, int n) {
+    return Json{{"site", "k8s-sz"}, {"node", node}, {"arch", arch}, {"accelerator", acc}, {"instances", n},
+                {"requests", {{"cpu", 4}, {"memory", 8}, {"accelerators", 1}}}};
+  };
+  return {{"apiVersion", "cpn/v1"},
+          {"kind", "DeploymentTemplate"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"components",
+             {{{"name", "detect"},
+               {"tier", "edge"},
+               {"image", "city-detect:3.1"},
+               {"placements", {placement("k8s-t4-1", "x86_64", "nvidia-t4", 2),
+                               placement("k8s-arm-1", "aarch64", "ascend-310", 1)}}}}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services applied to the cluster",
+          "[api][kubernetes]") {
+  test::KubeApiServer cluster(test::make_temp_dir("kube-e2e"), "cluster-token");
+  test::Daemon d(fast());
+  auto op = d.as("operator");
+  add_cluster_site(op, cluster);
+  Json before = op.get("/v1/nodes/k8s-t4-1").json()["allocated"];
+
+  REQUIRE(op.post("/v1/deployments", cluster_template("cam-detect")).status == 201);
+  REQUIRE(wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  Json instances = op.get("/v1/deployments/cam-detect/instances").json()["items"];
+  REQUIRE(instances.size() == 3);
+  for (const auto& i : instances) CHECK(i["driver"] == "kubernetes");
+
+  // What /manifests shows is exactly what the cluster holds: two Deployments (one per variant) and one Service.
+  Json list = op.get("/v1/deployments/cam-detect/manifests?driver=kubernetes").json();
+  CHECK(list["kind"] == "List");
+  REQUIRE(list["items"].size() == 4);  // the Service once per variant, as applied
+  std::set<std::string> applied;
+  for (const auto& m : list["items"]) {
+    std::string path = m["kind"] == "Deployment"
+                           ? "/apis/apps/v1/namespaces/vision/deployments/" + m["metadata"]["name"].get<std::string>()
+                           : "/api/v1/namespaces/vision/services/" + m["metadata"]["name"].get<std::string>();
+    auto stored = cluster.object(path);
+    REQUIRE(stored);
+    CHECK(stored->at("spec") == m["spec"]);
+    applied.insert(path);
+  }
+  CHECK(applied.size() == 3);
+  CHECK(cluster.paths().size() == 3);
+  for (const auto& r : cluster.requests()) CHECK(r.authorization == "Bearer cluster-token");
+  auto yaml = op.request("GET", "/v1/deployments/cam-detect/manifests", "", {{"Accept", "application/yaml"}});
+  CHECK(yaml.header("content-type").rfind("application/yaml", 0) == 0);
+  CHECK_THAT(yaml.body, Catch::Contains("kind: List") && Catch::Contains("nvidia.com/gpu"));
+  CHECK(op.get("/v1/deployments/cam-detect/manifests?site=elsewhere").json()["items"].empty());
+
+  // cpnd dies and comes back: the objects are applied again, not duplicated, and nothing changes.
+  Json generations = Json::object();
+  for (const auto& p : cluster.paths()) generations[p] = cluster.object(p)->at("metadata")["generation"];
+  d.kill9();
+  d.start();
+  op = d.as("operator");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(op.get("/v1/deployments/cam-detect").json()["state"] == "running");
+  CHECK(cluster.paths().size() == 3);
+  for (const auto& p : cluster.paths()) CHECK(cluster.object(p)->at("metadata")["generation"] == generations[p]);
+
+  // DELETE: foreground deletion in the cluster, then the deployment is gone and its capacity is back.
+  REQUIRE(op.del("/v1/deployments/cam-detect").status == 202);
+  for (int i = 0; i < 500 && op.get("/v1/deployments/cam-detect").status != 404; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(op.get("/v1/deployments/cam-detect").status == 404);
+  CHECK(cluster.paths().empty());
+  int deletes = 0;
+  for (const auto& r : cluster.requests()) deletes += r.method == "DELETE";
+  CHECK(deletes >= 3);
+  CHECK(op.get("/v1/nodes/k8s-t4-1").json()["allocated"] == before);
+}
+
+TEST_CASE("a rollout stuck past its progress deadline rolls the deployment back and cleans the cluster",
+          "[api][kubernetes]") {
+  test::KubeApiServer cluster(test::make_temp_dir("kube-stuck"), "cluster-token");
+  cluster.fail_rollout("stuck-detect-k8s-sz-arm64-ascend-310");
+  test::Daemon d(fast());
+  auto op = d.as("operator");
+  add_cluster_site(op, cluster);
+  REQUIRE(op.post("/v1/deployments", cluster_template("stuck")).status == 201);
+  REQUIRE(wait_state(op, "/v1/deployments/stuck", "failed") == "failed");
+  Json dep = op.get("/v1/deployments/stuck").json();
+  CHECK_THAT(dep.value("reason", ""), Catch::Contains("exceeded its progress deadline"));
+  for (int i = 0; i < 100 && !cluster.paths().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(cluster.paths().empty());
+  CHECK(op.get("/v1/nodes/k8s-arm-1").json()["allocated"].value("cpu", 0.0) == 0.0);
+}
+
+TEST_CASE("a kubernetes controller without an endpoint is refused with its pointer", "[api][kubernetes]") {
+  test::Daemon d({.dev = true});
+  auto op = d.as("operator");
+  auto r = op.post("/v1/sites", {{"id", "k8s-x"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "kubernetes"}}}});
+  CHECK(r.status == 422);
+  CHECK_THAT(r.body, Catch::Contains("/controller"));
+  CHECK(op.get("/v1/sites/k8s-x").status == 404);
+  r = op.post("/v1/sites", {{"id", "k8s-x"}, {"tier", "edge"}, {"city", "Shenzhen"},
+                            {"controller", {{"driver", "kubernetes"}, {"endpoint", "http://10.0.0.1:6443"}}}});
+  CHECK(r.status == 422);
+  CHECK_THAT(r.body, Catch::Contains("/controller/endpoint"));
+}

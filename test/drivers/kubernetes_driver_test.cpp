@@ -1,0 +1,290 @@
+// The kubernetes driver on its own: the manifests it renders from a
+// template (architecture and accelerator selection, extended resources,
+// KubeEdge tolerations, the solver's nodes, names Kubernetes accepts), its
+// HTTPS client against a local API server that checks the token and whose
+// certificate the client must verify, and the driver's lifecycle: apply,
+// rollout status, a stuck rollout, foreground deletion.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "cpn/drivers/kubernetes.hpp"
+#include "support/daemon.hpp"
+#include "support/kube_apiserver.hpp"
+
+using namespace cpn;
+using namespace cpn::drivers::kubernetes;
+using drivers::Phase;
+
+namespace {
+
+Json placement(const std::string& site, const std::string& node, const std::string& arch, const std::string& acc,
+               int instances, double cpu, double memory, int accelerators, const std::string& platform,
+               const std::string& stack) {
+  Json p = {{"site", site},
+            {"node", node},
+            {"arch", arch},
+            {"instances", instances},
+            {"variant", {{"platform", platform}, {"accelerator", stack}}},
+            {"requests", {{"cpu", cpu}, {"memory", memory}, {"accelerators", accelerators}}}};
+  if (!acc.empty()) p["accelerator"] = acc;
+  return p;
+}
+
+// detect at an edge site on a T4 node and an Ascend 310 node (two variants);
+// analyze in the centre over two A100 nodes, three instances.
+Json sample_template() {
+  Json detect = {{"name", "detect"},
+                 {"tier", "edge"},
+                 {"image", "city-detect:3.1"},
+                 {"model", {{"name", "yolov5s-city"}, {"version", "7"}}},
+                 {"placements",
+                  {placement("edge-sz", "sz-t4-1", "x86_64", "nvidia-t4", 2, 6, 16, 1, "linux/amd64", "cuda"),
+                   placement("edge-sz", "sz-arm-1", "aarch64", "ascend-310", 1, 4, 8, 1, "linux/arm64", "cann")}}};
+  detect["placements"][0]["variant"]["digest"] = "sha256:abc";
+  detect["placements"][0]["variant"]["command"] = {"city-detect", "--device=cuda"};
+  Json analyze = {{"name", "analyze"},
+                  {"tier", "center"},
+                  {"image", "event-analytics:2.0"},
+                  {"placements",
+                   {placement("center", "gz-gpu-1", "x86_64", "nvidia-a100", 2, 0.5, 1.5, 2, "linux/amd64", "cuda"),
+                    placement("center", "gz-gpu-2", "x86_64", "nvidia-a100", 1, 0.5, 1.5, 2, "linux/amd64", "cuda")}}};
+  return {{"apiVersion", "cpn/v1"},
+          {"kind", "DeploymentTemplate"},
+          {"metadata", {{"name", "dep-1"}}},
+          {"spec", {{"components", {detect, analyze}}}}};
+}
+
+SiteLookup sites(Json edge_controller, Json center_controller) {
+  return [=](const std::string& id) -> std::optional<SiteInfo> {
+    if (id == "edge-sz") return SiteInfo{"edge", edge_controller};
+    if (id == "center") return SiteInfo{"center", center_controller};
+    return std::nullopt;
+  };
+}
+
+const Json* find_kind(const std::vector<Workload>& ws, std::size_t i, const char* kind) {
+  return kind == std::string("Service") ? &ws[i].service : &ws[i].deployment;
+}
+
+}  // namespace
+
+TEST_CASE("a template renders one Deployment per component, site and variant, and a Service per component and site",
+          "[drivers][kubernetes]") {
+  Json center = {{"driver", "kubernetes"},
+                 {"namespace", "vision"},
+                 {"image_registry", "registry.gz.example/"},
+                 {"resources", {{"nvidia-a100", "nvidia.com/mig-3g.40gb"}}},
+                 {"accelerator_label", "nvidia.com/gpu.product"}};
+  auto ws = render("dep-1", sample_template(), sites({{"driver", "kubernetes"}}, center));
+  REQUIRE(ws);
+  REQUIRE(ws->size() == 3);
+
+  // detect on amd64 + T4: the cuda variant's image by digest, its command, one GPU, KubeEdge tolerations.
+  const Json& t4 = (*ws)[0].deployment;
+  CHECK(t4["metadata"]["name"] == "dep-1-detect-edge-sz-amd64-nvidia-t4");
+  CHECK(t4["metadata"]["namespace"] == "default");
+  CHECK(t4["spec"]["replicas"] == 2);
+  CHECK((*ws)[0].instances == std::vector<std::string>{"dep-1-detect-0", "dep-1-detect-1"});
+  const Json& pod = t4["spec"]["template"]["spec"];
+  CHECK(pod["nodeSelector"] == Json{{"kubernetes.io/arch", "amd64"}, {"cpn.io/accelerator", "nvidia-t4"}});
+  CHECK(pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            ["matchExpressions"][0] == Json{{"key", "kubernetes.io/hostname"}, {"operator", "In"}, {"values", {"sz-t4-1"}}});
+  CHECK_FALSE(pod.contains("topologySpreadConstraints"));  // both replicas on the one node the solver chose
+  const Json& c = pod["containers"][0];
+  CHECK(c["image"] == "city-detect:3.1@sha256:abc");
+  CHECK(c["command"] == Json{"city-detect", "--device=cuda"});
+  CHECK(c["resources"]["requests"] == Json{{"cpu", "6"}, {"memory", "16Gi"}, {"nvidia.com/gpu", "1"}});
+  CHECK(c["resources"]["limits"] == Json{{"memory", "16Gi"}, {"nvidia.com/gpu", "1"}});
+  CHECK(c["env"][2] == Json{{"name", "CPN_MODEL_VERSION"}, {"value", "yolov5s-city@7"}});
+  CHECK(c["readinessProbe"]["httpGet"]["path"] == "/healthz");
+  REQUIRE(pod["tolerations"].size() == 3);
+  CHECK(pod["tolerations"][0] == Json{{"key", "node-role.kubernetes.io/edge"}, {"operator", "Exists"}, {"effect", "NoSchedule"}});
+  CHECK(pod["tolerations"][1]["key"] == "node.kubernetes.io/unreachable");
+  CHECK(t4["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0);
+
+  // detect on arm64 + Ascend 310: the NPU's extended resource; the same Service fronts both variants.
+  const Json& npu = (*ws)[1].deployment;
+  CHECK(npu["metadata"]["name"] == "dep-1-detect-edge-sz-arm64-ascend-310");
+  CHECK(npu["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/arch"] == "arm64");
+  CHECK(npu["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["huawei.com/Ascend310"] == "1");
+  CHECK((*ws)[0].service == (*ws)[1].service);
+  const Json& svc = (*ws)[0].service;
+  CHECK(svc["metadata"]["name"] == "dep-1-detect-edge-sz");
+  CHECK(svc["spec"]["selector"] ==
+        Json{{"cpn.io/deployment", "dep-1"}, {"cpn.io/component", "detect"}, {"cpn.io/site", "edge-sz"}});
+  // Each Deployment selects its own pods only; the Service selects them all.
+  CHECK(t4["spec"]["selector"]["matchLabels"]["cpn.io/workload"] == t4["metadata"]["name"]);
+  CHECK(t4["spec"]["template"]["metadata"]["labels"]["cpn.io/workload"] == t4["metadata"]["name"]);
+
+  // analyze in the centre: the site's namespace, registry, resource name and label; no tolerations;
+  // three replicas over two nodes are spread; fractional requests as millicores and Mi.
+  const Json& a100 = (*ws)[2].deployment;
+  CHECK(a100["metadata"]["name"] == "dep-1-analyze-center");
+  CHECK(a100["metadata"]["namespace"] == "vision");
+  CHECK(a100["spec"]["replicas"] == 3);
+  const Json& apod = a100["spec"]["template"]["spec"];
+  CHECK_FALSE(apod.contains("tolerations"));
+  CHECK(apod["nodeSelector"]["nvidia.com/gpu.product"] == "nvidia-a100");
+  CHECK(apod["containers"][0]["image"] == "registry.gz.example/event-analytics:2.0");
+  CHECK_FALSE(apod["containers"][0].contains("command"));
+  CHECK(apod["containers"][0]["resources"]["requests"] ==
+        Json{{"cpu", "500m"}, {"memory", "1536Mi"}, {"nvidia.com/mig-3g.40gb", "2"}});
+  CHECK(apod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname");
+  CHECK(apod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            ["matchExpressions"][0]["values"] == Json{"gz-gpu-1", "gz-gpu-2"});
+  CHECK(find_kind(*ws, 2, "Service")->at("metadata")["namespace"] == "vision");
+
+  // A site the inventory does not have is an error, not a guess.
+  auto none = render("dep-1", sample_template(), [](const std::string&) { return std::optional<SiteInfo>(); });
+  CHECK_FALSE(none);
+}
+
+TEST_CASE("names and extended resources are what Kubernetes accepts", "[drivers][kubernetes]") {
+  CHECK(dns_label("Dep.1_x") == "dep-1-x");
+  CHECK(dns_label("7eleven") == "c-7eleven");
+  std::string longer(80, 'a');
+  std::string label = dns_label(longer);
+  CHECK(label.size() <= 63);
+  CHECK(label != dns_label(longer + "b"));  // the hash keeps distinct names distinct
+  CHECK(kube_arch("x86_64") == "amd64");
+  CHECK(kube_arch("aarch64") == "arm64");
+  CHECK(kube_arch("riscv64") == "riscv64");
+  ClusterSettings s;
+  CHECK(extended_resource("nvidia-t4", s) == "nvidia.com/gpu");
+  CHECK(extended_resource("ascend-910", s) == "huawei.com/Ascend910");
+  CHECK(extended_resource("ascend-310p", s) == "huawei.com/Ascend310P");
+  CHECK(extended_resource("xilinx-alveo-u50", s) == "xilinx.com/fpga");
+  s.resources["xilinx-alveo-u50"] = "amd.com/xilinx_u50_gen3x16_xdma_base_5";
+  CHECK(extended_resource("xilinx-alveo-u50", s) == "amd.com/xilinx_u50_gen3x16_xdma_base_5");
+}
+
+TEST_CASE("the API client speaks HTTPS with the bearer token and verifies the server against the CA file",
+          "[drivers][kubernetes]") {
+  std::string dir = test::make_temp_dir("kube-client");
+  test::KubeApiServer server(dir, "s3cret-token");
+  ClusterSettings s;
+  s.endpoint = server.url();
+  s.token_file = server.token_file();
+  s.ca_file = server.ca_file();
+  ApiClient api(s, std::chrono::milliseconds(3000));
+
+  auto ws = render("dep-1", sample_template(), sites({{"driver", "kubernetes"}}, {{"driver", "kubernetes"}}));
+  REQUIRE(ws);
+  const Json& d = (*ws)[0].deployment;
+  auto applied = api.apply(d);
+  REQUIRE(applied);
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 1);
+  CHECK(requests[0].method == "PATCH");
+  CHECK(requests[0].target == "/apis/apps/v1/namespaces/default/deployments/dep-1-detect-edge-sz-amd64-nvidia-t4"
+                              "?fieldManager=cpnd&force=true");
+  CHECK(requests[0].content_type == "application/apply-patch+yaml");
+  CHECK(requests[0].authorization == "Bearer s3cret-token");
+  CHECK(Json::parse(requests[0].body) == d);
+  // Applying the same object again changes nothing (server-side apply is idempotent).
+  REQUIRE(api.apply(d));
+  CHECK((*api.get(ApiClient::path_of(d)))->at("metadata")["generation"] == 1);
+  REQUIRE(api.apply((*ws)[0].service));
+  CHECK(server.requests().back().target == "/api/v1/namespaces/default/services/dep-1-detect-edge-sz"
+                                           "?fieldManager=cpnd&force=true");
+
+  SECTION("GET of an absent object is nothing; DELETE asks for foreground propagation") {
+    auto absent = api.get("/apis/apps/v1/namespaces/default/deployments/nope");
+    REQUIRE(absent);
+    CHECK_FALSE(absent->has_value());
+    REQUIRE(api.remove(ApiClient::path_of(d)));
+    CHECK(server.requests().back().method == "DELETE");
+    CHECK(Json::parse(server.requests().back().body)["propagationPolicy"] == "Foreground");
+    CHECK(api.remove("/apis/apps/v1/namespaces/default/deployments/nope"));  // gone already: fine
+  }
+  SECTION("a wrong token is refused, and the refusal says so") {
+    test::write_file(dir + "/other-token", "wrong\n");
+    ClusterSettings bad = s;
+    bad.token_file = dir + "/other-token";
+    auto r = ApiClient(bad, std::chrono::milliseconds(3000)).apply(d);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("HTTP 401"));
+    CHECK(server.requests().back().authorization == "Bearer wrong");
+  }
+  SECTION("a server whose certificate the CA file does not vouch for is not talked to") {
+    test::KubeApiServer other(test::make_temp_dir("kube-other"), "s3cret-token");
+    ClusterSettings bad = s;
+    bad.endpoint = other.url();  // s.ca_file is the first server's certificate
+    auto r = ApiClient(bad, std::chrono::milliseconds(3000)).apply(d);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("TLS handshake"));
+    CHECK(other.requests().empty());  // nothing, not even the token, reached it
+  }
+  SECTION("an endpoint that is not https, or a missing token file, is an error before any traffic") {
+    ClusterSettings bad = s;
+    bad.endpoint = "http://127.0.0.1:1";
+    CHECK_THAT(ApiClient(bad, std::chrono::milliseconds(500)).apply(d).error().message, Catch::Contains("https://"));
+    bad = s;
+    bad.token_file = dir + "/missing";
+    CHECK_THAT(ApiClient(bad, std::chrono::milliseconds(500)).apply(d).error().message, Catch::Contains("token file"));
+  }
+}
+
+TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one and deletes in the foreground",
+          "[drivers][kubernetes]") {
+  std::string dir = test::make_temp_dir("kube-driver");
+  test::KubeApiServer server(dir, "tok");
+  Json controller = {{"driver", "kubernetes"}, {"endpoint", server.url()}, {"namespace", "cpn"},
+                     {"token_file", server.token_file()}, {"ca_file", server.ca_file()}};
+  Json tmpl = sample_template();
+  auto driver = make_compute([&](const std::string& id) { return id == "dep-1" ? std::optional<Json>(tmpl) : std::nullopt; },
+                             sites(controller, controller), std::chrono::milliseconds(3000));
+  CHECK(driver->name() == "kubernetes");
+  Json first = {{"id", "dep-1-detect-0"}, {"deployment", "dep-1"}, {"component", "detect"}, {"site", "edge-sz"}};
+  Json second = first;
+  second["id"] = "dep-1-detect-1";
+  const std::string deployment = "/apis/apps/v1/namespaces/cpn/deployments/dep-1-detect-edge-sz-amd64-nvidia-t4";
+  const std::string service = "/api/v1/namespaces/cpn/services/dep-1-detect-edge-sz";
+
+  CHECK(driver->observe(first).phase == Phase::absent);
+  server.set_rollout_reads(2);
+  server.clear_requests();
+  REQUIRE(driver->start(first));
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].target == service + "?fieldManager=cpnd&force=true");
+  CHECK(requests[1].target == deployment + "?fieldManager=cpnd&force=true");
+  // The replicas are not available yet: starting, with kubectl's words.
+  auto seen = driver->observe(first);
+  CHECK(seen.phase == Phase::starting);
+  CHECK_THAT(seen.reason, Catch::Contains("2 of 2 replicas updated, 0 available"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the driver's read cache
+  CHECK(driver->observe(first).phase == Phase::running);
+  CHECK(driver->observe(second).phase == Phase::running);
+  // The second replica's start applies the same objects: nothing changes.
+  REQUIRE(driver->start(second));
+  CHECK(server.object(deployment)->at("metadata")["generation"] == 1);
+  CHECK(server.paths().size() == 2);
+
+  SECTION("stop deletes the group; it is stopped once the cluster has removed it") {
+    server.clear_requests();
+    REQUIRE(driver->stop(first));
+    requests = server.requests();
+    REQUIRE(requests.size() == 2);
+    CHECK((requests[0].method == "DELETE" && requests[0].target == deployment));
+    CHECK((requests[1].method == "DELETE" && requests[1].target == service));
+    CHECK(driver->observe(first).phase == Phase::starting);  // being deleted
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(driver->observe(first).phase == Phase::absent);
+    CHECK(server.paths().empty());
+  }
+  SECTION("a rollout past its progress deadline fails the instance with the reason") {
+    server.fail_rollout("dep-1-detect-edge-sz-amd64-nvidia-t4");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto failed = driver->observe(first);
+    CHECK(failed.phase == Phase::failed);
+    CHECK_THAT(failed.reason, Catch::Contains("exceeded its progress deadline"));
+  }
+  SECTION("an instance of a deployment the driver cannot find is failed, not guessed") {
+    Json stray = first;
+    stray["deployment"] = "dep-9";
+    CHECK(driver->observe(stray).phase == Phase::failed);
+    CHECK(driver->stop(stray));  // nothing rendered, nothing to stop
+  }
+}
