@@ -2,6 +2,7 @@
 // out, and the templates themselves (JSON or YAML).
 #include "common.hpp"
 #include "cpn/drivers/kubernetes.hpp"
+#include "cpn/sim/twin.hpp"
 #include "routes.hpp"
 
 namespace cpn::api {
@@ -71,6 +72,26 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 return json((*d)->body["template"]);
               },
               "getDeploymentTemplate", "The deployment's template (Accept: application/yaml for YAML)", "deployments"});
+  router.add({"GET", "/v1/deployments/{id}/metrics", roles,
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
+                if (!d) return error(d.error(), req);
+                std::map<std::string, std::string> states;
+                for (const auto* i : s.orchestrator.instances_of((*d)->id)) states[i->id] = i->body.value("state", "");
+                std::map<std::string, double> held;
+                for (const auto* l : s.engine.list(inventory::kLink)) held[l->id] = l->body.value("allocated_mbps", 0.0);
+                sim::Conditions twin = sim::conditions_of(s.engine);
+                double surge = twin.surge.count((*d)->id) ? twin.surge.at((*d)->id) : 1.0;
+                Json out = sim::model_load((*d)->body["template"], states, surge, twin, held, (*d)->id);
+                out["deployment"] = (*d)->id;
+                out["at"] = s.engine.now();
+                return json(out);
+              },
+              "getDeploymentMetrics",
+              "The twin's reading of the deployment under its offered load (surges included): per component "
+              "utilisation, latency, served and dropped work; per flow delivered bandwidth and latency (degraded links "
+              "included); end-to-end latency against the SLO",
+              "deployments"});
   http::Route manifests{
       "GET", "/v1/deployments/{id}/manifests", roles,
       [&s](Request& req) {

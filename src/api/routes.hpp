@@ -16,6 +16,4 @@ void add_order_routes(http::Router& router, Services& s);
 void add_deployment_routes(http::Router& router, Services& s);
 void add_sim_routes(http::Router& router, Services& s);
 
-inline constexpr const char* kSimFault = "sim-fault";
-
 }  // namespace cpn::api

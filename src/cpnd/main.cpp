@@ -21,6 +21,7 @@
 #include "cpn/drivers/kubernetes.hpp"
 #include "cpn/http/server.hpp"
 #include "cpn/schema/schema.hpp"
+#include "cpn/sim/twin.hpp"
 
 namespace net = boost::asio;
 using namespace cpn;
@@ -141,16 +142,7 @@ int main(int argc, char** argv) {
   drivers::Registry compute;
   // Up in the twin: not marked down in the inventory, and no injected fault
   // (POST /v1/sim/faults) on the node or its site.
-  auto node_up = [&engine](const std::string& node) {
-    const engine::Object* n = engine.find(inventory::kNode, node);
-    if (!n || n->body.value("state", "ready") == "down") return false;
-    for (const auto* f : engine.list("sim-fault")) {
-      std::string type = f->body.value("type", ""), target = f->body.value("target", "");
-      if ((type == "node-down" && target == node) || (type == "site-down" && target == n->body.value("site", "")))
-        return false;
-    }
-    return true;
-  };
+  auto node_up = [&engine](const std::string& node) { return sim::conditions_of(engine).node_up(engine, node); };
   if (auto s = compute.add(drivers::make_sim_compute(clock, std::chrono::milliseconds(env_ms("CPND_SIM_START_DELAY_MS", 2000)),
                                                      node_up));
       !s)

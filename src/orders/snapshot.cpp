@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "cpn/orders/orders.hpp"
+#include "cpn/sim/twin.hpp"
 
 namespace cpn::orders {
 
@@ -22,13 +23,20 @@ void free_of(const Json& body, solver::Node& node) {
   for (const auto& [model, count] : pools) node.accelerators.push_back({model, std::max(0, count - by_model.value(model, 0))});
 }
 
-double link_free(const Json& body) {
-  return std::max(0.0, body.value("bandwidth_mbps", 0.0) - body.value("allocated_mbps", 0.0));
+// What a link has free: its capacity (less, while the twin degrades it) less what deployments hold.
+double link_free(const Json& body, const sim::Conditions& twin, const std::string& id) {
+  double capacity = body.value("bandwidth_mbps", 0.0);
+  if (auto c = twin.links.find(id); c != twin.links.end() && c->second.bandwidth_mbps)
+    capacity = std::min(capacity, *c->second.bandwidth_mbps);
+  return std::max(0.0, capacity - body.value("allocated_mbps", 0.0));
 }
 
 }  // namespace
 
 Result<solver::Snapshot> snapshot_of(const engine::Engine& engine) {
+  // The twin's faults count: nothing is planned on what is down, and a
+  // degraded link offers only what is left of its reduced capacity.
+  const sim::Conditions twin = sim::conditions_of(engine);
   solver::Snapshot::Builder b;
   for (const auto* o : engine.list(inventory::kSite)) {
     const Json& body = o->body;
@@ -45,7 +53,8 @@ Result<solver::Snapshot> snapshot_of(const engine::Engine& engine) {
     solver::Node node;
     node.id = o->id;
     node.arch = o->body.value("arch", "");
-    node.ready = o->body.value("state", "ready") == "ready";
+    node.ready = o->body.value("state", "ready") == "ready" && !twin.nodes_down.count(o->id) &&
+                 !twin.sites_down.count(o->body.value("site", ""));
     free_of(o->body, node);
     b.add_node(o->body.value("site", ""), std::move(node));
   }
@@ -53,7 +62,8 @@ Result<solver::Snapshot> snapshot_of(const engine::Engine& engine) {
     solver::Link link;
     link.id = o->id;
     link.latency_ms = o->body.value("latency_ms", 0.0);
-    link.free_mbps = link_free(o->body);
+    link.free_mbps = link_free(o->body, twin, o->id);
+    if (auto c = twin.links.find(o->id); c != twin.links.end()) link.latency_ms += c->second.extra_latency_ms;
     link.price_mbps_hour = o->body.value("price_mbps_hour", 0.0);
     b.add_link(o->body.value("from", ""), o->body.value("to", ""), std::move(link));
   }
@@ -69,7 +79,7 @@ SnapshotCache::SnapshotCache(engine::Engine& engine) : engine_(engine) {
         nodes_changed_.insert(e.id);
       else if (e.kind == inventory::kLink && (e.type == "LinkReserved" || e.type == "LinkReleased"))
         links_changed_.insert(e.id);
-      else if (e.kind == inventory::kSite || e.kind == inventory::kNode || e.kind == inventory::kLink)
+      else if (e.kind == inventory::kSite || e.kind == inventory::kNode || e.kind == inventory::kLink || e.kind == sim::kFault)
         stale_ = true;
     }
   });
@@ -90,10 +100,11 @@ Result<std::shared_ptr<const solver::Snapshot>> SnapshotCache::current() {
       free_of(o->body, fresh);
       snapshot_->set_node_free(*index, fresh.cpu_free, fresh.memory_free, std::move(fresh.accelerators));
     }
+    const sim::Conditions twin = links_changed_.empty() ? sim::Conditions{} : sim::conditions_of(engine_);
     for (const auto& id : links_changed_) {
       const engine::Object* o = engine_.find(inventory::kLink, id);
       auto index = snapshot_->link_index(id);
-      if (o && index) snapshot_->set_link_free(*index, link_free(o->body));
+      if (o && index) snapshot_->set_link_free(*index, link_free(o->body, twin, id));
     }
   }
   nodes_changed_.clear();

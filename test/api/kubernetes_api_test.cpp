@@ -5,6 +5,7 @@
 // cluster; a rollout stuck past its deadline rolls the deployment back.
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <thread>
 
 #include "support/daemon.hpp"
