@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
                                                      node_up));
       !s)
     return fatal(s.error());
-  if (auto s = compute.add(drivers::make_process_compute(cfg->data + "/instances", std::chrono::seconds(5))); !s)
+  if (auto s = compute.add(drivers::make_process_compute(cfg->data + "/run", cfg->data + "/logs", std::chrono::seconds(5))); !s)
     return fatal(s.error());
   // Kubernetes sites: the driver renders from the deployment's template and the site's controller settings.
   auto template_of = [&engine](const std::string& id) -> std::optional<Json> {
@@ -159,7 +159,14 @@ int main(int argc, char** argv) {
                                                              std::chrono::milliseconds(env_ms("CPND_KUBE_TIMEOUT_MS", 5000))));
       !s)
     return fatal(s.error());
-  auto network = drivers::make_sim_network();
+  // Network: the twin's accounting, or (network.driver: linux) namespaces, routes and tc on this host.
+  std::unique_ptr<drivers::NetworkDriver> network = drivers::make_sim_network();
+  if (cfg->network_driver == "linux") {
+    auto linux_net = drivers::make_linux_network(engine, cfg->network_prefix, cfg->data + "/network-linux.json");
+    if (!linux_net) return fatal(linux_net.error());
+    network = std::move(*linux_net);
+    log::notice("network driver: linux (namespaces {}*)", cfg->network_prefix);
+  }
   orchestrator::Settings orchestration;
   orchestration.max_attempts = static_cast<int>(env_ms("CPND_MAX_ATTEMPTS", 5));
   orchestration.backoff = std::chrono::milliseconds(env_ms("CPND_RETRY_BACKOFF_MS", 1000));

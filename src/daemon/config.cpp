@@ -41,6 +41,10 @@ void apply_file(Config& c, const Json& j) {
   }
   if (auto f = j.find("files"); f != j.end() && f->contains("max_bytes")) c.limits.max_file_bytes = (*f)["max_bytes"];
   if (auto e = j.find("events"); e != j.end() && e->contains("retain")) c.events_retained = (*e)["retain"];
+  if (auto n = j.find("network"); n != j.end()) {
+    c.network_driver = n->value("driver", c.network_driver);
+    c.network_prefix = n->value("namespace_prefix", c.network_prefix);
+  }
   if (auto o = j.find("orders"); o != j.end()) {
     // The schema has checked the pattern; parse_duration_seconds accepts it.
     if (o->contains("quote_ttl"))
@@ -83,7 +87,8 @@ Json Config::to_json() const {
           {"files", {{"max_bytes", limits.max_file_bytes}}},
           {"events", {{"retain", events_retained}}},
           {"orders", {{"quote_ttl", fmt::format("{}s", quote_ttl.count())},
-                      {"default_duration", fmt::format("{}h", order_duration_hours)}}}};
+                      {"default_duration", fmt::format("{}h", order_duration_hours)}}},
+          {"network", {{"driver", network_driver}, {"namespace_prefix", network_prefix}}}};
 }
 
 std::map<std::string, std::string> environment() {
@@ -137,6 +142,10 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
       return fail(Error::invalid_field("/env/CPND_QUOTE_TTL", fmt::format("'{}' is not a duration such as 15m", it->second)));
     c.quote_ttl = std::chrono::seconds(std::llround(*secs));
   }
+
+  str("CPND_NETWORK_DRIVER", c.network_driver);
+  if (c.network_driver != "sim" && c.network_driver != "linux")
+    return fail(Error::invalid_field("/network/driver", fmt::format("'{}' is not sim or linux", c.network_driver)));
 
   if (flags.listen) c.listen = *flags.listen;
   if (flags.data) c.data = *flags.data;

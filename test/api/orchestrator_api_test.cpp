@@ -218,8 +218,8 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
     // The workload answers on its port with its identity from the environment.
     std::string metrics = client::HttpClient("http://127.0.0.1:" + std::to_string(i["port"].get<int>())).get("/metrics").body;
     CHECK_THAT(metrics, Catch::Contains("instance=\"" + id + "\",model=\"motion@1\""));
-    pids[id] = test::read_file(d.data() + "/instances/run/" + id + ".pid");
-    CHECK_THAT(test::read_file(d.data() + "/instances/logs/" + id + ".log"), Catch::Contains("listening on"));
+    pids[id] = test::read_file(d.data() + "/run/" + id + ".pid");
+    CHECK_THAT(test::read_file(d.data() + "/logs/" + id + ".log"), Catch::Contains("listening on"));
   }
   // cpnd dies; its instances do not, and the restarted cpnd adopts them instead of starting others.
   d.kill9();
@@ -227,7 +227,7 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
   op = d.as("operator");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(get(op, "/v1/deployments/lab-detect")["state"] == "running");
-  for (const auto& [id, pid] : pids) CHECK(test::read_file(d.data() + "/instances/run/" + id + ".pid") == pid);
+  for (const auto& [id, pid] : pids) CHECK(test::read_file(d.data() + "/run/" + id + ".pid") == pid);
 
   REQUIRE(op.del("/v1/deployments/lab-detect").status == 202);
   for (int i = 0; i < 500 && op.get("/v1/deployments/lab-detect").status != 404; ++i)

@@ -89,6 +89,17 @@ TEST_CASE("configuration precedence is defaults < file < environment < flags", "
   auto bad_env = test::run_cpnd({"--check-config", "--dev"}, {{"CPND_MAX_CONNECTIONS", "lots"}});
   CHECK(bad_env.status == 1);
   CHECK_THAT(bad_env.err, Catch::Contains("CPND_MAX_CONNECTIONS"));
+
+  // The network driver: file, then environment; anything but sim or linux is refused with its field.
+  test::write_file(dir + "/net.yaml", "data: /var/lib/x\nnetwork: {driver: linux, namespace_prefix: lab-}\n");
+  auto net = test::run_cpnd({"--config", dir + "/net.yaml", "--check-config"});
+  REQUIRE(net.status == 0);
+  CHECK(Json::parse(net.out)["network"] == Json{{"driver", "linux"}, {"namespace_prefix", "lab-"}});
+  auto net_env = test::run_cpnd({"--config", dir + "/net.yaml", "--check-config"}, {{"CPND_NETWORK_DRIVER", "sim"}});
+  CHECK(Json::parse(net_env.out)["network"]["driver"] == "sim");
+  auto bad_net = test::run_cpnd({"--check-config", "--dev"}, {{"CPND_NETWORK_DRIVER", "sdn"}});
+  CHECK(bad_net.status == 1);
+  CHECK_THAT(bad_net.err, Catch::Contains("/network/driver"));
 }
 
 TEST_CASE("SIGHUP reloads the configuration and keeps the old one when the new is invalid", "[daemon]") {

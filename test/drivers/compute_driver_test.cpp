@@ -79,7 +79,7 @@ TEST_CASE("the sim twin starts instances after a modelled delay and fails them w
 
 TEST_CASE("the process driver runs the detector, finds it again after a restart, and stops it", "[drivers]") {
   std::string dir = test::make_temp_dir("cpn-process");
-  auto driver = drivers::make_process_compute(dir, std::chrono::milliseconds(2000));
+  auto driver = drivers::make_process_compute(dir + "/run", dir + "/logs", std::chrono::milliseconds(2000));
   Json instance;
   int port = 0;
   Phase phase = Phase::absent;
@@ -103,7 +103,7 @@ TEST_CASE("the process driver runs the detector, finds it again after a restart,
   CHECK(pid_of(dir, "dep-1-detect-0") == pid);
 
   // A restarted cpnd (a new driver on the same directory) finds the process: no second one.
-  auto after_restart = drivers::make_process_compute(dir, std::chrono::milliseconds(2000));
+  auto after_restart = drivers::make_process_compute(dir + "/run", dir + "/logs", std::chrono::milliseconds(2000));
   CHECK(after_restart->observe(instance).phase == Phase::running);
   REQUIRE(after_restart->start(instance));
   CHECK(pid_of(dir, "dep-1-detect-0") == pid);

@@ -11,7 +11,12 @@
 
 #include <fmt/format.h>
 
+#include <set>
+#include <sstream>
+#include <thread>
+
 #include "cpn/drivers/network.hpp"
+#include "support/daemon.hpp"
 
 using namespace cpn;
 
@@ -101,4 +106,90 @@ TEST_CASE("the sim network driver keeps reservations idempotently", "[drivers]")
   REQUIRE(sim->release("r"));
   CHECK(sim->reservations().empty());
   CHECK_FALSE(sim->reserve({"bad", {"a"}, 1}));
+}
+
+namespace {
+
+// What a command (arguments without spaces or quotes) prints.
+std::string output_of(const std::vector<std::string>& argv) {
+  std::string line;
+  for (const auto& a : argv) line += a + " ";
+  std::string out;
+  if (FILE* p = ::popen((line + "2>/dev/null").c_str(), "r")) {
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+// tc classes other than the default one on every device of a namespace.
+int reserved_classes(const std::string& ns) {
+  auto devices = output_of({"ip", "-n", ns, "-o", "link", "show"});
+  int n = 0;
+  std::istringstream lines(devices);
+  for (std::string line; std::getline(lines, line);) {
+    auto colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    std::string dev = line.substr(colon + 2, line.find_first_of(":@", colon + 2) - colon - 2);
+    if (dev == "lo") continue;
+    std::istringstream classes(output_of({"tc", "-n", ns, "class", "show", "dev", dev}));
+    for (std::string c; std::getline(classes, c);) n += c.find("class htb 1:") != std::string::npos && c.find("1:9999") == std::string::npos;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("cpnd with network.driver linux reserves an order's bandwidth with tc, across a kill -9, and releases it",
+          "[.netns]") {
+  std::string prefix = fmt::format("cpd{}-", ::getpid() % 100000);
+  std::string dir = test::make_temp_dir("linux-net-daemon");
+  test::write_file(dir + "/cpnd.yaml", "network: {driver: linux, namespace_prefix: " + prefix + "}\n");
+  struct Cleanup {
+    std::string prefix;
+    ~Cleanup() {
+      std::istringstream all(output_of({"ip", "netns", "list"}));
+      for (std::string line; std::getline(all, line);)
+        if (line.rfind(prefix, 0) == 0) output_of({"ip", "netns", "del", line.substr(0, line.find(' '))});
+    }
+  } cleanup{prefix};
+  test::Daemon d({.env = {{"CPND_CONFIG", dir + "/cpnd.yaml"}, {"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "30"}},
+                  .dev = true});
+  CHECK_THAT(d.stderr_text(), Catch::Contains("network driver: linux"));
+  auto customer = d.as("customer");
+  Json order = customer
+                   .post("/v1/orders", {{"offering", "city-video-detection"},
+                                        {"parameters", {{"location", "cams-sz-futian"}, {"streams", 64}}}})
+                   .json();
+  std::string id = order["id"];
+  REQUIRE(customer.post("/v1/orders/" + id + "/confirm", {{"solution", "s1"}}).status == 200);
+  // The sites the order's flows leave from: each holds an HTB class per flow that crosses a link.
+  std::set<std::string> senders;
+  int flows = 0;
+  for (const auto& f : order["solutions"][0]["network"])
+    if (f["path"].size() >= 2) {
+      ++flows;
+      for (std::size_t i = 0; i + 1 < f["path"].size(); ++i) senders.insert(f["path"][i].get<std::string>());
+    }
+  REQUIRE(flows > 0);
+  auto classes = [&] {
+    int n = 0;
+    for (const auto& s : senders) n += reserved_classes(prefix + s);
+    return n;
+  };
+  for (int i = 0; i < 200 && customer.get("/v1/orders/" + id).json()["state"] != "running"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(customer.get("/v1/orders/" + id).json()["state"] == "running");
+  CHECK(classes() >= flows);
+
+  // A crash: the restarted cpnd knows what the earlier one configured, and completing releases it.
+  d.kill9();
+  d.start();
+  customer = d.as("customer");
+  REQUIRE(customer.post("/v1/orders/" + id + "/complete", Json::object()).status == 200);
+  for (int i = 0; i < 200 && customer.get("/v1/orders/" + id).json()["state"] != "completed"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(customer.get("/v1/orders/" + id).json()["state"] == "completed");
+  CHECK(classes() == 0);
 }

@@ -22,6 +22,8 @@ struct Config {
   http::Limits limits;
   std::chrono::seconds quote_ttl{15 * 60};  // how long an order's quote can be confirmed
   double order_duration_hours = 24;        // when an order does not say
+  std::string network_driver = "sim";      // sim | linux
+  std::string network_prefix = "cpn-";     // linux: namespace of site S is <prefix>S
 
   std::string host() const;
   unsigned short port() const;

@@ -56,10 +56,11 @@ std::unique_ptr<ComputeDriver> make_sim_compute(const Clock& clock, std::chrono:
 
 // Real local processes: the variant's command for this host, with
 // CPN_INSTANCE_ID, CPN_MODEL_VERSION and CPN_PORT in the environment, its
-// output in dir/logs/<id>.log, its pid in dir/run/<id>.pid (so a restarted
+// output in log_dir/<id>.log, its pid in run_dir/<id>.pid (so a restarted
 // cpnd finds it again instead of starting a second one). Running means the
 // process is alive and GET /healthz on its port answers 200; stop sends
 // SIGTERM, then SIGKILL after grace.
-std::unique_ptr<ComputeDriver> make_process_compute(std::string dir, std::chrono::milliseconds grace);
+std::unique_ptr<ComputeDriver> make_process_compute(std::string run_dir, std::string log_dir,
+                                                    std::chrono::milliseconds grace);
 
 }  // namespace cpn::drivers

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpn/core/error.hpp"
+#include "cpn/engine/engine.hpp"
 
 namespace cpn::drivers {
 
@@ -45,11 +46,20 @@ std::unique_ptr<NetworkDriver> make_sim_network();
 // site id), a veth pair per link, `ip route` along each reservation's path
 // and a `tc` HTB class per reservation on every hop's egress. Needs root
 // (CAP_NET_ADMIN). setup() creates the namespaces and links (idempotent);
-// teardown() removes them.
+// teardown() removes them. Sites and links keep the index they were first
+// given (addresses and device names derive from it), so adding a site
+// moves nothing that is configured.
 class LinuxNetwork : public NetworkDriver {
  public:
   LinuxNetwork(std::string prefix, std::vector<std::string> sites, std::vector<SiteLink> links);
   ~LinuxNetwork() override;
+  // Keeps what it configured (indexes, tc classes, reservations) in this
+  // file, written before each change is reported done, so a restarted cpnd
+  // changes and releases what an earlier one reserved. Loads it if present.
+  Status persist_to(std::string state_file);
+  // Sites and links not yet known join (setup() then configures them);
+  // true when there were any.
+  bool extend(const std::vector<std::string>& sites, const std::vector<SiteLink>& links);
   Status setup();
   void teardown();
   // The address of a site inside its namespace (for traffic between sites).
@@ -67,12 +77,23 @@ class LinuxNetwork : public NetworkDriver {
   };
   Result<std::vector<Hop>> hops(const std::vector<std::string>& sites) const;
   Status route(const PathReservation& r);
+  const SiteLink* link_between(const std::string& a, const std::string& b) const;
+  Status save() const;
   std::string prefix_;
+  std::string state_file_;
+  std::map<std::string, int> site_index_, link_index_;
   std::vector<std::string> sites_;
   std::vector<SiteLink> links_;
   std::map<std::string, PathReservation> reserved_;
   std::map<std::string, int> class_of_;  // reservation id -> tc class minor (and filter prio)
   int next_class_ = 10;
 };
+
+// The linux driver as cpnd runs it: the inventory's sites and links are
+// configured at start (an error here, such as no CAP_NET_ADMIN, stops cpnd
+// with its reason) and again when new ones appear; its state is kept in
+// state_file so a restarted cpnd releases what an earlier one reserved.
+Result<std::unique_ptr<NetworkDriver>> make_linux_network(const engine::Engine& engine, std::string prefix,
+                                                          std::string state_file);
 
 }  // namespace cpn::drivers

@@ -71,9 +71,10 @@ bool adopted_instance(pid_t pid, const std::string& id) {
 
 class ProcessCompute : public ComputeDriver {
  public:
-  ProcessCompute(std::string dir, std::chrono::milliseconds grace) : dir_(std::move(dir)), grace_(grace) {
-    fs::create_directories(fs::path(dir_) / "logs");
-    fs::create_directories(fs::path(dir_) / "run");
+  ProcessCompute(std::string run_dir, std::string log_dir, std::chrono::milliseconds grace)
+      : run_dir_(std::move(run_dir)), log_dir_(std::move(log_dir)), grace_(grace) {
+    fs::create_directories(run_dir_);
+    fs::create_directories(log_dir_);
   }
   std::string name() const override { return "process"; }
 
@@ -93,7 +94,7 @@ class ProcessCompute : public ComputeDriver {
     env.push_back("CPN_INSTANCE_ID=" + id);
     env.push_back("CPN_MODEL_VERSION=" + instance.value("model", ""));
     env.push_back("CPN_PORT=" + std::to_string(instance.value("port", 0)));
-    std::string log = (fs::path(dir_) / "logs" / (id + ".log")).string();
+    std::string log = (fs::path(log_dir_) / (id + ".log")).string();
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -147,14 +148,14 @@ class ProcessCompute : public ComputeDriver {
     if (!alive(id, pid)) {
       std::error_code ec;
       fs::remove(pid_file(id), ec);  // reported once as failed, then absent
-      return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(dir_) / "logs" / (id + ".log")).string())};
+      return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(log_dir_) / (id + ".log")).string())};
     }
     if (!healthy(instance.value("port", 0), 500)) return {Phase::starting, "waiting for GET /healthz"};
     return {Phase::running, ""};
   }
 
  private:
-  fs::path pid_file(const std::string& id) const { return fs::path(dir_) / "run" / (id + ".pid"); }
+  fs::path pid_file(const std::string& id) const { return fs::path(run_dir_) / (id + ".pid"); }
   pid_t running_pid(const std::string& id) const {
     std::ifstream in(pid_file(id));
     pid_t pid = 0;
@@ -172,14 +173,15 @@ class ProcessCompute : public ComputeDriver {
     return adopted_instance(pid, id);
   }
   mutable std::map<std::string, pid_t> children_;
-  std::string dir_;
+  std::string run_dir_, log_dir_;
   std::chrono::milliseconds grace_;
 };
 
 }  // namespace
 
-std::unique_ptr<ComputeDriver> make_process_compute(std::string dir, std::chrono::milliseconds grace) {
-  return std::make_unique<ProcessCompute>(std::move(dir), grace);
+std::unique_ptr<ComputeDriver> make_process_compute(std::string run_dir, std::string log_dir,
+                                                    std::chrono::milliseconds grace) {
+  return std::make_unique<ProcessCompute>(std::move(run_dir), std::move(log_dir), grace);
 }
 
 }  // namespace cpn::drivers

@@ -2,16 +2,21 @@
 // pairs, reservations as `ip route` along the path plus a `tc` HTB class
 // (and a u32 filter on the pair of site addresses) on every hop's egress.
 // Commands go through iproute2, the tools operators already use and read.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 
+#include "cpn/core/document.hpp"
 #include "cpn/drivers/network.hpp"
 
 extern char** environ;
@@ -60,14 +65,106 @@ std::string link_address(std::size_t k, int end) {  // end 1 or 2 of link k's /3
 }  // namespace
 
 LinuxNetwork::LinuxNetwork(std::string prefix, std::vector<std::string> sites, std::vector<SiteLink> links)
-    : prefix_(std::move(prefix)), sites_(std::move(sites)), links_(std::move(links)) {
-  std::sort(sites_.begin(), sites_.end());
+    : prefix_(std::move(prefix)) {
+  extend(sites, links);
+}
+
+bool LinuxNetwork::extend(const std::vector<std::string>& sites, const std::vector<SiteLink>& links) {
+  std::vector<std::string> sorted = sites;
+  std::sort(sorted.begin(), sorted.end());
+  bool added = false;
+  for (const auto& site : sorted)
+    if (!site_index_.count(site)) {
+      int next = 0;
+      for (const auto& [id, i] : site_index_) next = std::max(next, i + 1);
+      site_index_[site] = next;
+      added = true;
+    }
+  for (const auto& l : links)
+    if (!link_index_.count(l.id)) {
+      int next = 0;
+      for (const auto& [id, i] : link_index_) next = std::max(next, i + 1);
+      link_index_[l.id] = next;
+      added = true;
+    }
+  for (const auto& site : sorted)
+    if (std::find(sites_.begin(), sites_.end(), site) == sites_.end()) sites_.push_back(site);
+  for (const auto& l : links)
+    if (std::none_of(links_.begin(), links_.end(), [&](const SiteLink& x) { return x.id == l.id; })) links_.push_back(l);
+  if (added) (void)save();
+  return added;
+}
+
+Status LinuxNetwork::persist_to(std::string state_file) {
+  state_file_ = std::move(state_file);
+  std::ifstream in(state_file_);
+  if (in) {
+    Json state = Json::parse(in, nullptr, false);
+    if (state.is_discarded() || !state.is_object())
+      return fail(Error::internal(fmt::format("'{}' is not the linux network driver's state", state_file_)));
+    // What an earlier cpnd configured wins: those indexes are on the host.
+    // Sites and links given before loading that it does not know come after.
+    auto merge = [](const Json& saved, std::map<std::string, int>& index, const std::vector<std::string>& given) {
+      std::map<std::string, int> out;
+      int next = 0;
+      for (const auto& [id, i] : saved.items()) {
+        out[id] = i.get<int>();
+        next = std::max(next, out[id] + 1);
+      }
+      for (const auto& id : given)
+        if (!out.count(id)) out[id] = next++;
+      index = std::move(out);
+    };
+    std::vector<std::string> link_ids;
+    for (const auto& l : links_) link_ids.push_back(l.id);
+    const Json sites = state.value("sites", Json::object()), links = state.value("links", Json::object());
+    merge(sites, site_index_, sites_);
+    merge(links, link_index_, link_ids);
+    const Json reservations = state.value("reservations", Json::object());
+    for (const auto& [id, r] : reservations.items()) {
+      reserved_[id] = {id, r["sites"].get<std::vector<std::string>>(), r["mbps"].get<double>()};
+      class_of_[id] = r["class"].get<int>();
+      next_class_ = std::max(next_class_, class_of_[id] + 1);
+    }
+  }
+  return save();
+}
+
+Status LinuxNetwork::save() const {
+  if (state_file_.empty()) return {};
+  Json reservations = Json::object();
+  for (const auto& [id, r] : reserved_)
+    reservations[id] = {{"sites", r.sites}, {"mbps", r.mbps}, {"class", class_of_.count(id) ? class_of_.at(id) : 0}};
+  Json state = {{"sites", site_index_}, {"links", link_index_}, {"reservations", reservations}};
+  // Written aside, flushed, then renamed over: a crash leaves the old state or the new, never half.
+  std::string tmp = state_file_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << state.dump(1) << "\n";
+    out.flush();
+    if (!out) return fail(Error::internal(fmt::format("cannot write '{}'", tmp)));
+  }
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  if (std::rename(tmp.c_str(), state_file_.c_str()) != 0)
+    return fail(Error::internal(fmt::format("cannot rename '{}': {}", tmp, std::strerror(errno))));
+  return {};
+}
+
+const SiteLink* LinuxNetwork::link_between(const std::string& a, const std::string& b) const {
+  auto it = std::find_if(links_.begin(), links_.end(),
+                         [&](const SiteLink& l) { return (l.from == a && l.to == b) || (l.from == b && l.to == a); });
+  return it == links_.end() ? nullptr : &*it;
 }
 
 LinuxNetwork::~LinuxNetwork() = default;
 
 std::string LinuxNetwork::address_of(const std::string& site) const {
-  auto i = static_cast<std::size_t>(std::lower_bound(sites_.begin(), sites_.end(), site) - sites_.begin());
+  auto it = site_index_.find(site);
+  auto i = static_cast<std::size_t>(it == site_index_.end() ? 0 : it->second);
   return fmt::format("10.250.{}.{}", i / 250, i % 250 + 1);
 }
 
@@ -82,8 +179,8 @@ Status LinuxNetwork::setup() {
     for (const char* key : {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"})
       if (auto s = run({"ip", "netns", "exec", ns, "sysctl", "-qw", key}); !s) return s;
   }
-  for (std::size_t k = 0; k < links_.size(); ++k) {
-    const auto& l = links_[k];
+  for (const auto& l : links_) {
+    auto k = static_cast<std::size_t>(link_index_.at(l.id));
     std::string a = fmt::format("cv{}a", k), b = fmt::format("cv{}b", k);
     std::string na = namespace_of(l.from), nb = namespace_of(l.to);
     if (!run({"ip", "-n", na, "link", "show", a}, false)) {
@@ -115,12 +212,10 @@ Result<std::vector<LinuxNetwork::Hop>> LinuxNetwork::hops(const std::vector<std:
   std::vector<Hop> out;
   for (std::size_t i = 0; i + 1 < sites.size(); ++i) {
     const std::string &from = sites[i], &to = sites[i + 1];
-    auto it = std::find_if(links_.begin(), links_.end(), [&](const SiteLink& l) {
-      return (l.from == from && l.to == to) || (l.from == to && l.to == from);
-    });
-    if (it == links_.end())
+    const SiteLink* it = link_between(from, to);
+    if (!it)
       return fail(Error::invalid_field(fmt::format("/sites/{}", i + 1), fmt::format("no link joins '{}' and '{}'", from, to)));
-    auto k = static_cast<std::size_t>(it - links_.begin());
+    auto k = static_cast<std::size_t>(link_index_.at(it->id));
     bool forward = it->from == from;
     out.push_back({namespace_of(from), fmt::format("cv{}{}", k, forward ? 'a' : 'b')});
   }
@@ -131,10 +226,8 @@ Status LinuxNetwork::route(const PathReservation& r) {
   std::string src = address_of(r.sites.front()), dst = address_of(r.sites.back());
   for (std::size_t i = 0; i + 1 < r.sites.size(); ++i) {
     const std::string &from = r.sites[i], &to = r.sites[i + 1];
-    auto it = std::find_if(links_.begin(), links_.end(), [&](const SiteLink& l) {
-      return (l.from == from && l.to == to) || (l.from == to && l.to == from);
-    });
-    auto k = static_cast<std::size_t>(it - links_.begin());
+    const SiteLink* it = link_between(from, to);
+    auto k = static_cast<std::size_t>(link_index_.at(it->id));
     bool forward = it->from == from;
     std::string next = link_address(k, forward ? 2 : 1), back = link_address(k, forward ? 1 : 2);
     if (auto s = run({"ip", "-n", namespace_of(from), "route", "replace", dst + "/32", "via", next}); !s) return s;
@@ -173,7 +266,7 @@ Status LinuxNetwork::reserve(const PathReservation& r) {
   }
   if (auto s = route(r); !s) return s;
   reserved_[r.id] = r;
-  return {};
+  return save();
 }
 
 Status LinuxNetwork::release(const std::string& id) {
@@ -189,7 +282,7 @@ Status LinuxNetwork::release(const std::string& id) {
   // Routes stay: they are shared by every reservation between the same sites and carry nothing unreserved.
   reserved_.erase(it);
   class_of_.erase(id);
-  return {};
+  return save();
 }
 
 
