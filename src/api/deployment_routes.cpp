@@ -2,6 +2,7 @@
 // out, and the templates themselves (JSON or YAML).
 #include "common.hpp"
 #include "cpn/drivers/kubernetes.hpp"
+#include "cpn/schema/schema.hpp"
 #include "cpn/sim/twin.hpp"
 #include "routes.hpp"
 
@@ -72,6 +73,22 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 return json((*d)->body["template"]);
               },
               "getDeploymentTemplate", "The deployment's template (Accept: application/yaml for YAML)", "deployments"});
+  router.add({"POST", "/v1/deployments/{id}/scale", {"operator"},
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
+                if (!d) return error(d.error(), req);
+                if (auto v = schema::validate("scale-request", req.document, "scale request"); !v) return error(v.error(), req);
+                std::string before = (*d)->body.value("state", "");
+                auto r = s.orchestrator.scale(req.param("id"), req.document, *req.principal);
+                if (!r) return error(r.error(), req);
+                // 202 while the change is carried out; 200 when there was nothing to change.
+                return json(s.deployments.collection().render(*s.engine.find(templates::kDeployment, req.param("id"))),
+                            r->value("state", "") == before ? 200 : 202);
+              },
+              "scaleDeployment",
+              "Scale a component of a running deployment to a number of instances (operators; the deployment and "
+              "its order are adjusting until every new instance runs or every retired one is stopped)",
+              "deployments", "scale-request", 202, "Accepted: adjusting"});
   router.add({"GET", "/v1/deployments/{id}/metrics", roles,
               [&s](Request& req) {
                 auto d = s.deployments.find(req.param("id"), *req.principal);

@@ -2,6 +2,7 @@
 // (the intent), call the driver, and let the next pass observe the result.
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -84,7 +85,7 @@ Result<int> Orchestrator::reconcile() {
     if (!d) continue;
     std::string state = d->body.value("state", "");
     Result<int> r = state == "pending"                              ? provision(*d)
-                    : state == "provisioning" || state == "running" ? advance(*d)
+                    : state == "provisioning" || state == "running" || state == "adjusting" ? advance(*d)
                                                                     : wind_down(*d);
     if (!r) return fail(r.error());
     changes += *r;
@@ -99,19 +100,10 @@ Result<int> Orchestrator::provision(const engine::Object& d) {
   int port = settings_.first_port + static_cast<int>(engine_.last_seq() % 20000);
   for (const auto& comp : d.body["template"]["spec"]["components"]) {
     int k = 0;
-    std::string model;
-    if (comp.contains("model")) model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
     for (const auto& p : comp["placements"])
-      for (int i = 0; i < p["instances"].get<int>(); ++i) {
-        std::string id = templates::instance_id(d.id, comp["name"].get<std::string>(), k++);
-        Json inst = {{"id", id}, {"deployment", d.id}, {"component", comp["name"]}, {"site", p["site"]},
-                     {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p["variant"]}, {"requests", p["requests"]},
-                     {"model", model}, {"port", port++}, {"driver", driver_of(engine_, p["site"])},
-                     {"desired", "running"}, {"attempts", 0}, {"history", Json::array()}};
-        if (p.contains("accelerator")) inst["accelerator"] = p["accelerator"];
-        note(inst, "pending", engine_.now());
-        changes.push_back({engine::Change::Op::put, kInstance, id, std::move(inst), "InstancePending"});
-      }
+      for (int i = 0; i < p["instances"].get<int>(); ++i, ++k)
+        changes.push_back({engine::Change::Op::put, kInstance, templates::instance_id(d.id, comp["name"].get<std::string>(), k),
+                           new_instance(d.id, comp, p, k, port++), "InstancePending"});
   }
   Json body = d.body;
   note(body, "provisioning", engine_.now());
@@ -119,6 +111,24 @@ Result<int> Orchestrator::provision(const engine::Object& d) {
   if (auto s = set_order_state(d.body, "provisioning", changes); !s) return fail(s.error());
   if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
   return 1;
+}
+
+Json Orchestrator::new_instance(const std::string& deployment, const Json& comp, const Json& p, int k, int port) const {
+  std::string model;
+  if (comp.contains("model")) model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
+  Json inst = {{"id", templates::instance_id(deployment, comp["name"].get<std::string>(), k)},
+               {"deployment", deployment}, {"component", comp["name"]}, {"site", p["site"]},
+               {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p.value("variant", Json::object())},
+               {"requests", p["requests"]}, {"model", model}, {"port", port},
+               {"driver", driver_of(engine_, p["site"])}, {"desired", "running"}, {"attempts", 0},
+               {"history", Json::array()}};
+  if (p.contains("accelerator")) inst["accelerator"] = p["accelerator"];
+  note(inst, "pending", engine_.now());
+  return inst;
+}
+
+void Orchestrator::note_state(Json& body, const std::string& state, const std::string& reason) const {
+  note(body, state, engine_.now(), reason);
 }
 
 void Orchestrator::reserve_network(const Json& d) {
@@ -156,11 +166,17 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
     }
   }
   reserve_network(d.body);
-  int n = 0;
+  auto retired = retire(d);
+  if (!retired) return fail(retired.error());
+  int n = *retired;
   std::size_t running = 0;
   std::string gave_up;
+  std::set<std::string> retiring;
+  for (const auto& r : engine_.find(templates::kDeployment, d.id)->body.value("retiring", Json::array()))
+    retiring.insert(r["instance"].get<std::string>());
   std::vector<std::string> ids;
-  for (const auto* inst : instances_of(d.id)) ids.push_back(inst->id);
+  for (const auto* inst : instances_of(d.id))
+    if (!retiring.count(inst->id)) ids.push_back(inst->id);
   for (const auto& id : ids) {
     const engine::Object* inst = engine_.find(kInstance, id);
     auto r = step_up(*inst);
@@ -179,7 +195,7 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
     note(body, "failing", engine_.now(), gave_up);
     body["reason"] = gave_up;
     changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentFailing"});
-  } else if (running == ids.size() && body.value("state", "") != "running") {
+  } else if (running == ids.size() && retiring.empty() && body.value("state", "") != "running") {
     note(body, "running", engine_.now());
     changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentRunning"});
     if (auto s = set_order_state(body, "running", changes); !s) return fail(s.error());
@@ -308,8 +324,8 @@ Result<Json> Orchestrator::complete_order(const std::string& order_id, const aut
   if (!order || !auth::sees_tenant(who, order->body.value("tenant", "")))
     return fail(Error::not_found(fmt::format("order '{}' not found", order_id)));
   std::string state = order->body.value("state", "");
-  if (state != "confirmed" && state != "provisioning" && state != "running")
-    return fail(Error::conflict(fmt::format("order '{}' is {}: only a confirmed, provisioning or running order completes",
+  if (state != "confirmed" && state != "provisioning" && state != "running" && state != "adjusting")
+    return fail(Error::conflict(fmt::format("order '{}' is {}: only a confirmed, provisioning, running or adjusting order completes",
                                             order_id, state)));
   const engine::Object* d = engine_.find(templates::kDeployment, order->body.value("deployment", ""));
   if (!d) return fail(Error::conflict(fmt::format("order '{}' has no deployment", order_id)));

@@ -120,7 +120,7 @@ TEST_CASE("a template renders one Deployment per component, site and variant, an
   // analyze in the centre: the site's namespace, registry, resource name and label; no tolerations;
   // three replicas over two nodes are spread; fractional requests as millicores and Mi.
   const Json& a100 = (*ws)[2].deployment;
-  CHECK(a100["metadata"]["name"] == "dep-1-analyze-center");
+  CHECK(a100["metadata"]["name"] == "dep-1-analyze-center-amd64-nvidia-a100");
   CHECK(a100["metadata"]["namespace"] == "vision");
   CHECK(a100["spec"]["replicas"] == 3);
   const Json& apod = a100["spec"]["template"]["spec"];

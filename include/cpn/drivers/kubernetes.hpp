@@ -1,9 +1,8 @@
 // The kubernetes driver: a deployment's instances on a site whose controller
-// is an existing cluster. Per component and site (and per image variant
-// when a component mixes architectures there) cpnd renders one apps/v1
-// Deployment, whose replicas are that group's instances, and one v1
-// Service, and applies them by server-side apply; rollout status says
-// which instances run.
+// is an existing cluster. Per component, site and image variant cpnd
+// renders one apps/v1 Deployment, whose replicas are that group's
+// instances, and per component and site one v1 Service; it applies them by
+// server-side apply, and rollout status says which instances run.
 #pragma once
 
 #include <chrono>
@@ -58,6 +57,11 @@ struct Workload {
 // site's driver), in template order.
 Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites);
 
+// Object names: a Service per component and site, a Deployment per
+// component, site and variant (architecture and accelerator).
+std::string service_name(const std::string& deployment, const std::string& component, const std::string& site);
+std::string deployment_name(const std::string& deployment, const std::string& component, const std::string& site,
+                            const std::string& arch, const std::string& accelerator);
 // kubernetes.io/arch of a cpnd architecture (x86_64 -> amd64, ...).
 std::string kube_arch(const std::string& arch);
 // The extended resource that schedules an accelerator model: the site's

@@ -6,7 +6,7 @@
 // next pass and converges: no orphaned instance, no double reservation.
 //
 // Deployment: pending -> provisioning -> running -> completing -> completed;
-// failing -> failed (rolled back). Instance: pending -> starting -> running
+// running <-> adjusting while a component scales; failing -> failed (rolled back). Instance: pending -> starting -> running
 // -> draining -> stopped; failed (retried with backoff). The order follows
 // its deployment: provisioning, running, completing, completed or failed.
 #pragma once
@@ -45,6 +45,10 @@ class Orchestrator {
   // had not started (the caller removes it at once).
   Result<bool> tear_down(const std::string& deployment_id);
 
+  // POST /v1/deployments/{id}/scale {component, instances}: a running
+  // deployment's component to this many instances (adjusting until done).
+  Result<Json> scale(const std::string& deployment_id, const Json& request, const auth::Principal& who);
+
   // Instances of a deployment, in id order.
   std::vector<const engine::Object*> instances_of(const std::string& deployment) const;
 
@@ -52,6 +56,7 @@ class Orchestrator {
   Result<int> provision(const engine::Object& deployment);
   Result<int> advance(const engine::Object& deployment);
   Result<int> wind_down(const engine::Object& deployment);
+  Result<int> retire(const engine::Object& deployment);
   Result<int> step_up(const engine::Object& instance);
   Result<int> step_down(const engine::Object& instance);
   Status commit_state(const engine::Object& object, const std::string& state, const std::string& event,
@@ -59,6 +64,9 @@ class Orchestrator {
   Status set_order_state(const Json& deployment, const std::string& state, std::vector<engine::Change>& changes,
                          const std::string& reason = "");
   std::string retry_at(int attempts) const;
+  void note_state(Json& body, const std::string& state, const std::string& reason = "") const;
+  Json new_instance(const std::string& deployment, const Json& component, const Json& placement, int k, int port) const;
+  static Json held_by(const Json& tmpl, const Json& retiring);
   void reserve_network(const Json& deployment);
   void release_network(const Json& deployment);
 

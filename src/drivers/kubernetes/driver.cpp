@@ -17,6 +17,8 @@ Observation rollout(const Json& d, std::size_t index) {
   const Json& status = d.value("status", Json::object());
   std::string name = meta.value("name", "");
   if (meta.contains("deletionTimestamp")) return {Phase::starting, fmt::format("deployment '{}' is being deleted", name)};
+  // A replica the cluster was never asked for (the group scaled out since): not there yet.
+  if (static_cast<long>(index) >= d.value("/spec/replicas"_json_pointer, 1L)) return {Phase::absent, ""};
   for (const auto& c : status.value("conditions", Json::array())) {
     std::string type = c.value("type", ""), reason = c.value("reason", ""), message = c.value("message", "");
     if (type == "Progressing" && reason == "ProgressDeadlineExceeded")
@@ -54,7 +56,7 @@ class KubernetesCompute : public ComputeDriver {
 
   Status stop(const Json& instance) override {
     auto found = locate(instance);
-    if (!found) return {};  // nothing of it was ever rendered: nothing to stop
+    if (!found) return stop_retired(instance);
     ApiClient api(cluster_of(found->first.site), timeout_);
     std::string path = ApiClient::path_of(found->first.deployment);
     seen_.erase(path);
@@ -64,22 +66,25 @@ class KubernetesCompute : public ComputeDriver {
 
   Observation observe(const Json& instance) override {
     auto found = locate(instance);
-    if (!found) return {Phase::failed, found.error().message};
-    std::string path = ApiClient::path_of(found->first.deployment);
-    auto now = std::chrono::steady_clock::now();
-    auto cached = seen_.find(path);
-    // One GET serves every replica of a group within a pass.
-    if (cached == seen_.end() || now - cached->second.at > std::chrono::milliseconds(250)) {
-      ApiClient api(cluster_of(found->first.site), timeout_);
-      auto got = api.get(path);
-      if (!got) {
-        // The cluster is out of reach: what it last said still holds; never seen is still starting.
-        if (cached != seen_.end()) return read(cached->second.object, found->second);
-        return {Phase::starting, got.error().message};
-      }
-      cached = seen_.insert_or_assign(path, Seen{now, *got}).first;
+    if (!found) {
+      auto retired = retired_group(instance);
+      if (!retired) return {Phase::failed, found.error().message};
+      // Scaled in: gone once the group is deleted or has scaled down.
+      auto seen = fetch(instance.value("site", ""), retired->path);
+      if (!seen) return {Phase::starting, seen.error().message};
+      if (!*seen) return {Phase::absent, ""};
+      const Json& d = **seen;
+      if (d["metadata"].contains("deletionTimestamp")) return {Phase::starting, "being deleted"};
+      long want = d.value("/spec/replicas"_json_pointer, 0L), have = d.value("/status/replicas"_json_pointer, 0L);
+      if (d.value("/status/observedGeneration"_json_pointer, 0L) >= d.value("/metadata/generation"_json_pointer, 0L) &&
+          have <= want)
+        return {Phase::absent, ""};
+      return {Phase::starting, fmt::format("scaling down: {} replicas, {} wanted", have, want)};
     }
-    return read(cached->second.object, found->second);
+    std::string path = ApiClient::path_of(found->first.deployment);
+    auto seen = fetch(found->first.site, path);
+    if (!seen) return {Phase::starting, seen.error().message};
+    return read(*seen, found->second);
   }
 
  private:
@@ -87,6 +92,59 @@ class KubernetesCompute : public ComputeDriver {
     std::chrono::steady_clock::time_point at;
     std::optional<Json> object;
   };
+
+  // GET through a short cache: one read serves every replica of a group in
+  // a pass. When the cluster is out of reach, what it last said still holds.
+  Result<std::optional<Json>> fetch(const std::string& site, const std::string& path) {
+    auto now = std::chrono::steady_clock::now();
+    auto cached = seen_.find(path);
+    if (cached != seen_.end() && now - cached->second.at <= std::chrono::milliseconds(250)) return cached->second.object;
+    auto got = ApiClient(cluster_of(site), timeout_).get(path);
+    if (!got) {
+      if (cached != seen_.end()) return cached->second.object;
+      return fail(got.error());
+    }
+    seen_.insert_or_assign(path, Seen{now, *got});
+    return *got;
+  }
+
+  // An instance scaling in took out of the template: its group's objects.
+  struct Retired {
+    std::string path, service_path;
+    std::optional<Workload> still;  // the group, when replicas of it remain
+    bool service_in_use = false;    // another variant of the component at the site remains
+  };
+  std::optional<Retired> retired_group(const Json& instance) const {
+    std::string dep = instance.value("deployment", "");
+    auto tmpl = template_of_(dep);
+    if (!tmpl) return std::nullopt;
+    auto workloads = render(dep, *tmpl, sites_);
+    if (!workloads) return std::nullopt;
+    std::string site = instance.value("site", ""), component = instance.value("component", "");
+    std::string ns = cluster_of(site).ns;
+    Retired r;
+    std::string name = deployment_name(dep, component, site, instance.value("arch", ""), instance.value("accelerator", ""));
+    r.path = fmt::format("/apis/apps/v1/namespaces/{}/deployments/{}", ns, name);
+    r.service_path = fmt::format("/api/v1/namespaces/{}/services/{}", ns, service_name(dep, component, site));
+    for (auto& w : *workloads) {
+      if (w.deployment["metadata"]["name"] == name) r.still = w;
+      if (w.component == component && w.site == site) r.service_in_use = true;
+    }
+    return r;
+  }
+
+  Status stop_retired(const Json& instance) {
+    auto retired = retired_group(instance);
+    if (!retired) return {};  // nothing of it was ever rendered: nothing to stop
+    ApiClient api(cluster_of(instance.value("site", "")), timeout_);
+    seen_.erase(retired->path);
+    if (retired->still) {  // fewer replicas of the group
+      if (auto r = api.apply(retired->still->deployment); !r) return fail(r.error());
+      return {};
+    }
+    if (auto s = api.remove(retired->path); !s) return s;
+    return retired->service_in_use ? Status{} : api.remove(retired->service_path);
+  }
 
   static Observation read(const std::optional<Json>& object, std::size_t index) {
     if (!object) return {Phase::absent, ""};

@@ -88,13 +88,11 @@ Json container_of(const Json& comp, const Group& g, const ClusterSettings& s) {
   return c;
 }
 
-Workload workload_of(const std::string& dep, const Json& comp, const Group& g, bool split, const SiteInfo& site) {
+Workload workload_of(const std::string& dep, const Json& comp, const Group& g, const SiteInfo& site) {
   ClusterSettings s = settings_of(site.controller);
   std::string component = comp["name"];
-  std::string service = dns_label(fmt::format("{}-{}-{}", dep, component, g.site));
-  std::string name = split ? dns_label(fmt::format("{}-{}-{}-{}{}", dep, component, g.site, kube_arch(g.arch),
-                                                   g.accelerator.empty() ? "" : "-" + g.accelerator))
-                           : service;
+  std::string service = service_name(dep, component, g.site);
+  std::string name = deployment_name(dep, component, g.site, g.arch, g.accelerator);
   Json common = {{"app.kubernetes.io/name", label_value(component)},
                  {"app.kubernetes.io/instance", label_value(dep)},
                  {"app.kubernetes.io/managed-by", "cpnd"},
@@ -218,6 +216,18 @@ std::string dns_label(const std::string& text) {
   return out;
 }
 
+std::string service_name(const std::string& deployment, const std::string& component, const std::string& site) {
+  return dns_label(fmt::format("{}-{}-{}", deployment, component, site));
+}
+
+// The variant is always in the name, so a group keeps its name when
+// scaling adds or removes another variant beside it.
+std::string deployment_name(const std::string& deployment, const std::string& component, const std::string& site,
+                            const std::string& arch, const std::string& accelerator) {
+  return dns_label(fmt::format("{}-{}-{}-{}{}", deployment, component, site, kube_arch(arch),
+                               accelerator.empty() ? "" : "-" + accelerator));
+}
+
 Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites) {
   std::vector<Workload> out;
   for (const auto& comp : tmpl["spec"]["components"]) {
@@ -254,8 +264,7 @@ Result<std::vector<Workload>> render(const std::string& deployment_id, const Jso
     for (const auto& g : groups) {
       auto site = sites(g.site);
       if (!site) return fail(Error::invalid_field("/spec/components", fmt::format("site '{}' is not in the inventory", g.site)));
-      bool split = std::count_if(groups.begin(), groups.end(), [&](const Group& x) { return x.site == g.site; }) > 1;
-      out.push_back(workload_of(deployment_id, comp, g, split, *site));
+      out.push_back(workload_of(deployment_id, comp, g, *site));
     }
   }
   return out;
