@@ -148,7 +148,47 @@ ctl get deployments "$DEPLOYMENT" | jq -c '{deployment: .id, state, progress: .p
 api "$CPN_SERVER/v1/deployments/$DEPLOYMENT/instances" |
   jq -r '.items[] | "  \(.id): \(.state) on \(.site)/\(.node) \(.variant.platform) \(.variant.accelerator) (driver \(.driver))"'
 
+step "rehearsal on the twin: a load surge of 3 on the order, then a degraded uplink"
+export CPN_TOKEN=$CUSTOMER
+show_metrics() {
+  ctl metrics "$DEPLOYMENT" | jq -r '(.components | to_entries[] |
+      "  \(.key): offered \(.value.offered), utilisation \(.value.utilization), \(.value.latency_ms) ms\(if .value.saturated then ", SATURATED" else "" end)"),
+    "  end to end \(.end_to_end.latency_ms) ms against \(.end_to_end.slo_ms) ms: slo_met=\(.end_to_end.slo_met)"'
+}
+show_metrics
+export CPN_TOKEN=$OPERATOR
+SURGE=$(ctl fault load-surge "$ORDER" --factor 3 | jq -r .id)
+printf '  surge %s injected:\n' "$SURGE"
+CPN_TOKEN=$CUSTOMER show_metrics
+UPLINK=$(CPN_TOKEN=$CUSTOMER ctl metrics "$DEPLOYMENT" | jq -r '[.network[] | select(.links | length > 0)][-1].links[0]')
+DEGRADED=$(ctl fault link-degraded "$UPLINK" --bandwidth-mbps 5 --extra-latency-ms 40 | jq -r .id)
+printf '  link %s degraded to 5 Mbit/s, +40 ms:\n' "$UPLINK"
+CPN_TOKEN=$CUSTOMER ctl metrics "$DEPLOYMENT" |
+  jq -r '.network[] | select(.degraded_by) | "  \(.from) -> \(.to): \(.delivered_mbps) of \(.offered_mbps) Mbit/s delivered, \(.latency_ms) ms"'
+ctl clear "$SURGE" >/dev/null; ctl clear "$DEGRADED" >/dev/null
+echo "  faults cleared"
+
+step "operator: scale the ingest component out to 3 instances, then back to 1"
+ctl scale "$DEPLOYMENT" ingest 3 | jq -c '{state, scaling}'
+for _ in $(seq 100); do
+  [ "$(ctl get deployments "$DEPLOYMENT" | jq -r .state)" = running ] && break
+  sleep 0.1
+done
+api "$CPN_SERVER/v1/deployments/$DEPLOYMENT/instances" |
+  jq -r '.items[] | select(.component == "ingest") | "  \(.id): \(.state) on \(.node)"'
+ctl scale "$DEPLOYMENT" ingest 1 | jq -c '{state, scaling}'
+for _ in $(seq 100); do
+  [ "$(ctl get deployments "$DEPLOYMENT" | jq -r .state)" = running ] && break
+  sleep 0.1
+done
+ctl get deployments "$DEPLOYMENT" | jq -c '{state, ingest: .progress.components.ingest}'
+
+step "the same deployment as Kubernetes objects (what the kubernetes driver applies on a cluster site)"
+ctl manifests "$DEPLOYMENT" | jq -r '.items[] | "  \(.kind) \(.metadata.name)\(if .kind == "Deployment" then
+    " replicas=\(.spec.replicas) arch=\(.spec.template.spec.nodeSelector["kubernetes.io/arch"]) limits=\(.spec.template.spec.containers[0].resources.limits | tojson)" else "" end)"'
+
 step "customer: complete the order; instances drain and stop, everything it held is free again"
+export CPN_TOKEN=$CUSTOMER
 ctl complete "$ORDER" | jq -c '{order: .id, state}'
 for _ in $(seq 100); do
   [ "$(ctl get orders "$ORDER" | jq -r .state)" = completed ] && break

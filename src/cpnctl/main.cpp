@@ -18,7 +18,7 @@ const std::map<std::string, std::string> kCollections = {
     {"images", "/v1/images"}, {"files", "/v1/files"},   {"tokens", "/v1/tokens"},
     {"events", "/v1/events"}, {"topology", "/v1/topology"}, {"blueprints", "/v1/blueprints"},
     {"offerings", "/v1/offerings"}, {"component-templates", "/v1/component-templates"},
-    {"orders", "/v1/orders"}, {"deployments", "/v1/deployments"},
+    {"orders", "/v1/orders"}, {"deployments", "/v1/deployments"}, {"faults", "/v1/sim/faults"},
 };
 
 // -p NAME=VALUE pairs: numbers and true/false stay typed, anything else is a string.
@@ -132,6 +132,27 @@ int main(int argc, char** argv) {
   complete->add_option("order", id)->required();
   auto* requote = app.add_subcommand("requote", "solve a quoted or expired order again");
   requote->add_option("order", id)->required();
+  std::string component;
+  int instances = 0;
+  auto* scale = app.add_subcommand("scale", "scale a component of a running deployment to N instances (operators)");
+  scale->add_option("deployment", id)->required();
+  scale->add_option("component", component)->required();
+  scale->add_option("instances", instances)->required();
+  auto* manifests = app.add_subcommand("manifests", "a deployment's Kubernetes objects (a List for kubectl apply -f)");
+  manifests->add_option("deployment", id)->required();
+  manifests->add_option("--site", selector, "only this site's objects");
+  auto* metrics = app.add_subcommand("metrics", "the twin's reading of a deployment: utilisation, latency, flows, SLO");
+  metrics->add_option("deployment", id)->required();
+  std::string fault_type, target;
+  double factor = 0, bandwidth = -1, extra_latency = -1;
+  auto* fault = app.add_subcommand("fault", "inject a fault into the sim twin (operators)");
+  fault->add_option("type", fault_type, "node-down, site-down, link-degraded, load-surge")->required();
+  fault->add_option("target", target, "node, site, link, or order/deployment")->required();
+  fault->add_option("--factor", factor, "load-surge: offered load multiplier");
+  fault->add_option("--bandwidth-mbps", bandwidth, "link-degraded: the link's capacity meanwhile");
+  fault->add_option("--extra-latency-ms", extra_latency, "link-degraded: latency added");
+  auto* clear = app.add_subcommand("clear", "clear a fault of the sim twin");
+  clear->add_option("fault", id)->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -192,6 +213,21 @@ int main(int argc, char** argv) {
     if (*cancel) return print(http.request("POST", "/v1/orders/" + id + "/cancel"), yaml);
     if (*requote) return print(http.request("POST", "/v1/orders/" + id + "/requote"), yaml);
     if (*complete) return print(http.request("POST", "/v1/orders/" + id + "/complete"), yaml);
+    if (*scale)
+      return print(http.post("/v1/deployments/" + id + "/scale", {{"component", component}, {"instances", instances}}), yaml);
+    if (*manifests)
+      return print(http.request("GET", "/v1/deployments/" + id + "/manifests" + (selector.empty() ? "" : "?site=" + selector),
+                                "", accept),
+                   false);
+    if (*metrics) return print(http.request("GET", "/v1/deployments/" + id + "/metrics", "", accept), false);
+    if (*fault) {
+      Json body = {{"type", fault_type}, {"target", target}};
+      if (factor > 0) body["factor"] = factor;
+      if (bandwidth >= 0) body["bandwidth_mbps"] = bandwidth;
+      if (extra_latency >= 0) body["extra_latency_ms"] = extra_latency;
+      return print(http.post("/v1/sim/faults", body), yaml);
+    }
+    if (*clear) return print(http.del("/v1/sim/faults/" + id), yaml);
     if (*lifecycle) {
       std::string target;
       if (what == "offerings") {

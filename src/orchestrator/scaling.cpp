@@ -81,14 +81,16 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
   Json scaling = {{"component", component}, {"from", have}, {"to", want}, {"at", engine_.now()}, {"by", who.name}};
   if (want > have) {
     // Out: the component's own kinds of node (site, architecture,
-    // accelerator, variant), the one with the most room first, so new
-    // instances spread; nodes down in the inventory or the twin are skipped.
+    // accelerator, variant); each new instance goes to the node with the
+    // fewest of the component's instances, then the most room, so they
+    // spread; nodes down in the inventory or the twin are skipped.
     const sim::Conditions twin = sim::conditions_of(engine_);
     struct Candidate {
       std::string node;
       const Json* like;  // the placement whose shape a new instance takes
       int room;
       int given = 0;
+      int already = 0;  // the component's instances on it now
     };
     std::vector<Candidate> candidates;
     for (const auto& p : (*comp)["placements"])
@@ -98,13 +100,21 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
         std::string acc = p.value("accelerator", "");
         if (std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) { return c.node == n->id; })) continue;
         int room = fits(nb, p["requests"], acc);
-        if (room > 0) candidates.push_back({n->id, &p, room});
+        if (room <= 0) continue;
+        int already = 0;
+        for (const auto& q : (*comp)["placements"])
+          if (q["node"] == n->id) already += q["instances"].get<int>();
+        candidates.push_back({n->id, &p, room, 0, already});
       }
     for (int i = have; i < want; ++i) {
-      auto best = std::max_element(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-        return a.room - a.given < b.room - b.given;
-      });
-      if (best == candidates.end() || best->room - best->given <= 0)
+      auto best = candidates.end();
+      for (auto c = candidates.begin(); c != candidates.end(); ++c) {
+        if (c->room - c->given <= 0) continue;
+        if (best == candidates.end() || c->already + c->given < best->already + best->given ||
+            (c->already + c->given == best->already + best->given && c->room - c->given > best->room - best->given))
+          best = c;
+      }
+      if (best == candidates.end())
         return fail(Error::conflict(
             fmt::format("component '{}' has room for {} more instances at its sites, not {}", component, i - have, want - have),
             {{"/instances", "not enough free capacity at the component's sites"}}));

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <unistd.h>
 
 #include "support/daemon.hpp"
 
@@ -101,4 +102,35 @@ TEST_CASE("cpnctl orders, confirms and cancels; operators run what-ifs", "[cpnct
   REQUIRE(what_if.status == 0);
   CHECK_FALSE(Json::parse(what_if.text)["solutions"].empty());
   CHECK(cpnctl(d, customer, "solve face-gate-standard -p location=Dongguan").status == 1);  // operators only
+}
+
+TEST_CASE("cpnctl scales a deployment, shows its manifests and metrics, and injects and clears faults", "[cpnctl]") {
+  test::Daemon d({.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", "20"}}, .dev = true});
+  std::string customer = d.token("customer"), op = d.token("operator");
+  Json order = Json::parse(cpnctl(d, customer, "order city-video-detection -p streams=32 -p location=cams-sz-futian").text);
+  std::string id = order["id"];
+  std::string dep = Json::parse(cpnctl(d, customer, "confirm " + id + " s1").text)["deployment"];
+  for (int i = 0; i < 300 && Json::parse(cpnctl(d, customer, "get deployments " + dep).text)["state"] != "running"; ++i)
+    ::usleep(20000);
+
+  auto scaled = cpnctl(d, op, "scale " + dep + " ingest 2");
+  REQUIRE(scaled.status == 0);
+  CHECK(Json::parse(scaled.text)["scaling"]["to"] == 2);
+  CHECK(cpnctl(d, customer, "scale " + dep + " ingest 3").status == 1);  // operators only
+
+  auto manifests = cpnctl(d, customer, "manifests " + dep + " --site edge-sz-1");
+  REQUIRE(manifests.status == 0);
+  Json list = Json::parse(manifests.text);
+  CHECK(list["kind"] == "List");
+  for (const auto& m : list["items"]) CHECK(m["metadata"]["annotations"]["cpn.io/site"] == "edge-sz-1");
+  CHECK_THAT(cpnctl(d, customer, "--yaml manifests " + dep).text, Catch::Contains("kind: Deployment"));
+
+  auto fault = cpnctl(d, op, "fault load-surge " + id + " --factor 4");
+  REQUIRE(fault.status == 0);
+  std::string fault_id = Json::parse(fault.text)["id"];
+  CHECK(Json::parse(cpnctl(d, customer, "metrics " + dep).text)["surge"] == 4.0);
+  CHECK(Json::parse(cpnctl(d, op, "get faults").text)["items"].size() == 1);
+  CHECK(cpnctl(d, op, "fault link-degraded sz1-gz").status == 1);  // 422: needs bandwidth or latency
+  REQUIRE(cpnctl(d, op, "clear " + fault_id).status == 0);
+  CHECK(Json::parse(cpnctl(d, customer, "metrics " + dep).text)["surge"] == 1.0);
 }
