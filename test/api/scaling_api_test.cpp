@@ -99,7 +99,8 @@ TEST_CASE("a running deployment scales out and in; capacity is taken and given b
   CHECK(total(node_allocations(op), "cpu") == Approx(cpu0 + 2 * r.requests["cpu"].get<double>()));
   // Spread: each new instance went to a node that had none of the component's.
   std::set<std::string> nodes;
-  for (const auto& i : op.get(path + "/instances").json()["items"])
+  Json items = op.get(path + "/instances").json()["items"];
+  for (const auto& i : items)
     if (i["component"] == "ingest") nodes.insert(i["node"].get<std::string>());
   CHECK(nodes.size() == static_cast<std::size_t>(n0 + 2));
   CHECK(op.get(path + "/metrics").json()["components"]["ingest"]["instances"]["running"] == n0 + 2);
