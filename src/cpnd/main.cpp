@@ -147,6 +147,15 @@ int main(int argc, char** argv) {
                                                      node_up));
       !s)
     return fatal(s.error());
+  // Earlier builds kept the process driver's files in DATA/instances/{run,logs}: moved, so its processes are adopted.
+  for (const char* dir : {"run", "logs"}) {
+    std::error_code ec;
+    std::filesystem::path old = std::filesystem::path(cfg->data) / "instances" / dir, now = std::filesystem::path(cfg->data) / dir;
+    if (!std::filesystem::is_directory(old, ec)) continue;
+    std::filesystem::create_directories(now, ec);
+    for (const auto& f : std::filesystem::directory_iterator(old, ec)) std::filesystem::rename(f.path(), now / f.path().filename(), ec);
+    std::filesystem::remove(old, ec);
+  }
   if (auto s = compute.add(drivers::make_process_compute(cfg->data + "/run", cfg->data + "/logs", std::chrono::seconds(5))); !s)
     return fatal(s.error());
   // Kubernetes sites: the driver renders from the deployment's template and the site's controller settings.

@@ -233,7 +233,9 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
       if (auto s = commit_state(inst, "starting", "InstanceStarting"); !s) return fail(s.error());
       return 1;
     case drivers::Phase::failed: {
-      if (state == "failed") return 0;
+      // Still failed after the backoff (a driver whose controller retries on
+      // its own, like Kubernetes): another attempt, below, counts it.
+      if (state == "failed") break;
       auto s = commit_state(inst, "failed", "InstanceFailed",
                             {{"reason", seen.reason}, {"retry_at", retry_at(inst.body.value("attempts", 0))}});
       if (!s) return fail(s.error());

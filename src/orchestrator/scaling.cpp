@@ -83,7 +83,7 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
     // Out: the component's own kinds of node (site, architecture,
     // accelerator, variant); each new instance goes to the node with the
     // fewest of the component's instances, then the most room, so they
-    // spread; nodes down in the inventory or the twin are skipped.
+    // spread; nodes not ready, or down in the twin, are skipped.
     const sim::Conditions twin = sim::conditions_of(engine_);
     struct Candidate {
       std::string node;
@@ -96,7 +96,9 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
     for (const auto& p : (*comp)["placements"])
       for (const auto* n : engine_.list(inventory::kNode)) {
         const Json& nb = n->body;
-        if (nb.value("site", "") != p["site"] || nb.value("arch", "") != p["arch"] || !twin.node_up(engine_, n->id)) continue;
+        if (nb.value("site", "") != p["site"] || nb.value("arch", "") != p["arch"] || nb.value("state", "ready") != "ready" ||
+            !twin.node_up(engine_, n->id))
+          continue;
         std::string acc = p.value("accelerator", "");
         if (std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) { return c.node == n->id; })) continue;
         int room = fits(nb, p["requests"], acc);

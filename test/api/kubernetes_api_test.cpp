@@ -114,9 +114,12 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   const std::string npu = "/apis/apps/v1/namespaces/vision/deployments/cam-detect-detect-k8s-sz-arm64-ascend-310";
   REQUIRE(op.post("/v1/deployments/cam-detect/scale", {{"component", "detect"}, {"instances", 5}}).status == 202);
   REQUIRE(wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  REQUIRE(cluster.object(t4));
+  REQUIRE(cluster.object(npu));
   CHECK(cluster.object(t4)->at("spec")["replicas"].get<int>() + cluster.object(npu)->at("spec")["replicas"].get<int>() == 5);
   REQUIRE(op.post("/v1/deployments/cam-detect/scale", {{"component", "detect"}, {"instances", 2}}).status == 202);
   REQUIRE(wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  REQUIRE(cluster.object(t4));
   CHECK(cluster.object(t4)->at("spec")["replicas"] == 2);
   CHECK_FALSE(cluster.object(npu));
   CHECK(cluster.object("/api/v1/namespaces/vision/services/cam-detect-detect-k8s-sz"));

@@ -75,7 +75,7 @@ Running start_order(test::Daemon& d) {
 }  // namespace
 
 TEST_CASE("a running deployment scales out and in; capacity is taken and given back exactly", "[api][scaling]") {
-  test::Daemon d(fast());
+  test::Daemon d(fast("400"));  // instances take long enough to start that "adjusting" is seen
   auto op = d.as("operator");
   auto customer = d.as("customer");
   auto before_order = node_allocations(op);

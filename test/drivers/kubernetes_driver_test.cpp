@@ -274,12 +274,20 @@ TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one
     CHECK(driver->observe(first).phase == Phase::absent);
     CHECK(server.paths().empty());
   }
-  SECTION("a rollout past its progress deadline fails the instance with the reason") {
+  SECTION("a rollout past its progress deadline fails the instance with the reason; clearing it keeps the group") {
     server.fail_rollout("dep-1-detect-edge-sz-amd64-nvidia-t4");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     auto failed = driver->observe(first);
     CHECK(failed.phase == Phase::failed);
     CHECK_THAT(failed.reason, Catch::Contains("exceeded its progress deadline"));
+    // The orchestrator clears a failed instance it still wants running: Kubernetes replaces pods
+    // itself, so nothing is deleted under the replicas that run.
+    server.clear_requests();
+    Json wanted = first;
+    wanted["desired"] = "running";
+    REQUIRE(driver->stop(wanted));
+    CHECK(server.requests().empty());
+    CHECK(server.paths().size() == 2);
   }
   SECTION("an instance of a deployment the driver cannot find is failed, not guessed") {
     Json stray = first;

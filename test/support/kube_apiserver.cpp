@@ -79,6 +79,9 @@ struct KubeApiServer::State {
       Json meta = applied["metadata"];
       meta["generation"] = stored["metadata"]["generation"].get<long>() + (changed ? 1 : 0);
       meta["uid"] = stored["metadata"]["uid"];
+      // Applying to an object being deleted does not stop its deletion.
+      for (const char* kept : {"deletionTimestamp", "finalizers"})
+        if (stored["metadata"].contains(kept)) meta[kept] = stored["metadata"][kept];
       applied["metadata"] = meta;
       if (stored.contains("status")) applied["status"] = stored["status"];
       if (changed) reads[path] = 0;

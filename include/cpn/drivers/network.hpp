@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,7 @@ class LinuxNetwork : public NetworkDriver {
   std::vector<SiteLink> links_;
   std::map<std::string, PathReservation> reserved_;
   std::map<std::string, int> class_of_;  // reservation id -> tc class minor (and filter prio)
+  std::set<std::string> pending_;        // recorded, not yet known to be configured
   int next_class_ = 10;
 };
 

@@ -6,7 +6,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -45,13 +44,17 @@ Result<Endpoint> parse_endpoint(const std::string& url) {
     rest = rest.substr(0, slash);
   }
   while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
-  auto colon = rest.rfind(':');
-  if (colon != std::string::npos && rest.find(']') == std::string::npos) {
+  e.port = "443";
+  if (!rest.empty() && rest[0] == '[') {  // [IPv6]:port
+    auto close = rest.find(']');
+    if (close == std::string::npos) return fail(Error::invalid_field("/controller/endpoint", fmt::format("'{}': no ']'", url)));
+    e.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') e.port = rest.substr(close + 2);
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
     e.host = rest.substr(0, colon);
     e.port = rest.substr(colon + 1);
   } else {
     e.host = rest;
-    e.port = "443";
   }
   if (e.host.empty()) return fail(Error::invalid_field("/controller/endpoint", fmt::format("'{}' names no host", url)));
   return e;
@@ -152,8 +155,15 @@ Result<Reply> ApiClient::request(const std::string& method, const std::string& t
       if (reply.status == 0) failed = step + ": " + e.code().message();
     }
   };
-  net::co_spawn(io, exchange(), net::detached);
-  io.run();
+  bool done = false;
+  net::co_spawn(io, exchange(), [&](std::exception_ptr) { done = true; });
+  // One deadline for all of it, name resolution included (which has no timer of its own).
+  io.run_for(impl_->timeout + std::chrono::milliseconds(250));
+  if (!done) {
+    failed = fmt::format("no answer within {} ms", impl_->timeout.count());
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(stream).socket().close(ignored);  // what is pending ends with the io_context
+  }
   if (!failed.empty())
     return fail(Error::internal(fmt::format("Kubernetes API {} {}: {}", method, impl_->settings.endpoint, failed)));
   return reply;

@@ -11,7 +11,10 @@
 namespace cpn::drivers::kubernetes {
 namespace {
 
-// A Deployment's status read the way `kubectl rollout status` reads it.
+// A Deployment's status read the way `kubectl rollout status` reads it:
+// nothing counts until the controller has seen the current spec; then a
+// rollout past its progress deadline has failed, and replica i runs once
+// more than i replicas are updated and available.
 Observation rollout(const Json& d, std::size_t index) {
   const Json& meta = d.value("metadata", Json::object());
   const Json& status = d.value("status", Json::object());
@@ -19,21 +22,22 @@ Observation rollout(const Json& d, std::size_t index) {
   if (meta.contains("deletionTimestamp")) return {Phase::starting, fmt::format("deployment '{}' is being deleted", name)};
   // A replica the cluster was never asked for (the group scaled out since): not there yet.
   if (static_cast<long>(index) >= d.value("/spec/replicas"_json_pointer, 1L)) return {Phase::absent, ""};
+  long generation = meta.value("generation", 0L), observed = status.value("observedGeneration", 0L);
+  if (observed < generation) return {Phase::starting, fmt::format("waiting for deployment '{}' to be observed", name)};
+  std::string waiting;
   for (const auto& c : status.value("conditions", Json::array())) {
     std::string type = c.value("type", ""), reason = c.value("reason", ""), message = c.value("message", "");
     if (type == "Progressing" && reason == "ProgressDeadlineExceeded")
       return {Phase::failed, fmt::format("deployment '{}' exceeded its progress deadline: {}", name, message)};
-    if (type == "ReplicaFailure" && c.value("status", "") == "True")
-      return {Phase::failed, fmt::format("deployment '{}': {}: {}", name, reason, message)};
+    // Quota or admission refusals: Kubernetes keeps trying, and so it is still starting.
+    if (type == "ReplicaFailure" && c.value("status", "") == "True") waiting = fmt::format(" ({}: {})", reason, message);
   }
-  long generation = meta.value("generation", 0L), observed = status.value("observedGeneration", 0L);
-  if (observed < generation) return {Phase::starting, fmt::format("waiting for deployment '{}' to be observed", name)};
   long replicas = d.value("/spec/replicas"_json_pointer, 1L);
   long updated = status.value("updatedReplicas", 0L), available = status.value("availableReplicas", 0L);
   auto i = static_cast<long>(index);
   if (updated > i && available > i) return {Phase::running, ""};
-  return {Phase::starting,
-          fmt::format("deployment '{}': {} of {} replicas updated, {} available", name, updated, replicas, available)};
+  return {Phase::starting, fmt::format("deployment '{}': {} of {} replicas updated, {} available{}", name, updated, replicas,
+                                       available, waiting)};
 }
 
 class KubernetesCompute : public ComputeDriver {
@@ -55,6 +59,10 @@ class KubernetesCompute : public ComputeDriver {
   }
 
   Status stop(const Json& instance) override {
+    // After a failure (still desired running) there is nothing to clear:
+    // the Deployment's controller replaces failed pods itself, and its
+    // siblings keep running.
+    if (instance.value("desired", "stopped") == "running") return {};
     auto found = locate(instance);
     if (!found) return stop_retired(instance);
     ApiClient api(cluster_of(found->first.site), timeout_);

@@ -124,7 +124,8 @@ Workload workload_of(const std::string& dep, const Json& comp, const Group& g, c
   int replicas = static_cast<int>(g.instances.size());
   if (replicas > 1 && g.nodes.size() > 1)
     pod_spec["topologySpreadConstraints"] =
-        Json::array({{{"maxSkew", 1}, {"topologyKey", "kubernetes.io/hostname"}, {"whenUnsatisfiable", "DoNotSchedule"},
+        // A preference only: the solver's split over the nodes may be uneven, and the affinity holds them to it.
+        Json::array({{{"maxSkew", 1}, {"topologyKey", "kubernetes.io/hostname"}, {"whenUnsatisfiable", "ScheduleAnyway"},
                       {"labelSelector", {{"matchLabels", pod_selector}}}}});
 
   Workload w;
@@ -244,8 +245,8 @@ Result<std::vector<Workload>> render(const std::string& deployment_id, const Jso
       key.platform = variant.value("platform", "");
       key.stack = variant.value("accelerator", "");
       auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
-        return x.site == key.site && x.arch == key.arch && x.accelerator == key.accelerator &&
-               x.platform == key.platform && x.stack == key.stack;
+        // The Deployment's name carries site, architecture and accelerator: so does the group.
+        return x.site == key.site && x.arch == key.arch && x.accelerator == key.accelerator;
       });
       if (g == groups.end()) {
         key.variant = variant;

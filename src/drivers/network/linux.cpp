@@ -125,7 +125,10 @@ Status LinuxNetwork::persist_to(std::string state_file) {
       reserved_[id] = {id, r["sites"].get<std::vector<std::string>>(), r["mbps"].get<double>()};
       class_of_[id] = r["class"].get<int>();
       next_class_ = std::max(next_class_, class_of_[id] + 1);
+      if (r.value("pending", false)) pending_.insert(id);
     }
+    // Never hand out a class again that an earlier run may have configured.
+    next_class_ = std::max(next_class_, state.value("next_class", next_class_));
   }
   return save();
 }
@@ -134,8 +137,9 @@ Status LinuxNetwork::save() const {
   if (state_file_.empty()) return {};
   Json reservations = Json::object();
   for (const auto& [id, r] : reserved_)
-    reservations[id] = {{"sites", r.sites}, {"mbps", r.mbps}, {"class", class_of_.count(id) ? class_of_.at(id) : 0}};
-  Json state = {{"sites", site_index_}, {"links", link_index_}, {"reservations", reservations}};
+    reservations[id] = {{"sites", r.sites}, {"mbps", r.mbps}, {"class", class_of_.count(id) ? class_of_.at(id) : 0},
+                        {"pending", pending_.count(id) > 0}};
+  Json state = {{"sites", site_index_}, {"links", link_index_}, {"next_class", next_class_}, {"reservations", reservations}};
   // Written aside, flushed, then renamed over: a crash leaves the old state or the new, never half.
   std::string tmp = state_file_ + ".tmp";
   {
@@ -241,7 +245,8 @@ Status LinuxNetwork::reserve(const PathReservation& r) {
   if (!(r.mbps > 0)) return fail(Error::invalid_field("/mbps", "a reservation needs a rate above 0"));
   auto existing = reserved_.find(r.id);
   if (existing != reserved_.end()) {
-    if (existing->second.sites == r.sites && existing->second.mbps == r.mbps) return {};
+    // Done already, unless a crash (or a failed save) left it half done.
+    if (existing->second.sites == r.sites && existing->second.mbps == r.mbps && !pending_.count(r.id)) return {};
     if (existing->second.sites != r.sites)
       if (auto s = release(r.id); !s) return s;
   }
@@ -250,6 +255,11 @@ Status LinuxNetwork::reserve(const PathReservation& r) {
   auto [slot, fresh] = class_of_.emplace(r.id, next_class_);
   if (fresh && ++next_class_ >= 9999) return fail(Error::conflict("no tc class left on this host"));
   std::string minor = std::to_string(slot->second);
+  // Intent first: the class and the reservation are on disk, marked pending,
+  // before tc changes anything, so a crash leaves nothing the state file does not know.
+  reserved_[r.id] = r;
+  pending_.insert(r.id);
+  if (auto s = save(); !s) return s;
   std::string rate = fmt::format("{}kbit", std::max<long long>(8, std::llround(r.mbps * 1000)));
   std::string src = address_of(r.sites.front()) + "/32", dst = address_of(r.sites.back()) + "/32";
   for (const auto& hop : *path) {
@@ -265,7 +275,7 @@ Status LinuxNetwork::reserve(const PathReservation& r) {
       return s;
   }
   if (auto s = route(r); !s) return s;
-  reserved_[r.id] = r;
+  pending_.erase(r.id);
   return save();
 }
 
@@ -282,6 +292,7 @@ Status LinuxNetwork::release(const std::string& id) {
   // Routes stay: they are shared by every reservation between the same sites and carry nothing unreserved.
   reserved_.erase(it);
   class_of_.erase(id);
+  pending_.erase(id);
   return save();
 }
 
