@@ -184,8 +184,13 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
     n += *r;
     inst = engine_.find(kInstance, id);
     if (inst->body.value("state", "") == "running") ++running;
-    if (inst->body.value("state", "") == "failed" && inst->body.value("attempts", 0) >= settings_.max_attempts)
+    if (inst->body.value("state", "") == "failed" && inst->body.value("attempts", 0) >= settings_.max_attempts) {
       gave_up = fmt::format("instance '{}': {}", id, inst->body.value("reason", "failed"));
+      // One of a scale-out's new instances: the scaling is undone, not the deployment.
+      auto reverted = revert_scale_out(*engine_.find(templates::kDeployment, d.id), id, inst->body.value("reason", "failed"));
+      if (!reverted) return fail(reverted.error());
+      if (*reverted) return n + 1;
+    }
   }
   const engine::Object* fresh = engine_.find(templates::kDeployment, d.id);
   std::vector<engine::Change> changes;

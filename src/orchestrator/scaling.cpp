@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "cpn/core/log.hpp"
 #include "cpn/inventory/inventory.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
 #include "cpn/sim/twin.hpp"
@@ -59,6 +60,55 @@ Json Orchestrator::held_by(const Json& tmpl, const Json& retiring) {
   for (const auto& r : retiring) extra.push_back(r["placement"]);
   if (!extra.empty()) doc["spec"]["components"].push_back({{"name", "retiring"}, {"placements", extra}});
   return templates::reservation_of(doc);
+}
+
+// In: the newest instances go first (the last placements), so the
+// numbering of those that stay does not move. They are listed as retiring.
+void Orchestrator::retire_newest(Json& body, Json& comp, const std::string& id, int want) {
+  std::string component = comp["name"];
+  Json& placements = comp["placements"];
+  Json retiring = body.value("retiring", Json::array());
+  for (int k = total_instances(comp) - 1; k >= want; --k) {
+    Json& last = placements.back();
+    Json one = last;
+    one["instances"] = 1;
+    if (one.contains("capacity")) one["capacity"] = last["capacity"].get<double>() / last["instances"].get<int>();
+    retiring.push_back({{"instance", templates::instance_id(id, component, k)}, {"placement", one}});
+    if (last["instances"].get<int>() == 1) {
+      placements.erase(placements.size() - 1);
+    } else {
+      if (last.contains("capacity")) last["capacity"] = last["capacity"].get<double>() - one["capacity"].get<double>();
+      last["instances"] = last["instances"].get<int>() - 1;
+    }
+  }
+  body["retiring"] = retiring;
+}
+
+// A new instance of a scale-out gave up: the scaling is undone (its new
+// instances retire), and the service that ran before it keeps running.
+Result<bool> Orchestrator::revert_scale_out(const engine::Object& d, const std::string& failed_instance,
+                                            const std::string& reason) {
+  const Json scaling = d.body.value("scaling", Json::object());
+  if (d.body.value("state", "") != "adjusting" || scaling.value("reverted", false)) return false;
+  int from = scaling.value("from", 0), to = scaling.value("to", 0);
+  std::string component = scaling.value("component", "");
+  bool is_new = false;
+  for (int k = from; k < to; ++k) is_new = is_new || templates::instance_id(d.id, component, k) == failed_instance;
+  if (!is_new) return false;
+  Json body = d.body;
+  Json& components = body["template"]["spec"]["components"];
+  auto comp = std::find_if(components.begin(), components.end(), [&](const Json& c) { return c["name"] == component; });
+  if (comp == components.end()) return false;
+  retire_newest(body, *comp, d.id, from);
+  body["reservation"] = held_by(body["template"], body["retiring"]);
+  body["scaling"]["reverted"] = true;
+  body["scaling"]["reason"] = reason;
+  std::string why = fmt::format("scaling {} to {} failed ({}): back to {}", component, to, reason, from);
+  note_state(body, "adjusting", why);
+  auto e = engine_.commit({{engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentScaleReverted"}});
+  if (!e) return fail(e.error());
+  log::warning("deployment '{}': {}", d.id, why);
+  return true;
 }
 
 Result<Json> Orchestrator::scale(const std::string& id, const Json& request, const auth::Principal& who) {
@@ -137,8 +187,6 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
     changes = std::move(*take);
     int k = have;
     int port = settings_.first_port + static_cast<int>(engine_.last_seq() % 20000);
-    std::string model;
-    if (comp->contains("model")) model = (*comp)["model"].value("name", "") + "@" + (*comp)["model"].value("version", "latest");
     for (const auto& p : added) {
       (*comp)["placements"].push_back(p);
       for (int i = 0; i < p["instances"].get<int>(); ++i)
@@ -146,24 +194,7 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
                            new_instance(d->id, *comp, p, k - 1, port++), "InstancePending"});
     }
   } else {
-    // In: the newest instances go first (the last placements), so the
-    // numbering of those that stay does not move.
-    Json& placements = (*comp)["placements"];
-    Json retiring = body.value("retiring", Json::array());
-    for (int k = have - 1; k >= want; --k) {
-      Json& last = placements.back();
-      Json one = last;
-      one["instances"] = 1;
-      if (one.contains("capacity")) one["capacity"] = last["capacity"].get<double>() / last["instances"].get<int>();
-      retiring.push_back({{"instance", templates::instance_id(id, component, k)}, {"placement", one}});
-      if (last["instances"].get<int>() == 1) {
-        placements.erase(placements.size() - 1);
-      } else {
-        if (last.contains("capacity")) last["capacity"] = last["capacity"].get<double>() - one["capacity"].get<double>();
-        last["instances"] = last["instances"].get<int>() - 1;
-      }
-    }
-    body["retiring"] = retiring;
+    retire_newest(body, *comp, id, want);
   }
   body["reservation"] = held_by(body["template"], body.value("retiring", Json::array()));
   body["scaling"] = scaling;

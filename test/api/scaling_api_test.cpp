@@ -189,3 +189,37 @@ TEST_CASE("kill -9 at any point of scaling out or in converges after a restart",
   }
   CHECK(node_allocations(op) == with_order);
 }
+
+TEST_CASE("a scale-out whose new instance cannot start is undone; the running service is untouched", "[api][scaling]") {
+  test::Daemon d({.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", "300"}, {"CPND_MAX_ATTEMPTS", "2"},
+                          {"CPND_RETRY_BACKOFF_MS", "20"}},
+                  .dev = true});
+  auto op = d.as("operator");
+  auto customer = d.as("customer");
+  Running r = start_order(d);
+  std::string path = "/v1/deployments/" + r.deployment;
+  auto with_order = node_allocations(op);
+  REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", 2}}).status == 202);
+  // The new instance's node fails before the instance has started.
+  std::string node;
+  Json items = op.get(path + "/instances").json()["items"];
+  for (const auto& i : items)
+    if (i["id"] == r.deployment + "-ingest-1") node = i["node"];
+  REQUIRE_FALSE(node.empty());
+  REQUIRE(op.post("/v1/sim/faults", {{"type", "node-down"}, {"target", node}}).status == 201);
+
+  for (int i = 0; i < 500; ++i) {
+    Json dep = op.get(path).json();
+    if (dep["state"] == "running" && dep["scaling"].value("reverted", false)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Json dep = op.get(path).json();
+  CHECK(dep["state"] == "running");
+  CHECK(dep["scaling"]["reverted"] == true);
+  CHECK_THAT(dep["history"][dep["history"].size() - 2].value("reason", ""), Catch::Contains("back to 1"));
+  CHECK(customer.get("/v1/orders/" + r.order).json()["state"] == "running");
+  auto left = instances_of(op, r.deployment, "ingest");
+  REQUIRE(left.size() == 1);
+  CHECK(left.begin()->second == "running");
+  CHECK(node_allocations(op) == with_order);
+}

@@ -57,6 +57,9 @@ class Orchestrator {
   Result<int> advance(const engine::Object& deployment);
   Result<int> wind_down(const engine::Object& deployment);
   Result<int> retire(const engine::Object& deployment);
+  Result<bool> revert_scale_out(const engine::Object& deployment, const std::string& failed_instance,
+                                const std::string& reason);
+  static void retire_newest(Json& body, Json& component, const std::string& deployment_id, int want);
   Result<int> step_up(const engine::Object& instance);
   Result<int> step_down(const engine::Object& instance);
   Status commit_state(const engine::Object& object, const std::string& state, const std::string& event,
