@@ -19,16 +19,6 @@ test::DaemonOptions fast() {
   return {.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"}}, .dev = true};
 }
 
-std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
-  std::string state;
-  for (int i = 0; i < 500; ++i) {
-    state = c.get(path).json().value("state", "");
-    if (state == want) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return state;
-}
-
 void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
   Json controller = {{"driver", "kubernetes"}, {"endpoint", cluster.url()}, {"namespace", "vision"},
                      {"token_file", cluster.token_file()}, {"ca_file", cluster.ca_file()}};
@@ -70,7 +60,7 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   Json before = op.get("/v1/nodes/k8s-t4-1").json()["allocated"];
 
   REQUIRE(op.post("/v1/deployments", cluster_template("cam-detect")).status == 201);
-  REQUIRE(wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  REQUIRE(test::wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
   Json instances = op.get("/v1/deployments/cam-detect/instances").json()["items"];
   REQUIRE(instances.size() == 3);
   for (const auto& i : instances) CHECK(i["driver"] == "kubernetes");
@@ -113,12 +103,12 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   const std::string t4 = "/apis/apps/v1/namespaces/vision/deployments/cam-detect-detect-k8s-sz-amd64-nvidia-t4";
   const std::string npu = "/apis/apps/v1/namespaces/vision/deployments/cam-detect-detect-k8s-sz-arm64-ascend-310";
   REQUIRE(op.post("/v1/deployments/cam-detect/scale", {{"component", "detect"}, {"instances", 5}}).status == 202);
-  REQUIRE(wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  REQUIRE(test::wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
   REQUIRE(cluster.object(t4));
   REQUIRE(cluster.object(npu));
   CHECK(cluster.object(t4)->at("spec")["replicas"].get<int>() + cluster.object(npu)->at("spec")["replicas"].get<int>() == 5);
   REQUIRE(op.post("/v1/deployments/cam-detect/scale", {{"component", "detect"}, {"instances", 2}}).status == 202);
-  REQUIRE(wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  REQUIRE(test::wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
   REQUIRE(cluster.object(t4));
   CHECK(cluster.object(t4)->at("spec")["replicas"] == 2);
   CHECK_FALSE(cluster.object(npu));
@@ -145,7 +135,7 @@ TEST_CASE("a rollout stuck past its progress deadline rolls the deployment back 
   auto op = d.as("operator");
   add_cluster_site(op, cluster);
   REQUIRE(op.post("/v1/deployments", cluster_template("stuck")).status == 201);
-  REQUIRE(wait_state(op, "/v1/deployments/stuck", "failed") == "failed");
+  REQUIRE(test::wait_state(op, "/v1/deployments/stuck", "failed") == "failed");
   Json dep = op.get("/v1/deployments/stuck").json();
   CHECK_THAT(dep.value("reason", ""), Catch::Contains("exceeded its progress deadline"));
   for (int i = 0; i < 100 && !cluster.paths().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));

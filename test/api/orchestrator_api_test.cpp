@@ -21,17 +21,6 @@ test::DaemonOptions fast(std::map<std::string, std::string> extra = {}) {
 
 Json get(client::HttpClient& c, const std::string& path) { return c.get(path).json(); }
 
-// Waits until the object's state is `want` (or 10 s pass); answers the last state.
-std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
-  std::string state;
-  for (int i = 0; i < 500; ++i) {
-    state = get(c, path).value("state", "");
-    if (state == want) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return state;
-}
-
 std::map<std::string, Json> allocations(client::HttpClient& c) {
   std::map<std::string, Json> out;
   Json nodes = get(c, "/v1/nodes?limit=1000");
@@ -77,7 +66,7 @@ TEST_CASE("an order is provisioned to running on the sim twin, and completing it
   auto before = allocations(admin);
   Json order = confirm(customer, 96);
   std::string id = order["id"], dep = order["deployment"];
-  REQUIRE(wait_state(customer, "/v1/orders/" + id, "running") == "running");
+  REQUIRE(test::wait_state(customer, "/v1/orders/" + id, "running") == "running");
   Json deployment = get(customer, "/v1/deployments/" + dep);
   CHECK(deployment["state"] == "running");
   Json instances = get(customer, "/v1/deployments/" + dep + "/instances")["items"];
@@ -95,7 +84,7 @@ TEST_CASE("an order is provisioned to running on the sim twin, and completing it
   auto completing = customer.post("/v1/orders/" + id + "/complete", Json::object());
   REQUIRE(completing.status == 200);
   CHECK(completing.json()["state"] == "completing");
-  REQUIRE(wait_state(customer, "/v1/orders/" + id, "completed") == "completed");
+  REQUIRE(test::wait_state(customer, "/v1/orders/" + id, "completed") == "completed");
   Json stopped = get(customer, "/v1/deployments/" + dep + "/instances")["items"];
   for (const auto& i : stopped) CHECK(i["state"] == "stopped");
   CHECK(get(customer, "/v1/deployments/" + dep)["reservation_released"] == true);
@@ -123,7 +112,7 @@ TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", 
                   {{{"site", "edge-sz-1"}, {"node", "sz-t4-1"}, {"arch", "x86_64"}, {"accelerator", "nvidia-t4"},
                     {"instances", 2}, {"requests", {{"cpu", 2}, {"memory", 4}, {"accelerators", 1}}}}}}}}}}}};
   REQUIRE(op.post("/v1/deployments", t).status == 201);
-  REQUIRE(wait_state(op, "/v1/deployments/plates", "running") == "running");
+  REQUIRE(test::wait_state(op, "/v1/deployments/plates", "running") == "running");
   auto deleted = op.del("/v1/deployments/plates");
   CHECK(deleted.status == 202);
   for (int i = 0; i < 500 && op.get("/v1/deployments/plates").status != 404; ++i)
@@ -141,7 +130,7 @@ TEST_CASE("a node that goes down during provisioning rolls the deployment back; 
   Json order = confirm(customer, 64);
   std::string node = order["solutions"][0]["placements"][0]["node"];
   REQUIRE(op.request("PATCH", "/v1/nodes/" + node, R"({"state": "down"})", {{"Content-Type", "application/merge-patch+json"}}).status == 200);
-  REQUIRE(wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
+  REQUIRE(test::wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
   Json failed = get(customer, "/v1/orders/" + order["id"].get<std::string>());
   CHECK_THAT(failed["history"].back()["reason"].get<std::string>(), Catch::Contains("is down"));
   CHECK(get(customer, "/v1/deployments/" + order["deployment"].get<std::string>())["state"] == "failed");
@@ -156,7 +145,7 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
   auto admin = d.admin();
   // An order that stays: a double release of the other one would eat into its reservation.
   Json keep = confirm(customer, 64);
-  REQUIRE(wait_state(customer, "/v1/orders/" + keep["id"].get<std::string>(), "running") == "running");
+  REQUIRE(test::wait_state(customer, "/v1/orders/" + keep["id"].get<std::string>(), "running") == "running");
   auto held = allocations(admin);
   std::mt19937 rng(11);
   for (int round = 0; round < 6; ++round) {
@@ -168,14 +157,14 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
     d.start();
     customer = d.as("customer");
     admin = d.admin();
-    REQUIRE(wait_state(customer, "/v1/orders/" + id, "running") == "running");
+    REQUIRE(test::wait_state(customer, "/v1/orders/" + id, "running") == "running");
     REQUIRE(customer.post("/v1/orders/" + id + "/complete", Json::object()).status == 200);
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 120)(rng)));
     d.kill9();  // somewhere in teardown
     d.start();
     customer = d.as("customer");
     admin = d.admin();
-    REQUIRE(wait_state(customer, "/v1/orders/" + id, "completed") == "completed");
+    REQUIRE(test::wait_state(customer, "/v1/orders/" + id, "completed") == "completed");
     Json instances = get(customer, "/v1/deployments/" + dep + "/instances")["items"];
     int placed = 0;
     for (const auto& p : order["solutions"][0]["placements"]) placed += p["instances"].get<int>();
@@ -208,7 +197,7 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
                     {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {DETECTOR_BINARY, "--fps", "20"}}}},
                     {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}}}}};
   REQUIRE(op.post("/v1/deployments", t).status == 201);
-  REQUIRE(wait_state(op, "/v1/deployments/lab-detect", "running") == "running");
+  REQUIRE(test::wait_state(op, "/v1/deployments/lab-detect", "running") == "running");
   Json instances = get(op, "/v1/deployments/lab-detect/instances")["items"];
   REQUIRE(instances.size() == 2);
   std::map<std::string, std::string> pids;
@@ -251,7 +240,7 @@ TEST_CASE("operators rehearse with faults in the sim twin: a site going down rol
   auto fault = op.post("/v1/sim/faults", {{"type", "site-down"}, {"target", site}, {"description", "power cut"}});
   REQUIRE(fault.status == 201);
   CHECK(get(op, "/v1/sim/faults")["items"].size() == 1);
-  REQUIRE(wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
+  REQUIRE(test::wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
   Json history = get(customer, "/v1/orders/" + order["id"].get<std::string>())["history"];
   CHECK_THAT(history.back()["reason"].get<std::string>(), Catch::Contains("is down"));
   CHECK(differences(before, allocations(op)).empty());
@@ -260,5 +249,5 @@ TEST_CASE("operators rehearse with faults in the sim twin: a site going down rol
   REQUIRE(op.del("/v1/sim/faults/" + fault.json()["id"].get<std::string>()).status == 204);
   CHECK(get(op, "/v1/sim/faults")["items"].empty());
   Json again = confirm(customer, 64);
-  CHECK(wait_state(customer, "/v1/orders/" + again["id"].get<std::string>(), "running") == "running");
+  CHECK(test::wait_state(customer, "/v1/orders/" + again["id"].get<std::string>(), "running") == "running");
 }

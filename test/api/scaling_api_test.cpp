@@ -18,17 +18,6 @@ test::DaemonOptions fast(const std::string& start_ms = "40") {
   return {.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", start_ms}}, .dev = true};
 }
 
-std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
-  std::string state;
-  for (int i = 0; i < 750; ++i) {
-    auto r = c.get(path);
-    if (r.status == 200) state = r.json().value("state", "");
-    if (state == want) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return state;
-}
-
 std::map<std::string, Json> node_allocations(client::HttpClient& c) {
   std::map<std::string, Json> out;
   Json nodes = c.get("/v1/nodes?limit=1000").json();
@@ -64,7 +53,7 @@ Running start_order(test::Daemon& d) {
                    .json();
   Json confirmed = customer.post("/v1/orders/" + order["id"].get<std::string>() + "/confirm", {{"solution", "s1"}}).json();
   Running r{order["id"], confirmed["deployment"], nullptr};
-  REQUIRE(wait_state(customer, "/v1/deployments/" + r.deployment, "running") == "running");
+  REQUIRE(test::wait_state(customer, "/v1/deployments/" + r.deployment, "running") == "running");
   Json tmpl = customer.get("/v1/deployments/" + r.deployment + "/template").json();
   for (const auto& c : tmpl["spec"]["components"])
     if (c["name"] == "ingest") r.requests = c["placements"][0]["requests"];
@@ -91,7 +80,7 @@ TEST_CASE("a running deployment scales out and in; capacity is taken and given b
   CHECK(customer.get("/v1/orders/" + r.order).json()["state"] == "adjusting");
   // One change at a time.
   CHECK(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0}}).status == 409);
-  REQUIRE(wait_state(op, path, "running") == "running");
+  REQUIRE(test::wait_state(op, path, "running") == "running");
   CHECK(customer.get("/v1/orders/" + r.order).json()["state"] == "running");
   auto scaled = instances_of(op, r.deployment, "ingest");
   CHECK(scaled.size() == static_cast<std::size_t>(n0 + 2));
@@ -116,12 +105,12 @@ TEST_CASE("a running deployment scales out and in; capacity is taken and given b
   // In, below where it started, then back: the newest go first, and the
   // capacity returns to exactly what the order held.
   REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", 1}}).status == 202);
-  REQUIRE(wait_state(op, path, "running") == "running");
+  REQUIRE(test::wait_state(op, path, "running") == "running");
   auto one = instances_of(op, r.deployment, "ingest");
   REQUIRE(one.size() == 1);
   CHECK(one.begin()->first == r.deployment + "-ingest-0");
   REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0}}).status == (n0 == 1 ? 200 : 202));
-  REQUIRE(wait_state(op, path, "running") == "running");
+  REQUIRE(test::wait_state(op, path, "running") == "running");
   CHECK(node_allocations(op) == with_order);
 
   Json events = op.get("/v1/events?limit=1000").json();
@@ -132,7 +121,7 @@ TEST_CASE("a running deployment scales out and in; capacity is taken and given b
   CHECK(types.count("OrderAdjusting") == 1);
 
   REQUIRE(customer.post("/v1/orders/" + r.order + "/complete", Json::object()).status == 200);
-  REQUIRE(wait_state(customer, "/v1/orders/" + r.order, "completed") == "completed");
+  REQUIRE(test::wait_state(customer, "/v1/orders/" + r.order, "completed") == "completed");
   CHECK(node_allocations(op) == before_order);
 }
 
@@ -174,7 +163,7 @@ TEST_CASE("kill -9 at any point of scaling out or in converges after a restart",
     d.start();
     op = d.as("operator");
     INFO("round " << round << ", target " << target);
-    REQUIRE(wait_state(op, path, "running") == "running");
+    REQUIRE(test::wait_state(op, path, "running") == "running");
     // The twin lost its instances with cpnd: they start again.
     auto all_running = [&] {
       for (const auto& [id, state] : instances_of(op, r.deployment, "ingest"))

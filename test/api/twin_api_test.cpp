@@ -17,16 +17,6 @@ test::DaemonOptions fast() {
   return {.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "50"}}, .dev = true};
 }
 
-std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
-  std::string state;
-  for (int i = 0; i < 500; ++i) {
-    state = c.get(path).json().value("state", "");
-    if (state == want) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return state;
-}
-
 Json order_request() {
   return {{"offering", "city-video-detection"}, {"parameters", {{"location", "cams-sz-futian"}, {"streams", 64}}}};
 }
@@ -56,7 +46,7 @@ TEST_CASE("a load surge and a degraded link show in the deployment's metrics, an
   std::string id = order["id"];
   Json confirmed = customer.post("/v1/orders/" + id + "/confirm", {{"solution", "s1"}}).json();
   std::string dep = confirmed["deployment"];
-  REQUIRE(wait_state(customer, "/v1/deployments/" + dep, "running") == "running");
+  REQUIRE(test::wait_state(customer, "/v1/deployments/" + dep, "running") == "running");
 
   Json base = metrics_without_time(customer, dep);
   CHECK(base["source"] == "sim");

@@ -143,4 +143,15 @@ RunResult run_cpnd(const std::vector<std::string>& args, const std::map<std::str
   return r;
 }
 
+std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want) {
+  std::string state;
+  for (int i = 0; i < 750; ++i) {
+    auto r = c.get(path);
+    if (r.status == 200) state = r.json().value("state", "");
+    if (state == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return state;
+}
+
 }  // namespace cpn::test

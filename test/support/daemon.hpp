@@ -66,6 +66,9 @@ struct RunResult {
 };
 RunResult run_cpnd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
 
+// Polls GET path until its `state` is `want` (or 15 s pass); answers the last state seen.
+std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want);
+
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 
