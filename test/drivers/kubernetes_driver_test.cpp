@@ -289,6 +289,28 @@ TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one
     CHECK(server.requests().empty());
     CHECK(server.paths().size() == 2);
   }
+  SECTION("a cluster in trouble: what it last said holds, and one failed read serves the whole group") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(driver->observe(first).phase == Phase::running);  // read once more, then the cluster falters
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    server.fail_reads(true);
+    server.clear_requests();
+    CHECK(driver->observe(first).phase == Phase::running);  // last known
+    CHECK(driver->observe(second).phase == Phase::running);
+    CHECK(server.requests().size() == 1);
+    // A group never read before: starting, with the reason, and again one request for both replicas.
+    Json npu = first;
+    npu["id"] = "dep-1-detect-2";
+    tmpl["spec"]["components"][0]["placements"][1]["instances"] = 2;  // dep-1-detect-2 and -3 on the Ascend node
+    Json npu2 = npu;
+    npu2["id"] = "dep-1-detect-3";
+    server.clear_requests();
+    auto seen = driver->observe(npu);
+    CHECK(seen.phase == Phase::starting);
+    CHECK_THAT(seen.reason, Catch::Contains("503"));
+    CHECK(driver->observe(npu2).phase == Phase::starting);
+    CHECK(server.requests().size() == 1);
+  }
   SECTION("an instance of a deployment the driver cannot find is failed, not guessed") {
     Json stray = first;
     stray["deployment"] = "dep-9";

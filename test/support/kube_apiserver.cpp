@@ -29,6 +29,7 @@ struct KubeApiServer::State {
   std::map<std::string, int> reads;  // per path, since its last change
   std::set<std::string> failing;
   int rollout_reads = 1, delete_reads = 1;
+  bool reads_fail = false;
   int uid = 0;
   net::io_context io;
   ssl::context tls{ssl::context::tls_server};
@@ -88,6 +89,7 @@ struct KubeApiServer::State {
       objects[path] = applied;
       return {created ? 201 : 200, applied};
     }
+    if (r.method == "GET" && reads_fail) return {503, status(503, "ServiceUnavailable", "etcd is unhappy")};
     if (it == objects.end()) return {404, status(404, "NotFound", "not found: " + path)};
     if (r.method == "GET") {
       Json& o = it->second;
@@ -218,6 +220,11 @@ void KubeApiServer::set_rollout_reads(int n) {
 void KubeApiServer::fail_rollout(const std::string& name) {
   std::lock_guard lock(state_->mutex);
   state_->failing.insert(name);
+}
+
+void KubeApiServer::fail_reads(bool on) {
+  std::lock_guard lock(state_->mutex);
+  state_->reads_fail = on;
 }
 
 void KubeApiServer::set_delete_reads(int n) {

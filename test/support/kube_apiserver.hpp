@@ -45,6 +45,8 @@ class KubeApiServer {
   void set_rollout_reads(int n);
   // Deployments whose rollout exceeds its progress deadline.
   void fail_rollout(const std::string& name);
+  // Every GET answers 503 (an API server in trouble) while set.
+  void fail_reads(bool on);
   // Reads of a foreground-deleted object before it is gone (default 1).
   void set_delete_reads(int n);
 

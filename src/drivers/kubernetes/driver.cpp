@@ -99,21 +99,30 @@ class KubernetesCompute : public ComputeDriver {
   struct Seen {
     std::chrono::steady_clock::time_point at;
     std::optional<Json> object;
+    std::string error;  // the read failed (and nothing was ever read)
   };
 
   // GET through a short cache: one read serves every replica of a group in
-  // a pass. When the cluster is out of reach, what it last said still holds.
+  // a pass, and so does one failure (timed from when it ended), so an
+  // unreachable cluster costs one timeout per group, not one per replica.
+  // When the cluster is out of reach, what it last said still holds.
   Result<std::optional<Json>> fetch(const std::string& site, const std::string& path) {
-    auto now = std::chrono::steady_clock::now();
     auto cached = seen_.find(path);
-    if (cached != seen_.end() && now - cached->second.at <= std::chrono::milliseconds(250)) return cached->second.object;
-    auto got = ApiClient(cluster_of(site), timeout_).get(path);
-    if (!got) {
-      if (cached != seen_.end()) return cached->second.object;
-      return fail(got.error());
+    auto fresh = [&] {
+      return cached != seen_.end() && std::chrono::steady_clock::now() - cached->second.at <= std::chrono::milliseconds(250);
+    };
+    if (!fresh()) {
+      auto got = ApiClient(cluster_of(site), timeout_).get(path);
+      auto now = std::chrono::steady_clock::now();
+      if (got)
+        cached = seen_.insert_or_assign(path, Seen{now, *got, ""}).first;
+      else if (cached == seen_.end() || !cached->second.error.empty())
+        cached = seen_.insert_or_assign(path, Seen{now, std::nullopt, got.error().message}).first;
+      else
+        cached->second.at = now;  // keep what it last said
     }
-    seen_.insert_or_assign(path, Seen{now, *got});
-    return *got;
+    if (!cached->second.error.empty()) return fail(Error::internal(cached->second.error));
+    return cached->second.object;
   }
 
   // An instance scaling in took out of the template: its group's objects.
