@@ -1,4 +1,5 @@
 #include "cpn/core/document.hpp"
+#include "cpn/core/file.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -225,12 +226,10 @@ std::string to_yaml(const Json& doc) {
 std::string to_json(const Json& doc, bool pretty) { return pretty ? doc.dump(2) : doc.dump(); }
 
 Result<Json> load_document_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(Error::not_found(fmt::format("cannot open '{}'", path)));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  auto text = read_text_file(path);
+  if (!text) return fail(text.error());
   bool json = path.size() > 5 && path.substr(path.size() - 5) == ".json";
-  auto doc = parse_document(ss.str(), json ? Format::json : Format::yaml);
+  auto doc = parse_document(*text, json ? Format::json : Format::yaml);
   if (!doc) doc.error().message = path + ": " + doc.error().message;
   return doc;
 }

@@ -5,7 +5,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "cpn/api/api.hpp"
+#include "cpn/core/file.hpp"
 #include "cpn/core/log.hpp"
 #include "cpn/daemon/config.hpp"
 #include "cpn/daemon/dev.hpp"
@@ -40,9 +40,7 @@ int fatal(const Error& e) {
 // Writes the bound address where scripts and tests find it (port 0 binds a
 // free port).
 void write_address_file(const std::string& data, const std::string& url) {
-  std::string tmp = data + "/cpnd.addr.tmp";
-  { std::ofstream(tmp) << url << "\n"; }
-  std::rename(tmp.c_str(), (data + "/cpnd.addr").c_str());
+  if (auto s = write_file_atomically(data + "/cpnd.addr", url + "\n"); !s) log::warning("{}", s.error().message);
 }
 
 }  // namespace

@@ -114,12 +114,10 @@ Result<int> Orchestrator::provision(const engine::Object& d) {
 }
 
 Json Orchestrator::new_instance(const std::string& deployment, const Json& comp, const Json& p, int k, int port) const {
-  std::string model;
-  if (comp.contains("model")) model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
   Json inst = {{"id", templates::instance_id(deployment, comp["name"].get<std::string>(), k)},
                {"deployment", deployment}, {"component", comp["name"]}, {"site", p["site"]},
                {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p.value("variant", Json::object())},
-               {"requests", p["requests"]}, {"model", model}, {"port", port},
+               {"requests", p["requests"]}, {"model", templates::model_ref(comp)}, {"port", port},
                {"driver", driver_of(engine_, p["site"])}, {"desired", "running"}, {"attempts", 0},
                {"history", Json::array()}};
   if (p.contains("accelerator")) inst["accelerator"] = p["accelerator"];

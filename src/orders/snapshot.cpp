@@ -53,8 +53,7 @@ Result<solver::Snapshot> snapshot_of(const engine::Engine& engine) {
     solver::Node node;
     node.id = o->id;
     node.arch = o->body.value("arch", "");
-    node.ready = o->body.value("state", "ready") == "ready" && !twin.nodes_down.count(o->id) &&
-                 !twin.sites_down.count(o->body.value("site", ""));
+    node.ready = o->body.value("state", "ready") == "ready" && !twin.faulted(o->id, o->body.value("site", ""));
     free_of(o->body, node);
     b.add_node(o->body.value("site", ""), std::move(node));
   }

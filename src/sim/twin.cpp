@@ -21,7 +21,7 @@ double round3(double v) { return std::round(v * 1000) / 1000; }
 bool Conditions::node_up(const engine::Engine& engine, const std::string& node) const {
   const engine::Object* n = engine.find(inventory::kNode, node);
   if (!n || n->body.value("state", "ready") == "down") return false;
-  return !nodes_down.count(node) && !sites_down.count(n->body.value("site", ""));
+  return !faulted(node, n->body.value("site", ""));
 }
 
 Conditions conditions_of(const engine::Engine& engine) {

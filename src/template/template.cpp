@@ -181,4 +181,9 @@ std::string instance_id(const std::string& deployment, const std::string& compon
   return fmt::format("{}-{}-{}", deployment, component, k);
 }
 
+std::string model_ref(const Json& component) {
+  if (!component.contains("model") || !component["model"].is_object()) return "";
+  return component["model"].value("name", "") + "@" + component["model"].value("version", "latest");
+}
+
 }  // namespace cpn::templates

@@ -31,6 +31,11 @@ struct Conditions {
   std::map<std::string, double> surge;         // offered-load factor by deployment id
   std::map<std::string, std::string> surge_fault;
 
+  // A fault holds the node, or its site, down.
+  bool faulted(const std::string& node, const std::string& site) const {
+    return nodes_down.count(node) > 0 || sites_down.count(site) > 0;
+  }
+  // Not marked down in the inventory, and no fault on it.
   bool node_up(const engine::Engine& engine, const std::string& node) const;
 };
 

@@ -42,4 +42,7 @@ Result<std::vector<engine::Change>> reserve(const Json& reservation, int sign, c
 // template order (the orchestrator names them so; drivers find them so).
 std::string instance_id(const std::string& deployment, const std::string& component, int k);
 
+// The model a component's instances load, as name@version ("" without one).
+std::string model_ref(const Json& component);
+
 }  // namespace cpn::templates

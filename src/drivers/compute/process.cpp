@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "cpn/core/file.hpp"
 #include "cpn/drivers/compute.hpp"
 
 extern char** environ;
@@ -116,10 +117,7 @@ class ProcessCompute : public ComputeDriver {
     if (rc != 0) return fail(Error::internal(fmt::format("instance '{}': cannot run {}: {}", id, argv[0], std::strerror(rc))));
     children_[id] = pid;
     // The pid file appears whole (written aside, then renamed).
-    fs::path file = pid_file(id), tmp = file.string() + ".tmp";
-    std::ofstream(tmp) << pid << "\n";
-    fs::rename(tmp, file);
-    return {};
+    return write_file_atomically(pid_file(id).string(), std::to_string(pid) + "\n");
   }
 
   Status stop(const Json& instance) override {

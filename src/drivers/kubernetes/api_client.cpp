@@ -1,9 +1,6 @@
 // The Kubernetes REST API over HTTPS. Each request is one connection on a
 // private io_context with a deadline, so a cluster that does not answer
 // costs the reconciler at most the timeout, never a hang.
-#include <fstream>
-#include <sstream>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
 
+#include "cpn/core/file.hpp"
 #include "cpn/drivers/kubernetes.hpp"
 
 namespace cpn::drivers::kubernetes {
@@ -62,11 +60,9 @@ Result<Endpoint> parse_endpoint(const std::string& url) {
 
 Result<std::string> read_token(const std::string& file) {
   if (file.empty()) return std::string();
-  std::ifstream in(file);
-  if (!in) return fail(Error::internal(fmt::format("cannot read the token file '{}'", file)));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string token = ss.str();
+  auto text = read_text_file(file);
+  if (!text) return fail(Error::internal(fmt::format("cannot read the token file '{}'", file)));
+  std::string token = std::move(*text);
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   return token;
 }

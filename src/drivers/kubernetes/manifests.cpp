@@ -58,9 +58,6 @@ struct Group {
 };
 
 Json container_of(const Json& comp, const Group& g, const ClusterSettings& s) {
-  std::string model;
-  if (comp.contains("model") && comp["model"].is_object())
-    model = comp["model"].value("name", "") + "@" + comp["model"].value("version", "latest");
   Json requests = {{"cpu", cpu_quantity(g.cpu)}, {"memory", memory_quantity(g.memory)}};
   Json limits = {{"memory", memory_quantity(g.memory)}};
   if (!g.accelerator.empty() && g.accelerators > 0) {
@@ -73,7 +70,7 @@ Json container_of(const Json& comp, const Group& g, const ClusterSettings& s) {
     return Json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
   };
   Json env = Json::array({field("CPN_INSTANCE_ID", "metadata.name"), field("CPN_NODE", "spec.nodeName"),
-                          {{"name", "CPN_MODEL_VERSION"}, {"value", model}},
+                          {{"name", "CPN_MODEL_VERSION"}, {"value", templates::model_ref(comp)}},
                           {{"name", "CPN_PORT"}, {"value", std::to_string(kContainerPort)}}});
   Json probe = {{"httpGet", {{"path", "/healthz"}, {"port", "http"}}}, {"periodSeconds", 5}};
   Json c = {{"name", dns_label(comp["name"].get<std::string>())},

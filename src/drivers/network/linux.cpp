@@ -2,21 +2,19 @@
 // pairs, reservations as `ip route` along the path plus a `tc` HTB class
 // (and a u32 filter on the pair of site addresses) on every hop's egress.
 // Commands go through iproute2, the tools operators already use and read.
-#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
 
 #include "cpn/core/document.hpp"
+#include "cpn/core/file.hpp"
 #include "cpn/drivers/network.hpp"
 
 extern char** environ;
@@ -97,9 +95,8 @@ bool LinuxNetwork::extend(const std::vector<std::string>& sites, const std::vect
 
 Status LinuxNetwork::persist_to(std::string state_file) {
   state_file_ = std::move(state_file);
-  std::ifstream in(state_file_);
-  if (in) {
-    Json state = Json::parse(in, nullptr, false);
+  if (auto text = read_text_file(state_file_)) {
+    Json state = Json::parse(*text, nullptr, false);
     if (state.is_discarded() || !state.is_object())
       return fail(Error::internal(fmt::format("'{}' is not the linux network driver's state", state_file_)));
     // What an earlier cpnd configured wins: those indexes are on the host.
@@ -140,22 +137,8 @@ Status LinuxNetwork::save() const {
     reservations[id] = {{"sites", r.sites}, {"mbps", r.mbps}, {"class", class_of_.count(id) ? class_of_.at(id) : 0},
                         {"pending", pending_.count(id) > 0}};
   Json state = {{"sites", site_index_}, {"links", link_index_}, {"next_class", next_class_}, {"reservations", reservations}};
-  // Written aside, flushed, then renamed over: a crash leaves the old state or the new, never half.
-  std::string tmp = state_file_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << state.dump(1) << "\n";
-    out.flush();
-    if (!out) return fail(Error::internal(fmt::format("cannot write '{}'", tmp)));
-  }
-  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  if (std::rename(tmp.c_str(), state_file_.c_str()) != 0)
-    return fail(Error::internal(fmt::format("cannot rename '{}': {}", tmp, std::strerror(errno))));
-  return {};
+  // A crash leaves the old state or the new, never half.
+  return write_file_atomically(state_file_, state.dump(1) + "\n", true);
 }
 
 const SiteLink* LinuxNetwork::link_between(const std::string& a, const std::string& b) const {
