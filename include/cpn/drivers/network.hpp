@@ -95,7 +95,7 @@ class LinuxNetwork : public NetworkDriver {
 // configured at start (an error here, such as no CAP_NET_ADMIN, stops cpnd
 // with its reason) and again when new ones appear; its state is kept in
 // state_file so a restarted cpnd releases what an earlier one reserved.
-Result<std::unique_ptr<NetworkDriver>> make_linux_network(const engine::Engine& engine, std::string prefix,
+Result<std::unique_ptr<NetworkDriver>> make_linux_network(engine::Engine& engine, std::string prefix,
                                                           std::string state_file);
 
 }  // namespace cpn::drivers
