@@ -7,6 +7,7 @@
 
 #include "cpn/core/document.hpp"
 #include "support/daemon.hpp"
+#include "support/templates.hpp"
 
 using namespace cpn;
 
@@ -19,16 +20,6 @@ std::vector<std::string> pointers(const client::Reply& r) {
   return out;
 }
 
-// Confirms the cheapest solution of a video-detection order; returns the order.
-Json confirmed_order(client::HttpClient& customer, int streams = 64) {
-  Json order = customer
-                   .post("/v1/orders", {{"offering", "city-video-detection"},
-                                        {"parameters", {{"location", "cams-sz-futian"}, {"streams", streams}}}})
-                   .json();
-  auto r = customer.post("/v1/orders/" + order["id"].get<std::string>() + "/confirm", {{"solution", "s1"}});
-  REQUIRE(r.status == 200);
-  return r.json();
-}
 
 double node_cpu_free(test::Daemon& d, const std::string& node) {
   return d.admin().get("/v1/nodes/" + node).json()["free"]["cpu"].get<double>();
@@ -40,7 +31,7 @@ TEST_CASE("a confirmed order becomes a deployment with a self-contained template
   // The reconciler is paused: the deployment stays pending, so the order can be cancelled.
   test::Daemon d({.env = {{"CPND_RECONCILE_MS", "0"}}, .dev = true});
   auto customer = d.as("customer", "city-a");
-  Json order = confirmed_order(customer);
+  Json order = test::confirm_video_order(customer);
   std::string id = order["deployment"];
   auto dep = customer.get("/v1/deployments/" + id);
   REQUIRE(dep.status == 200);
@@ -115,20 +106,10 @@ TEST_CASE("a submitted template is checked against its schema and the live inven
   test::Daemon d({.dev = true});
   auto op = d.as("operator");
   auto tmpl = [] {
-    return Json{{"apiVersion", "cpn/v1"},
-                {"kind", "DeploymentTemplate"},
-                {"metadata", {{"name", "plates"}}},
-                {"spec",
-                 {{"components",
-                   {{{"name", "read"},
-                     {"tier", "edge"},
-                     {"image", "plate-reader:1.0"},
-                     {"placements",
-                      {{{"site", "edge-sz-1"}, {"node", "sz-t4-1"}, {"arch", "x86_64"}, {"accelerator", "nvidia-t4"},
-                        {"instances", 2}, {"requests", {{"cpu", 2}, {"memory", 4}, {"accelerators", 1}}}}}}}}},
-                  {"network",
-                   {{{"from", "location"}, {"to", "read"}, {"from_site", "cams-sz-futian"}, {"to_site", "edge-sz-1"},
-                     {"path", {"cams-sz-futian", "edge-sz-1"}}, {"bandwidth_mbps", 100}}}}}}};
+    return test::deployment_template(
+        "plates", {test::plate_reader()},
+        {{{"from", "location"}, {"to", "read"}, {"from_site", "cams-sz-futian"}, {"to_site", "edge-sz-1"},
+          {"path", {"cams-sz-futian", "edge-sz-1"}}, {"bandwidth_mbps", 100}}});
   };
   struct Case {
     std::string what;

@@ -10,6 +10,7 @@
 
 #include "support/daemon.hpp"
 #include "support/kube_apiserver.hpp"
+#include "support/templates.hpp"
 
 using namespace cpn;
 
@@ -37,16 +38,11 @@ Json cluster_template(const std::string& name) {
     return Json{{"site", "k8s-sz"}, {"node", node}, {"arch", arch}, {"accelerator", acc}, {"instances", n},
                 {"requests", {{"cpu", 4}, {"memory", 8}, {"accelerators", 1}}}};
   };
-  return {{"apiVersion", "cpn/v1"},
-          {"kind", "DeploymentTemplate"},
-          {"metadata", {{"name", name}}},
-          {"spec",
-           {{"components",
-             {{{"name", "detect"},
-               {"tier", "edge"},
-               {"image", "city-detect:3.1"},
-               {"placements", {placement("k8s-t4-1", "x86_64", "nvidia-t4", 2),
-                               placement("k8s-arm-1", "aarch64", "ascend-310", 1)}}}}}}}};
+  return test::deployment_template(name, {{{"name", "detect"},
+                                           {"tier", "edge"},
+                                           {"image", "city-detect:3.1"},
+                                           {"placements", {placement("k8s-t4-1", "x86_64", "nvidia-t4", 2),
+                                                           placement("k8s-arm-1", "aarch64", "ascend-310", 1)}}}});
 }
 
 }  // namespace

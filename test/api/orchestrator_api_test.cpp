@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/daemon.hpp"
+#include "support/templates.hpp"
 
 using namespace cpn;
 
@@ -46,15 +47,6 @@ bool gone(int pid) {
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
 }
 
-Json confirm(client::HttpClient& customer, int streams) {
-  Json order = customer
-                   .post("/v1/orders", {{"offering", "city-video-detection"},
-                                        {"parameters", {{"location", "cams-sz-futian"}, {"streams", streams}}}})
-                   .json();
-  auto r = customer.post("/v1/orders/" + order["id"].get<std::string>() + "/confirm", {{"solution", "s1"}});
-  REQUIRE(r.status == 200);
-  return r.json();
-}
 
 }  // namespace
 
@@ -64,7 +56,7 @@ TEST_CASE("an order is provisioned to running on the sim twin, and completing it
   auto customer = d.as("customer");
   auto admin = d.admin();
   auto before = allocations(admin);
-  Json order = confirm(customer, 96);
+  Json order = test::confirm_video_order(customer, 96);
   std::string id = order["id"], dep = order["deployment"];
   REQUIRE(test::wait_state(customer, "/v1/orders/" + id, "running") == "running");
   Json deployment = get(customer, "/v1/deployments/" + dep);
@@ -100,17 +92,7 @@ TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", 
   test::Daemon d(fast());
   auto op = d.as("operator");
   auto before = allocations(op);
-  Json t = {{"apiVersion", "cpn/v1"},
-            {"kind", "DeploymentTemplate"},
-            {"metadata", {{"name", "plates"}}},
-            {"spec",
-             {{"components",
-               {{{"name", "read"},
-                 {"tier", "edge"},
-                 {"image", "plate-reader:1.0"},
-                 {"placements",
-                  {{{"site", "edge-sz-1"}, {"node", "sz-t4-1"}, {"arch", "x86_64"}, {"accelerator", "nvidia-t4"},
-                    {"instances", 2}, {"requests", {{"cpu", 2}, {"memory", 4}, {"accelerators", 1}}}}}}}}}}}};
+  Json t = test::deployment_template("plates", {test::plate_reader()});
   REQUIRE(op.post("/v1/deployments", t).status == 201);
   REQUIRE(test::wait_state(op, "/v1/deployments/plates", "running") == "running");
   auto deleted = op.del("/v1/deployments/plates");
@@ -127,7 +109,7 @@ TEST_CASE("a node that goes down during provisioning rolls the deployment back; 
   auto customer = d.as("customer");
   auto op = d.as("operator");
   auto before = allocations(op);
-  Json order = confirm(customer, 64);
+  Json order = test::confirm_video_order(customer, 64);
   std::string node = order["solutions"][0]["placements"][0]["node"];
   REQUIRE(op.request("PATCH", "/v1/nodes/" + node, R"({"state": "down"})", {{"Content-Type", "application/merge-patch+json"}}).status == 200);
   REQUIRE(test::wait_state(customer, "/v1/orders/" + order["id"].get<std::string>(), "failed") == "failed");
@@ -144,13 +126,13 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
   auto customer = d.as("customer");
   auto admin = d.admin();
   // An order that stays: a double release of the other one would eat into its reservation.
-  Json keep = confirm(customer, 64);
+  Json keep = test::confirm_video_order(customer, 64);
   REQUIRE(test::wait_state(customer, "/v1/orders/" + keep["id"].get<std::string>(), "running") == "running");
   auto held = allocations(admin);
   std::mt19937 rng(11);
   for (int round = 0; round < 6; ++round) {
     INFO("round " << round);
-    Json order = confirm(customer, 32 + 16 * round);
+    Json order = test::confirm_video_order(customer, 32 + 16 * round);
     std::string id = order["id"], dep = order["deployment"];
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 250)(rng)));
     d.kill9();  // somewhere in provisioning
@@ -183,19 +165,16 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
   REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
               .status == 201);
   REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
-  Json t = {{"apiVersion", "cpn/v1"},
-            {"kind", "DeploymentTemplate"},
-            {"metadata", {{"name", "lab-detect"}}},
-            {"spec",
-             {{"components",
-               {{{"name", "detect"},
-                 {"tier", "edge"},
-                 {"image", "detector:1"},
-                 {"model", {{"name", "motion"}, {"version", "1"}}},
-                 {"placements",
-                  {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
-                    {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {DETECTOR_BINARY, "--fps", "20"}}}},
-                    {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}}}}};
+  Json t = test::deployment_template(
+      "lab-detect",
+      {{{"name", "detect"},
+        {"tier", "edge"},
+        {"image", "detector:1"},
+        {"model", {{"name", "motion"}, {"version", "1"}}},
+        {"placements",
+         {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
+           {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {DETECTOR_BINARY, "--fps", "20"}}}},
+           {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}});
   REQUIRE(op.post("/v1/deployments", t).status == 201);
   REQUIRE(test::wait_state(op, "/v1/deployments/lab-detect", "running") == "running");
   Json instances = get(op, "/v1/deployments/lab-detect/instances")["items"];
@@ -235,7 +214,7 @@ TEST_CASE("operators rehearse with faults in the sim twin: a site going down rol
   CHECK(op.post("/v1/sim/faults", {{"type", "site-down"}, {"target", "atlantis"}}).json()["errors"][0]["pointer"] == "/target");
   CHECK(customer.post("/v1/sim/faults", {{"type", "site-down"}, {"target", "edge-sz-1"}}).status == 403);
 
-  Json order = confirm(customer, 64);
+  Json order = test::confirm_video_order(customer, 64);
   std::string site = order["solutions"][0]["placements"][0]["site"];
   auto fault = op.post("/v1/sim/faults", {{"type", "site-down"}, {"target", site}, {"description", "power cut"}});
   REQUIRE(fault.status == 201);
@@ -248,6 +227,6 @@ TEST_CASE("operators rehearse with faults in the sim twin: a site going down rol
   // Cleared: the site is up in the twin again, and a new order runs there.
   REQUIRE(op.del("/v1/sim/faults/" + fault.json()["id"].get<std::string>()).status == 204);
   CHECK(get(op, "/v1/sim/faults")["items"].empty());
-  Json again = confirm(customer, 64);
+  Json again = test::confirm_video_order(customer, 64);
   CHECK(test::wait_state(customer, "/v1/orders/" + again["id"].get<std::string>(), "running") == "running");
 }

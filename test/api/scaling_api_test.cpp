@@ -47,12 +47,8 @@ struct Running {
 
 Running start_order(test::Daemon& d) {
   auto customer = d.as("customer");
-  Json order = customer
-                   .post("/v1/orders", {{"offering", "city-video-detection"},
-                                        {"parameters", {{"location", "cams-sz-futian"}, {"streams", 64}}}})
-                   .json();
-  Json confirmed = customer.post("/v1/orders/" + order["id"].get<std::string>() + "/confirm", {{"solution", "s1"}}).json();
-  Running r{order["id"], confirmed["deployment"], nullptr};
+  Json confirmed = test::confirm_video_order(customer);
+  Running r{confirmed["id"], confirmed["deployment"], nullptr};
   REQUIRE(test::wait_state(customer, "/v1/deployments/" + r.deployment, "running") == "running");
   Json tmpl = customer.get("/v1/deployments/" + r.deployment + "/template").json();
   for (const auto& c : tmpl["spec"]["components"])

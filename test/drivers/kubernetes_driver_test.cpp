@@ -11,6 +11,7 @@
 #include "cpn/drivers/kubernetes.hpp"
 #include "support/daemon.hpp"
 #include "support/kube_apiserver.hpp"
+#include "support/templates.hpp"
 
 using namespace cpn;
 using namespace cpn::drivers::kubernetes;
@@ -49,10 +50,7 @@ Json sample_template() {
                   {"placements",
                    {placement("center", "gz-gpu-1", "x86_64", "nvidia-a100", 2, 0.5, 1.5, 2, "linux/amd64", "cuda"),
                     placement("center", "gz-gpu-2", "x86_64", "nvidia-a100", 1, 0.5, 1.5, 2, "linux/amd64", "cuda")}}};
-  return {{"apiVersion", "cpn/v1"},
-          {"kind", "DeploymentTemplate"},
-          {"metadata", {{"name", "dep-1"}}},
-          {"spec", {{"components", {detect, analyze}}}}};
+  return test::deployment_template("dep-1", {detect, analyze});
 }
 
 SiteLookup sites(Json edge_controller, Json center_controller) {

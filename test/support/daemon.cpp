@@ -154,4 +154,14 @@ std::string wait_state(client::HttpClient& c, const std::string& path, const std
   return state;
 }
 
+Json confirm_video_order(client::HttpClient& customer, int streams) {
+  Json order = customer
+                   .post("/v1/orders", {{"offering", "city-video-detection"},
+                                        {"parameters", {{"location", "cams-sz-futian"}, {"streams", streams}}}})
+                   .json();
+  auto r = customer.post("/v1/orders/" + order["id"].get<std::string>() + "/confirm", {{"solution", "s1"}});
+  if (r.status != 200) throw std::runtime_error("confirm answered " + std::to_string(r.status) + ": " + r.body);
+  return r.json();
+}
+
 }  // namespace cpn::test

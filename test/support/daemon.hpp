@@ -66,6 +66,10 @@ struct RunResult {
 };
 RunResult run_cpnd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
 
+// Orders city video detection at cams-sz-futian (the demo catalogue) and
+// confirms its cheapest solution; answers the confirmed order (throws when refused).
+Json confirm_video_order(client::HttpClient& customer, int streams = 64);
+
 // Polls GET path until its `state` is `want` (or 15 s pass); answers the last state seen.
 std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want);
 
