@@ -110,8 +110,10 @@ ctl order city-video-detection -p streams=64 -p location=cams-sz-futian --durati
 ORDER=$(jq -r .id "$DATA/order.json")
 jq -r '"  order \(.id): \(.state), expires \(.expires_at)",
        "  demand: " + ([.demand.components[] | "\(.name)=\(.demand.value)"] | join(", ")) + "  (training scheduled separately: \(.demand.scheduled_separately | join(", ")))",
-       (.solutions[] | "  \(.id) [\(.labels | join(", "))]: \(.estimate.latency_ms) ms end to end, cost \(.estimate.cost_per_hour | . * 100 | round / 100)/h, price \(.quote.per_hour)/h, \(.quote.total) \(.quote.currency) for \(.quote.duration_hours) h",
+       (.solutions[] | "  \(.id) [\(.labels | join(", "))]: \(.estimate.latency_ms) ms end to end, price \(.quote.per_hour)/h (" + ([.quote.breakdown[] | "\(.item) \(.per_hour)"] | join(", ")) + "), \(.quote.total) \(.quote.currency) for \(.quote.duration_hours) h",
         (.placements[] | "      \(.component) on \(.site)/\(.node) \(.target.arch)+\(.target.accelerator // "cpu") x\(.instances)"))' "$DATA/order.json"
+printf '  (what it costs the operator, which the customer does not see: %s per hour)\n' \
+  "$(TOKEN=$OPERATOR api "$CPN_SERVER/v1/orders/$ORDER" | jq -r '[.solutions[].estimate.cost_per_hour | . * 100 | round / 100] | join(", ")')"
 
 step "customer: confirm the cheapest; it becomes a deployment whose template holds its nodes and links"
 ctl confirm "$ORDER" s1 > "$DATA/confirmed.json"

@@ -21,14 +21,16 @@ void add_deployment_routes(http::Router& router, Services& s) {
       },
       {{"state", "string", "Only deployments in this state (pending, cancelled, ...)."}}));
 
-  http::Route create{"POST", "/v1/deployments", roles,
+  // Customers reach resources through offerings only (quote, confirm).
+  http::Route create{"POST", "/v1/deployments", {"operator"},
                      [&deployments](Request& req) {
                        auto r = deployments.submit(req.document, *req.principal);
                        return created(r, req, r ? "/v1/deployments/" + (*r)["id"].get<std::string>() : "");
                      },
                      "createDeployment",
-                     "Submit a DeploymentTemplate directly: checked against the schema and the live inventory, its "
-                     "resources held",
+                     "Submit a DeploymentTemplate directly (operators): checked against the schema, the live "
+                     "inventory and the deployment limits; its variants and commands come from the image registry, "
+                     "its billing is computed at cost; its resources held",
                      "deployments", "deployment-template", 201, "Created (state pending)"};
   create.creates = true;
   router.add(std::move(create));

@@ -14,6 +14,27 @@ std::optional<Response> check(const char* schema, const Request& req, const char
   return std::nullopt;
 }
 
+// Orders and deployments of a tenant not yet finished.
+bool finished(const std::string& state) {
+  return state == "completed" || state == "cancelled" || state == "expired" || state == "failed";
+}
+
+// A customer's tenant at its quota: 403 naming the setting, as a
+// Kubernetes ResourceQuota refuses; operators act for every tenant.
+std::optional<Response> over_quota(Services& s, const Request& req, const char* kind, int limit, const char* setting) {
+  const auto& who = *req.principal;
+  if (who.role != "customer") return std::nullopt;
+  int open = 0;
+  for (const auto* o : s.engine.list(kind))
+    if (o->body.value("tenant", "") == who.tenant && !finished(o->body.value("state", ""))) ++open;
+  if (open < limit) return std::nullopt;
+  return error(Error{ErrorKind::forbidden,
+                     fmt::format("tenant '{}' holds {} unfinished {}s, its quota ({}); complete or cancel some first",
+                                 who.tenant, open, kind, setting),
+                     {{"", fmt::format("over the quota {} = {}", setting, limit)}}},
+               req);
+}
+
 }  // namespace
 
 void add_order_routes(http::Router& router, Services& s) {
@@ -29,8 +50,11 @@ void add_order_routes(http::Router& router, Services& s) {
       {{"state", "string", "Only orders in this state (quoted, confirmed, cancelled, expired)."}}));
 
   http::Route create{"POST", "/v1/orders", roles,
-                     [&orders](Request& req) {
+                     [&orders, &s](Request& req) {
                        if (auto bad = check("order-request", req, "order")) return *bad;
+                       if (auto over = over_quota(s, req, orders::kOrder, s.settings.quotas.max_open_orders,
+                                                  "limits.tenant.max_open_orders"))
+                         return *over;
                        auto r = orders.create(req.document, *req.principal);
                        return created(r, req, r ? "/v1/orders/" + (*r)["id"].get<std::string>() : "");
                      },
@@ -50,6 +74,9 @@ void add_order_routes(http::Router& router, Services& s) {
   router.add({"POST", "/v1/orders/{id}/confirm", roles,
               [&orders, &s](Request& req) {
                 if (auto bad = check("order-confirm", req, "confirmation")) return *bad;
+                if (auto over = over_quota(s, req, templates::kDeployment, s.settings.quotas.max_active_deployments,
+                                           "limits.tenant.max_active_deployments"))
+                  return *over;
                 auto r = orders.confirm(req.param("id"), req.document, *req.principal);
                 if (r) return json(*r);
                 Response out = error(r.error(), req);

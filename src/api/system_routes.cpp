@@ -1,9 +1,12 @@
 // Health, metrics, the OpenAPI document and the event log.
+#include <sys/statvfs.h>
+
 #include <charconv>
 
 #include "common.hpp"
 #include "cpn/store/store.hpp"
 #include "routes.hpp"
+#include "views.hpp"
 
 namespace cpn::api {
 namespace {
@@ -78,6 +81,20 @@ std::string store_metrics(Services& s) {
   return out;
 }
 
+std::uint64_t free_bytes(const std::string& dir) {
+  struct statvfs st {};
+  if (dir.empty() || ::statvfs(dir.c_str(), &st) != 0) return ~0ull;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+// A bearer token of a role that sees every tenant's business.
+bool sees_business(Services& s, const Request& req) {
+  std::string auth = req.header("authorization");
+  if (auth.size() <= 7 || (auth.rfind("Bearer ", 0) != 0 && auth.rfind("bearer ", 0) != 0)) return false;
+  auto who = s.tokens.authenticate(auth.substr(7));
+  return who && (who->role == "admin" || who->role == "operator" || who->role == "agent");
+}
+
 }  // namespace
 
 void add_system_routes(http::Router& router, Services& s) {
@@ -88,17 +105,36 @@ void add_system_routes(http::Router& router, Services& s) {
               [&s](Request& req) {
                 if (!s.ready())
                   return error(Error{ErrorKind::unavailable, "cpnd is starting or shutting down", {}}, req);
-                return json({{"status", "ready"}, {"resourceVersion", std::to_string(s.engine.last_seq())}});
+                // A full disk: writes answer 507 until space returns; ready again by itself then.
+                std::uint64_t free = free_bytes(s.settings.data_dir);
+                if (free < s.settings.min_free_bytes || (s.engine.store().disk_full() && free < 2 * s.settings.min_free_bytes))
+                  return error(Error{ErrorKind::unavailable,
+                                     fmt::format("the data directory's disk has {} bytes free; writes are refused (507) "
+                                                 "until space returns",
+                                                 free),
+                                     {{"/disk", "full"}}},
+                               req);
+                s.engine.store().clear_disk_full();
+                return json({{"status", "ready"},
+                             {"resourceVersion", std::to_string(s.engine.last_seq())},
+                             {"disk_free_bytes", free}});
               },
-              "readyz", "Readiness: false while starting and once a shutdown has begun", "system"});
+              "readyz", "Readiness: false while starting, once a shutdown has begun, and while the disk is full",
+              "system"});
   http::Route metrics{"GET", "/metrics", {},
-                      [&s](Request&) {
+                      [&s](Request& req) {
                         Response r;
                         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-                        r.body = s.metrics.render() + store_metrics(s) + inventory_gauges(s) + order_gauges(s);
+                        r.body = s.metrics.render() + store_metrics(s);
+                        // The business (inventory, orders by state) only to a token that sees every tenant.
+                        if (s.settings.metrics_business_without_token || sees_business(s, req))
+                          r.body += inventory_gauges(s) + order_gauges(s);
                         return r;
                       },
-                      "metrics", "Prometheus metrics", "system"};
+                      "metrics",
+                      "Prometheus metrics: HTTP, store and event-log series to anyone; inventory and orders by state "
+                      "only with an operator, agent or admin token (unless metrics.business_without_token)",
+                      "system"};
   metrics.yaml = false;
   router.add(std::move(metrics));
   http::Route openapi{"GET", "/openapi.json", {},
@@ -140,7 +176,7 @@ void add_event_routes(http::Router& router, Services& s) {
                          Response r;
                          r.stream = http::EventStream{since, req.header("accept").find("text/event-stream") !=
                                                                  std::string::npos,
-                                                      kind};
+                                                      kind, req.principal->token_id};
                          return r;
                        }
                        Json items = Json::array();
@@ -177,6 +213,8 @@ void register_routes(http::Router& router, Services& s) {
   add_deployment_routes(router, s);
   add_sim_routes(router, s);
   add_event_routes(router, s);
+  router.set_view("/v1/orders", order_view);
+  router.set_view("/v1/deployments", deployment_view);
 }
 
 }  // namespace cpn::api

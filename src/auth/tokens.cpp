@@ -55,6 +55,12 @@ std::optional<Principal> Tokens::authenticate(std::string_view secret) const {
   return Principal{t->id, t->body.value("name", ""), t->body.value("role", ""), t->body.value("tenant", "")};
 }
 
+bool Tokens::active(const std::string& token_id) const {
+  const engine::Object* t = engine_.find(kToken, token_id);
+  if (!t || t->body.contains("revoked")) return false;
+  return !(t->body.contains("expires") && t->body["expires"].get<std::string>() < engine_.now());
+}
+
 Result<std::optional<std::string>> Tokens::bootstrap_admin(const std::string& data_dir,
                                                            const std::optional<std::string>& env_secret) {
   std::string path = data_dir + "/admin.token";

@@ -2,7 +2,10 @@
 #include "cpn/core/file.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <limits>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <fstream>
 #include <set>
@@ -16,49 +19,66 @@ namespace {
 
 // YAML scalars are untyped text; plain (unquoted) ones are resolved by the
 // YAML 1.2 core schema rules, quoted ones stay strings.
-Json scalar_to_json(const YAML::Node& node) {
-  const std::string& s = node.Scalar();
-  if (node.Tag() == "!") return s;  // quoted
+Json plain_scalar(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
   // integers, then floats; anything left over is a string
-  {
-    std::size_t pos = 0;
-    bool digits = s.find_first_not_of("+-0123456789") == std::string::npos;
-    if (digits) {
-      try {
-        long long v = std::stoll(s, &pos);
-        if (pos == s.size()) return v;
-      } catch (...) {
-      }
-    }
+  if (s.find_first_not_of("+-0123456789") == std::string::npos) {
+    long long v = 0;
+    const char* first = s.data() + (s[0] == '+' ? 1 : 0);
+    auto [p, ec] = std::from_chars(first, s.data() + s.size(), v);
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
   }
-  if (s.find_first_not_of("+-0123456789.eE") == std::string::npos &&
-      s.find_first_of("0123456789") != std::string::npos) {
-    try {
-      std::size_t pos = 0;
-      double v = std::stod(s, &pos);
-      if (pos == s.size() && std::isfinite(v)) return v;
-    } catch (...) {
-    }
+  if (s.find_first_not_of("+-0123456789.eE") == std::string::npos && s.find_first_of("0123456789") != std::string::npos) {
+    double v = 0;
+    const char* first = s.data() + (s[0] == '+' ? 1 : 0);
+    auto [p, ec] = std::from_chars(first, s.data() + s.size(), v);
+    // Out of range ("1e400") reads as infinity, refused by the number check below.
+    if (ec == std::errc::result_out_of_range && p == s.data() + s.size()) return std::numeric_limits<double>::infinity();
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
   }
-  if (s == ".inf" || s == ".nan") return s;
   return s;
 }
 
-Result<Json> yaml_to_json(const YAML::Node& node, const std::string& pointer) {
+Json scalar_to_json(const YAML::Node& node) {
+  if (node.Tag() == "!") return node.Scalar();  // quoted
+  return plain_scalar(node.Scalar());
+}
+
+constexpr int kMaxDepth = 64;             // documents are configuration, not data dumps
+constexpr std::size_t kMaxString = 8192;  // std::regex (valijson's patterns) recurses per character
+constexpr double kMaxMagnitude = 1e15;    // any quantity cpnd keeps; exact as an integer in a double
+
+// What expanding a YAML document may produce: aliases repeat a node without
+// repeating its text, so nodes and bytes are counted as they are produced,
+// before a bomb of nested aliases can take the memory.
+struct Budget {
+  std::size_t nodes;
+  std::size_t bytes;
+};
+
+struct ExpansionTooLarge {};
+
+Result<Json> yaml_to_json(const YAML::Node& node, const std::string& pointer, Budget& budget, int depth) {
+  if (depth > kMaxDepth)
+    return fail(Error::bad_request(fmt::format("document nested deeper than {} levels", kMaxDepth),
+                                   {{pointer, "nested too deeply"}}));
+  if (budget.nodes == 0) throw ExpansionTooLarge{};
+  --budget.nodes;
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return Json(nullptr);
     case YAML::NodeType::Scalar:
+      if (node.Scalar().size() > budget.bytes) throw ExpansionTooLarge{};
+      budget.bytes -= node.Scalar().size();
       return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
       Json arr = Json::array();
       std::size_t i = 0;
       for (const auto& item : node) {
-        auto v = yaml_to_json(item, pointer + "/" + std::to_string(i++));
+        auto v = yaml_to_json(item, pointer + "/" + std::to_string(i++), budget, depth + 1);
         if (!v) return v;
         arr.push_back(std::move(*v));
       }
@@ -73,7 +93,7 @@ Result<Json> yaml_to_json(const YAML::Node& node, const std::string& pointer) {
         std::string child = pointer + "/" + pointer_token(key);
         if (obj.contains(key))
           return fail(Error::bad_request(fmt::format("duplicate key '{}'", key), {{child, "duplicate key"}}));
-        auto v = yaml_to_json(kv.second, child);
+        auto v = yaml_to_json(kv.second, child, budget, depth + 1);
         if (!v) return v;
         obj[key] = std::move(*v);
       }
@@ -101,7 +121,7 @@ void emit(YAML::Emitter& out, const Json& v) {
     case Json::value_t::string: {
       // Quote strings that would otherwise read back as another type.
       const auto& s = v.get_ref<const std::string&>();
-      Json back = scalar_to_json(YAML::Load(s.empty() ? "''" : s));
+      Json back = plain_scalar(s);
       if (s.empty() || !back.is_string() || back.get<std::string>() != s ||
           s.find_first_of(":#{}[],&*!|>'\"%@`\n") != std::string::npos || s.front() == ' ' ||
           s.back() == ' ' || s.front() == '-')
@@ -131,76 +151,174 @@ void emit(YAML::Emitter& out, const Json& v) {
 
 namespace {
 
-constexpr int kMaxDepth = 64;             // documents are configuration, not data dumps
-constexpr std::size_t kMaxString = 8192;  // std::regex (valijson's patterns) recurses per character
-
+// Well-formed UTF-8 as Unicode's table 3-7 defines it: no overlong forms,
+// no surrogates, nothing above U+10FFFF.
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
   while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
-    if (n < 0 || i + static_cast<std::size_t>(n) >= s.size() + (n == 0 ? 1 : 0)) return false;
-    for (int k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) >> 6) != 0x2) return false;
-    i += static_cast<std::size_t>(n) + 1;
+    unsigned char c = byte(i);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = in(c, 0xC2, 0xDF) ? 2 : in(c, 0xE0, 0xEF) ? 3 : in(c, 0xF0, 0xF4) ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;  // U+D800..U+DFFF are surrogates
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (!in(byte(i + 1), lo, hi)) return false;
+    for (std::size_t k = 2; k < n; ++k)
+      if (!in(byte(i + k), 0x80, 0xBF)) return false;
+    i += n;
   }
   return true;
 }
 
-// Depth and string length, checked once on the parsed document.
-std::optional<FieldError> too_big(const Json& j, const std::string& pointer, int depth) {
-  if (depth > kMaxDepth) return FieldError{pointer, fmt::format("nested deeper than {} levels", kMaxDepth)};
+// Sizes and numbers, checked once on the parsed document: strings and keys
+// bounded; numbers finite and within what any quantity of cpnd can be.
+std::optional<Error> out_of_bounds(const Json& j, const std::string& pointer, int depth) {
+  if (depth > kMaxDepth)
+    return Error::bad_request(fmt::format("document too large: nested deeper than {} levels", kMaxDepth),
+                              {{pointer, "nested too deeply"}});
   if (j.is_string() && j.get_ref<const std::string&>().size() > kMaxString)
-    return FieldError{pointer, fmt::format("string longer than {} bytes", kMaxString)};
+    return Error::bad_request(fmt::format("document too large: string longer than {} bytes", kMaxString),
+                              {{pointer, fmt::format("string longer than {} bytes", kMaxString)}});
+  if (j.is_number()) {
+    double v = j.get<double>();
+    if (!std::isfinite(v) || std::fabs(v) > kMaxMagnitude)
+      return Error::invalid_field(pointer, fmt::format("number out of range (finite, at most {:g} in magnitude)", kMaxMagnitude));
+  }
   if (j.is_object())
     for (const auto& [k, v] : j.items()) {
-      if (k.size() > kMaxString) return FieldError{pointer, "key too long"};
-      if (auto e = too_big(v, pointer + "/" + pointer_token(k), depth + 1)) return e;
+      if (k.size() > kMaxString) return Error::bad_request("document too large: key too long", {{pointer, "key too long"}});
+      if (auto e = out_of_bounds(v, pointer + "/" + pointer_token(k), depth + 1)) return e;
     }
   if (j.is_array())
     for (std::size_t i = 0; i < j.size(); ++i)
-      if (auto e = too_big(j[i], pointer + "/" + std::to_string(i), depth + 1)) return e;
+      if (auto e = out_of_bounds(j[i], pointer + "/" + std::to_string(i), depth + 1)) return e;
   return std::nullopt;
 }
 
-struct TooDeep {};
+// JSON through nlohmann's SAX interface, into its DOM builder, with what the
+// DOM parser does not check: duplicate keys (refused, as in YAML) and depth,
+// both before anything is built from them, each with its pointer.
+class CheckedJson {
+ public:
+  explicit CheckedJson(Json& root) : dom_(root, false) {}
+  std::optional<Error> error;
+  std::size_t error_at = 0;  // byte offset of a syntax error
 
-}  // namespace
+  bool null() { return value() && dom_.null(); }
+  bool boolean(bool v) { return value() && dom_.boolean(v); }
+  bool number_integer(Json::number_integer_t v) { return value() && dom_.number_integer(v); }
+  bool number_unsigned(Json::number_unsigned_t v) { return value() && dom_.number_unsigned(v); }
+  bool number_float(Json::number_float_t v, const Json::string_t& s) { return value() && dom_.number_float(v, s); }
+  bool string(Json::string_t& v) { return value() && dom_.string(v); }
+  bool binary(Json::binary_t& v) { return value() && dom_.binary(v); }
+  bool start_object(std::size_t n) { return open(true) && dom_.start_object(n); }
+  bool start_array(std::size_t n) { return open(false) && dom_.start_array(n); }
+  bool end_object() { return close() && dom_.end_object(); }
+  bool end_array() { return close() && dom_.end_array(); }
+  bool key(Json::string_t& k) {
+    Frame& f = frames_.back();
+    f.key = k;
+    if (!f.keys.insert(k).second) {
+      error = Error::bad_request(fmt::format("duplicate key '{}'", k), {{pointer(), "duplicate key"}});
+      return false;
+    }
+    return dom_.key(k);
+  }
+  bool parse_error(std::size_t position, const std::string& last_token, const nlohmann::detail::exception&) {
+    error_at = position;
+    // A number too large for a double ("1e400") is a value out of range, not a syntax error.
+    if (!last_token.empty() && last_token.find_first_not_of("+-0123456789.eE") == std::string::npos &&
+        std::isinf(std::strtod(last_token.c_str(), nullptr)))
+      error = Error::invalid_field(pointer(true), fmt::format("number out of range (finite, at most {:g} in magnitude)",
+                                                              kMaxMagnitude));
+    return false;
+  }
 
-namespace {
+ private:
+  struct Frame {
+    bool object = false;
+    std::set<std::string> keys;
+    std::string key;
+    std::size_t index = 0;
+  };
+  // A value (scalar or container) begins: it is the next item of an array.
+  bool value() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+    return true;
+  }
+  bool open(bool object) {
+    value();
+    if (frames_.size() >= static_cast<std::size_t>(kMaxDepth)) {
+      error = Error::bad_request(fmt::format("document nested deeper than {} levels", kMaxDepth),
+                                 {{pointer(), "nested too deeply"}});
+      return false;
+    }
+    frames_.push_back(Frame{object, {}, {}, 0});
+    return true;
+  }
+  bool close() {
+    frames_.pop_back();
+    return true;
+  }
+  // Of the value being read; next: of the one about to begin (an array's next item).
+  std::string pointer(bool next = false) const {
+    std::string out;
+    for (std::size_t i = 0; i < frames_.size(); ++i) {
+      const Frame& f = frames_[i];
+      bool last = i + 1 == frames_.size();
+      out += "/" + (f.object ? pointer_token(f.key) : std::to_string(f.index - (next && last ? 0 : 1)));
+    }
+    return out;
+  }
+  nlohmann::detail::json_sax_dom_parser<Json> dom_;
+  std::vector<Frame> frames_;
+};
+
+Error syntax_error(std::string_view text, std::size_t byte) {
+  // nlohmann reports a byte offset; turn it into line and column.
+  std::size_t line = 1, col = 1;
+  for (std::size_t i = 0; i < byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  col = col > 1 ? col - 1 : 1;
+  return Error::bad_request(fmt::format("malformed JSON at line {}, column {}", line, col),
+                            {{"", fmt::format("syntax error at line {}, column {}", line, col)}});
+}
 
 // The syntax alone; parse_document adds the size checks.
 Result<Json> parse_unchecked(std::string_view text, Format format) {
   if (format == Format::json) {
-    try {
-      // The depth is bounded while parsing, before anything recurses on it.
-      return Json::parse(text, [](int depth, Json::parse_event_t, Json&) {
-        if (depth > kMaxDepth) throw TooDeep{};
-        return true;
-      });
-    } catch (const TooDeep&) {
-      return fail(Error::bad_request(fmt::format("document nested deeper than {} levels", kMaxDepth),
-                                     {{"", "nested too deeply"}}));
-    } catch (const Json::parse_error& e) {
-      // nlohmann reports a byte offset; turn it into line and column.
-      std::size_t line = 1, col = 1;
-      for (std::size_t i = 0; i < e.byte && i < text.size(); ++i) {
-        if (text[i] == '\n') {
-          ++line;
-          col = 1;
-        } else {
-          ++col;
-        }
-      }
-      return fail(Error::bad_request(
-          fmt::format("malformed JSON at line {}, column {}", line, col > 1 ? col - 1 : 1),
-          {{"", fmt::format("syntax error at line {}, column {}", line, col > 1 ? col - 1 : 1)}}));
-    }
+    Json root;
+    CheckedJson sax(root);
+    bool ok = Json::sax_parse(text, &sax, Json::input_format_t::json, true);
+    if (sax.error) return fail(*sax.error);
+    if (!ok) return fail(syntax_error(text, sax.error_at));
+    return root;
   }
   if (!valid_utf8(text)) return fail(Error::bad_request("the document is not valid UTF-8", {{"", "not UTF-8"}}));
   try {
     YAML::Node root = YAML::Load(std::string(text));
-    return yaml_to_json(root, "");
+    // Without aliases a document has fewer nodes than bytes; aliases may add
+    // as much again, no more.
+    Budget budget{2 * text.size() + 1024, 2 * text.size() + 1024};
+    return yaml_to_json(root, "", budget, 0);
+  } catch (const ExpansionTooLarge&) {
+    return fail(Error{ErrorKind::payload_too_large,
+                      "the document's aliases expand to more than twice its size; write it out instead",
+                      {{"", "alias expansion over the limit"}}});
   } catch (const YAML::Exception& e) {
     return fail(Error::bad_request(
         fmt::format("malformed YAML at line {}, column {}: {}", e.mark.line + 1, e.mark.column + 1, e.msg),
@@ -213,7 +331,7 @@ Result<Json> parse_unchecked(std::string_view text, Format format) {
 Result<Json> parse_document(std::string_view text, Format format) {
   auto parsed = parse_unchecked(text, format);
   if (!parsed) return parsed;
-  if (auto e = too_big(*parsed, "", 0)) return fail(Error::bad_request("document too large: " + e->message, {*e}));
+  if (auto e = out_of_bounds(*parsed, "", 0)) return fail(*e);
   return parsed;
 }
 

@@ -22,9 +22,23 @@ Level parse_level(std::string_view name, Level fallback) {
 
 bool enabled(Level level) { return static_cast<int>(level) <= g_max.load(); }
 
+// The one way out to the journal: every control character is escaped, so
+// nothing a client sent (a path, a name, a message quoted back) can end the
+// line early and forge one of another priority.
+std::string escape(std::string_view line) {
+  std::string out;
+  out.reserve(line.size());
+  for (unsigned char c : line) {
+    if (c == '\\') out += "\\\\";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
 void write(Level level, std::string_view line) {
   if (!enabled(level)) return;
-  std::string out = fmt::format("<{}>{}\n", static_cast<int>(level), line);
+  std::string out = fmt::format("<{}>{}\n", static_cast<int>(level), escape(line));
   std::fwrite(out.data(), 1, out.size(), stderr);
 }
 

@@ -9,6 +9,15 @@ namespace cpn {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+// Above any node or link there is (a billion cores or GiB), and far from
+// where sums and prices of such figures stop being exact.
+constexpr double kMaxQuantity = 1e9;
+constexpr double kMaxDurationSeconds = 10.0 * 366 * 86400;  // ten years
+
+std::optional<double> bounded(double v, double max) {
+  if (!std::isfinite(v) || v < 0 || v > max) return std::nullopt;
+  return v;
+}
 
 // Multiplier from a suffix to the base unit (bytes for memory, cores for cpu).
 std::optional<double> suffix_factor(std::string_view suffix) {
@@ -42,17 +51,15 @@ std::optional<double> parse_quantity(std::string_view text, QuantityUnit unit) {
   std::string_view suffix = text.substr(end);
   auto factor = suffix_factor(suffix);
   if (!factor) return std::nullopt;
-  if (unit == QuantityUnit::cores) return value * *factor;
+  if (unit == QuantityUnit::cores) return bounded(value * *factor, kMaxQuantity);
   // Memory: a plain number is already GiB; a suffixed one is bytes.
-  if (suffix.empty()) return value;
-  return value * *factor / kGiB;
+  if (suffix.empty()) return bounded(value, kMaxQuantity);
+  return bounded(value * *factor / kGiB, kMaxQuantity);
 }
 
 std::optional<double> parse_quantity(const Json& value, QuantityUnit unit) {
   if (value.is_number()) {
-    double v = value.get<double>();
-    if (!std::isfinite(v) || v < 0) return std::nullopt;
-    return v;
+    return bounded(value.get<double>(), kMaxQuantity);
   }
   if (value.is_string()) return parse_quantity(std::string_view(value.get_ref<const std::string&>()), unit);
   return std::nullopt;
@@ -79,6 +86,7 @@ std::optional<double> parse_duration_seconds(std::string_view text) {
     }
     ++i;
     total += value * unit;
+    if (!std::isfinite(total) || total > kMaxDurationSeconds) return std::nullopt;
   }
   return total;
 }

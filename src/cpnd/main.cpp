@@ -31,9 +31,8 @@ namespace {
 constexpr const char* kVersion = "0.1.0";
 
 int fatal(const Error& e) {
-  std::string detail;
-  for (const auto& f : e.errors) detail += fmt::format("\n  {}: {}", f.pointer.empty() ? "/" : f.pointer, f.message);
-  log::error("{}{}", e.message, detail);
+  log::error("{}", e.message);
+  for (const auto& f : e.errors) log::error("  {}: {}", f.pointer.empty() ? "/" : f.pointer, f.message);
   return 1;
 }
 
@@ -130,7 +129,7 @@ int main(int argc, char** argv) {
   net::io_context io(1);
   bool ready = false;
   orders::Orders orders(engine, catalog, library, images, {cfg->quote_ttl, cfg->order_duration_hours});
-  templates::Deployments deployments(engine);
+  templates::Deployments deployments(engine, images, cfg->deployment_limits);
   // Drivers: the sim twin and local processes for compute, the twin's
   // accounting for the network. CPND_RECONCILE_MS=0 pauses the reconciler.
   auto env_ms = [](const char* name, long fallback) {
@@ -154,8 +153,12 @@ int main(int argc, char** argv) {
     for (const auto& f : std::filesystem::directory_iterator(old, ec)) std::filesystem::rename(f.path(), now / f.path().filename(), ec);
     std::filesystem::remove(old, ec);
   }
-  if (auto s = compute.add(drivers::make_process_compute(cfg->data + "/run", cfg->data + "/logs", std::chrono::seconds(5))); !s)
-    return fatal(s.error());
+  drivers::ProcessSettings process{cfg->data + "/run", cfg->data + "/logs", cfg->data + "/work", std::chrono::seconds(5),
+                                   cfg->process.user, cfg->process.allow_root, cfg->process.env,
+                                   cfg->process.open_files, cfg->process.memory_factor};
+  auto process_driver = drivers::make_process_compute(process);
+  if (!process_driver) return fatal(process_driver.error());
+  if (auto s = compute.add(std::move(*process_driver)); !s) return fatal(s.error());
   // Kubernetes sites: the driver renders from the deployment's template and the site's controller settings.
   auto template_of = [&engine](const std::string& id) -> std::optional<Json> {
     const engine::Object* d = engine.find(templates::kDeployment, id);
@@ -177,13 +180,17 @@ int main(int argc, char** argv) {
   orchestrator::Settings orchestration;
   orchestration.max_attempts = static_cast<int>(env_ms("CPND_MAX_ATTEMPTS", 5));
   orchestration.backoff = std::chrono::milliseconds(env_ms("CPND_RETRY_BACKOFF_MS", 1000));
+  orchestration.first_port = cfg->process.port_min;
+  orchestration.port_count = cfg->process.port_max - cfg->process.port_min + 1;
   orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);
   const long reconcile_ms = env_ms("CPND_RECONCILE_MS", 500);
   api::Services services{engine,  inventory, images,  files,                  tokens,  library,
-                         catalog, orders,    deployments, orchestrator, metrics, [&] { return ready; }, kVersion};
+                         catalog, orders,    deployments, orchestrator, metrics, [&] { return ready; }, kVersion,
+                         {cfg->metrics_business_without_token, cfg->quotas, cfg->data}};
   http::Router router;
   api::register_routes(router, services);
-  http::Dispatcher dispatcher(router, tokens, engine, metrics);
+  http::Dispatcher dispatcher(router, tokens, engine, metrics, cfg->rates);
+  dispatcher.set_max_idempotency_keys(cfg->quotas.max_idempotency_keys);
   http::Server server(io, dispatcher, engine, cfg->limits, [&files] { return files.temp_path(); });
   auto port = server.listen(cfg->host(), cfg->port());
   if (!port) return fatal(port.error());
@@ -288,6 +295,10 @@ int main(int argc, char** argv) {
         if (fresh->listen != cfg->listen || fresh->data != cfg->data)
           log::warning("SIGHUP: listen and data take effect only after a restart");
         server.set_limits(fresh->limits);
+        dispatcher.set_rate_limits(fresh->rates);
+        dispatcher.set_max_idempotency_keys(fresh->quotas.max_idempotency_keys);
+        services.settings.metrics_business_without_token = fresh->metrics_business_without_token;
+        services.settings.quotas = fresh->quotas;
         log::set_level(log::parse_level(fresh->log_level, log::Level::info));
         fresh->listen = cfg->listen;
         fresh->data = cfg->data;

@@ -38,7 +38,44 @@ void apply_file(Config& c, const Json& j) {
     if (h->contains("request_timeout_s"))
       c.limits.request_timeout =
           std::chrono::milliseconds(std::llround((*h)["request_timeout_s"].get<double>() * 1000));
+    if (h->contains("header_timeout_s"))
+      c.limits.header_timeout = std::chrono::milliseconds(std::llround((*h)["header_timeout_s"].get<double>() * 1000));
+    if (h->contains("max_connections_per_client")) c.limits.max_connections_per_client = (*h)["max_connections_per_client"];
+    if (h->contains("max_buffered_body_bytes")) c.limits.max_buffered_body_bytes = (*h)["max_buffered_body_bytes"];
   }
+  if (auto d = j.find("deployments"); d != j.end()) {
+    c.deployment_limits.max_instances = d->value("max_instances", c.deployment_limits.max_instances);
+    c.deployment_limits.max_instances_per_placement =
+        d->value("max_instances_per_placement", c.deployment_limits.max_instances_per_placement);
+  }
+  if (auto p = j.find("process"); p != j.end()) {
+    c.process.user = p->value("user", c.process.user);
+    c.process.allow_root = p->value("allow_root", c.process.allow_root);
+    c.process.env = p->value("env", c.process.env);
+    c.process.open_files = p->value("open_files", c.process.open_files);
+    c.process.memory_factor = p->value("memory_factor", c.process.memory_factor);
+    if (p->contains("ports")) {
+      std::string range = (*p)["ports"];
+      c.process.port_min = std::stoi(range.substr(0, range.find('-')));
+      c.process.port_max = std::stoi(range.substr(range.find('-') + 1));
+    }
+  }
+  if (auto l = j.find("limits"); l != j.end()) {
+    if (auto rates = l->find("rate"); rates != l->end())
+      for (auto it = rates->begin(); it != rates->end(); ++it)
+        c.rates.by_role[it.key()] = {(*it)["requests_per_second"].get<double>(), (*it)["burst"].get<double>()};
+    const Json t = l->value("tenant", Json::object());
+    c.quotas.max_open_orders = t.value("max_open_orders", c.quotas.max_open_orders);
+    c.quotas.max_active_deployments = t.value("max_active_deployments", c.quotas.max_active_deployments);
+    c.quotas.max_idempotency_keys = t.value("max_idempotency_keys", c.quotas.max_idempotency_keys);
+  }
+  if (auto m = j.find("metrics"); m != j.end())
+    c.metrics_business_without_token = m->value("business_without_token", c.metrics_business_without_token);
+  if (auto t = j.find("tls"); t != j.end()) {
+    c.tls_cert = (*t)["cert_file"];
+    c.tls_key = (*t)["key_file"];
+  }
+  if (auto a = j.find("audit"); a != j.end()) c.audit_retain_days = a->value("retain_days", c.audit_retain_days);
   if (auto f = j.find("files"); f != j.end() && f->contains("max_bytes")) c.limits.max_file_bytes = (*f)["max_bytes"];
   if (auto e = j.find("events"); e != j.end() && e->contains("retain")) c.events_retained = (*e)["retain"];
   if (auto n = j.find("network"); n != j.end()) {
@@ -83,12 +120,32 @@ Json Config::to_json() const {
             {"max_header_bytes", limits.max_header_bytes},
             {"max_connections", limits.max_connections},
             {"idle_timeout_s", limits.idle_timeout.count() / 1000.0},
+            {"header_timeout_s", limits.header_timeout.count() / 1000.0},
+            {"max_connections_per_client", limits.max_connections_per_client},
+            {"max_buffered_body_bytes", limits.max_buffered_body_bytes},
             {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
           {"files", {{"max_bytes", limits.max_file_bytes}}},
           {"events", {{"retain", events_retained}}},
           {"orders", {{"quote_ttl", fmt::format("{}s", quote_ttl.count())},
                       {"default_duration", fmt::format("{}h", order_duration_hours)}}},
-          {"network", {{"driver", network_driver}, {"namespace_prefix", network_prefix}}}};
+          {"network", {{"driver", network_driver}, {"namespace_prefix", network_prefix}}},
+          {"deployments", {{"max_instances", deployment_limits.max_instances},
+                           {"max_instances_per_placement", deployment_limits.max_instances_per_placement}}},
+          {"process", {{"user", process.user}, {"allow_root", process.allow_root}, {"env", process.env},
+                       {"open_files", process.open_files}, {"memory_factor", process.memory_factor},
+                       {"ports", fmt::format("{}-{}", process.port_min, process.port_max)}}},
+          {"limits", {{"rate", rates_json()}, {"tenant", {{"max_open_orders", quotas.max_open_orders},
+                                                         {"max_active_deployments", quotas.max_active_deployments},
+                                                         {"max_idempotency_keys", quotas.max_idempotency_keys}}}}},
+          {"metrics", {{"business_without_token", metrics_business_without_token}}},
+          {"tls", tls_cert.empty() ? Json(nullptr) : Json{{"cert_file", tls_cert}, {"key_file", tls_key}}},
+          {"audit", {{"retain_days", audit_retain_days}}}};
+}
+
+Json Config::rates_json() const {
+  Json out = Json::object();
+  for (const auto& [role, r] : rates.by_role) out[role] = {{"requests_per_second", r.per_second}, {"burst", r.burst}};
+  return out;
 }
 
 std::map<std::string, std::string> environment() {
@@ -131,6 +188,15 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
   if (auto s = env_number(env, "CPND_MAX_CONNECTIONS", conns, std::size_t{1}); !s) return fail(s.error());
   if (auto s = env_number(env, "CPND_FILES_MAX_BYTES", files, std::uint64_t{1}); !s) return fail(s.error());
   if (auto s = env_number(env, "CPND_IDLE_TIMEOUT_S", idle_s, std::int64_t{1}); !s) return fail(s.error());
+  std::size_t per_client = c.limits.max_connections_per_client;
+  std::uint64_t buffered = c.limits.max_buffered_body_bytes;
+  std::int64_t header_ms = c.limits.header_timeout.count();
+  if (auto s = env_number(env, "CPND_MAX_CONNECTIONS_PER_CLIENT", per_client, std::size_t{1}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_MAX_BUFFERED_BODY_BYTES", buffered, std::uint64_t{1024}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_HEADER_TIMEOUT_MS", header_ms, std::int64_t{1}); !s) return fail(s.error());
+  c.limits.max_connections_per_client = per_client;
+  c.limits.max_buffered_body_bytes = buffered;
+  c.limits.header_timeout = std::chrono::milliseconds(header_ms);
   c.limits.max_body_bytes = body;
   c.limits.max_header_bytes = header;
   c.limits.max_connections = conns;
@@ -142,6 +208,15 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
       return fail(Error::invalid_field("/env/CPND_QUOTE_TTL", fmt::format("'{}' is not a duration such as 15m", it->second)));
     c.quote_ttl = std::chrono::seconds(std::llround(*secs));
   }
+
+  str("CPND_PROCESS_USER", c.process.user);
+  if (auto it = env.find("CPND_PROCESS_ALLOW_ROOT"); it != env.end())
+    c.process.allow_root = it->second == "1" || it->second == "true";
+  for (const auto& name : c.process.env)
+    if (name.rfind("CPN", 0) == 0)
+      return fail(Error::invalid_field("/process/env", fmt::format("'{}': cpnd's own variables never reach workloads", name)));
+  if (c.process.port_max - c.process.port_min < 255)
+    return fail(Error::invalid_field("/process/ports", "the range holds fewer than 256 ports"));
 
   str("CPND_NETWORK_DRIVER", c.network_driver);
   if (c.network_driver != "sim" && c.network_driver != "linux")
@@ -158,6 +233,9 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
       c.log_level != "error")
     return fail(Error::invalid_field("/log_level", fmt::format("'{}' is not debug, info, notice, warning or error",
                                                                c.log_level)));
+  if (c.process.port_min < 1024 || c.process.port_max > 65535 || c.process.port_min > c.process.port_max)
+    return fail(Error::invalid_field("/process/ports", fmt::format("{}-{} is not a range of unprivileged ports, low to high",
+                                                                   c.process.port_min, c.process.port_max)));
   if (c.data.empty() && !c.dev)
     return fail(Error::invalid_field("/data", "a data directory is required (--data, CPND_DATA or data:) unless --dev"));
   return c;

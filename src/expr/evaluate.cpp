@@ -160,8 +160,13 @@ Result<Value> eval_node(const Node& n, const std::map<std::string, Value>& value
       if (op == "<=") return Value(*l <= *r);
       if (op == ">") return Value(*l > *r);
       if (op == ">=") return Value(*l >= *r);
-      if (op == "+" && std::holds_alternative<std::string>(*l))
-        return Value(std::get<std::string>(*l) + std::get<std::string>(*r));
+      if (op == "+" && std::holds_alternative<std::string>(*l)) {
+        // Bounded before it is built: doubling a string in a chain of derived values grows it 2^n.
+        const auto &a = std::get<std::string>(*l), &b = std::get<std::string>(*r);
+        if (a.size() + b.size() > kMaxStringValue)
+          return fail(type_error(n, fmt::format("the joined string would be longer than {} characters", kMaxStringValue)));
+        return Value(a + b);
+      }
       if (!std::holds_alternative<double>(*l)) return fail(type_error(n, fmt::format("'{}' needs numbers", op)));
       double a = std::get<double>(*l), b = std::get<double>(*r);
       if ((op == "/" || op == "%") && b == 0) return fail(type_error(n, "division by zero"));
@@ -219,6 +224,11 @@ Result<Value> Expression::evaluate(const std::map<std::string, Value>& values) c
 tl::expected<DerivedSet, std::vector<DerivedSet::Problem>> DerivedSet::compile(
     const std::map<std::string, Type>& parameters, const std::vector<std::pair<std::string, std::string>>& derived) {
   std::vector<Problem> problems;
+  // The walk below recurses once per dependency: the count bounds its depth.
+  if (derived.size() > kMaxDerived) {
+    problems.push_back({derived[kMaxDerived].first, fmt::format("more than {} derived values", kMaxDerived)});
+    return tl::unexpected(std::move(problems));
+  }
   std::map<std::string, Expression> parsed;
   for (const auto& [name, text] : derived) {
     if (parameters.count(name)) {
@@ -272,7 +282,9 @@ tl::expected<DerivedSet, std::vector<DerivedSet::Problem>> DerivedSet::compile(
 Result<std::map<std::string, Value>> DerivedSet::evaluate(std::map<std::string, Value> values) const {
   for (const auto& [name, e] : ordered_) {
     auto v = e.evaluate(values);
-    if (!v) return fail(Error{ErrorKind::unprocessable, fmt::format("derived '{}': {}", name, v.error().message), {}});
+    if (!v)
+      return fail(Error{ErrorKind::unprocessable, fmt::format("derived '{}': {}", name, v.error().message),
+                        {{"/derived/" + pointer_token(name), v.error().message}}});
     values[name] = std::move(*v);
   }
   return values;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "cpn/core/crypto.hpp"
 #include "cpn/core/log.hpp"
@@ -88,9 +89,16 @@ Response Dispatcher::handle(Request& req) {
   try {
     res = dispatch(req, route);
   } catch (const std::exception& e) {
-    log::error("request {} {} {}: {}", req.request_id, req.method, req.path, e.what());
+    log::error("request {} {} {}: {}", req.request_id, method_label(req.method), loggable(req.path), e.what());
     res = problem(Error::internal("internal error; the log has the details under this request id"), req.path,
                   req.request_id);
+  }
+  if (res.json && route && route->view && req.principal && res.status < 300) {
+    Json& j = *res.json;
+    if (j.is_object() && j.contains("items") && j["items"].is_array())
+      for (auto& item : j["items"]) route->view(item, *req.principal);
+    else
+      route->view(j, *req.principal);
   }
   if (res.json) {
     bool yaml = route && route->yaml && wants_yaml(req.header("accept"));
@@ -155,6 +163,18 @@ Response Dispatcher::dispatch_head(Request& req, const Route*& matched) {
     if (!allowed(route, who->role))
       return problem(Error{ErrorKind::forbidden, "role '" + who->role + "' may not " + req.method + " " + route.path, {}},
                      req.path, req.request_id);
+    if (!req.rate_counted) {
+      req.rate_counted = true;
+      if (auto wait = limiter_.take(who->token_id, who->role, auth::RateLimiter::Clock::now())) {
+        auto r = problem(Error{ErrorKind::too_many_requests,
+                               fmt::format("this token is over its rate ({} requests); try again in {:.1f}s",
+                                           who->role, *wait),
+                               {{"/header/Authorization", "rate limit of this token"}}},
+                         req.path, req.request_id);
+        r.header("Retry-After", std::to_string(static_cast<long>(std::ceil(*wait))));
+        return r;
+      }
+    }
   }
   Response go_on;
   go_on.status = 0;
@@ -214,6 +234,19 @@ Response Dispatcher::idempotent(Request& req, const Route& route) {
     if (!rec->location.empty()) r.header("Location", rec->location);
     r.header("Idempotent-Replayed", "true");
     return r;
+  }
+  // A tenant's stored answers are bounded (each holds a whole answer for a day).
+  if (req.principal && req.principal->role != "admin") {
+    std::int64_t held = 0;
+    for (const auto* t : engine_.list(auth::kToken))
+      if (t->body.value("tenant", "") == req.principal->tenant) held += engine_.store().count_idempotency(t->id);
+    if (held >= max_idempotency_keys_)
+      return problem(Error{ErrorKind::forbidden,
+                           fmt::format("tenant '{}' holds {} Idempotency-Key answers, its quota "
+                                       "(limits.tenant.max_idempotency_keys); they expire after 24 hours",
+                                       req.principal->tenant, held),
+                           {{"/header/Idempotency-Key", "over the tenant's quota"}}},
+                     req.path, req.request_id);
   }
   // Handlers answer synchronously today, so this is for the asynchronous
   // ones to come (provisioning): a key still being handled is a 409.

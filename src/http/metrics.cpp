@@ -49,9 +49,17 @@ std::string Metrics::render() const {
   out += fmt::format("cpnd_http_connections_total {}\n", connections_total_);
   out += "# HELP cpnd_http_connections_open Connections open now.\n# TYPE cpnd_http_connections_open gauge\n";
   out += fmt::format("cpnd_http_connections_open {}\n", connections_open_);
-  out += "# HELP cpnd_http_connections_rejected_total Connections refused over the connection limit.\n"
+  out += "# HELP cpnd_http_connections_rejected_total Connections refused over a connection limit, by limit.\n"
          "# TYPE cpnd_http_connections_rejected_total counter\n";
-  out += fmt::format("cpnd_http_connections_rejected_total {}\n", connections_rejected_);
+  for (const char* reason : {"total", "per_client"})
+    out += fmt::format("cpnd_http_connections_rejected_total{{limit=\"{}\"}} {}\n", reason,
+                       connections_rejected_.count(reason) ? connections_rejected_.at(reason) : 0);
+  out += "# HELP cpnd_http_accept_failures_total Failed accepts (out of descriptors or memory); accepting backs off.\n"
+         "# TYPE cpnd_http_accept_failures_total counter\n";
+  out += fmt::format("cpnd_http_accept_failures_total {}\n", accept_failures_);
+  out += "# HELP cpnd_http_body_budget_refusals_total Requests answered 503 because the bodies held in memory were at their budget.\n"
+         "# TYPE cpnd_http_body_budget_refusals_total counter\n";
+  out += fmt::format("cpnd_http_body_budget_refusals_total {}\n", body_budget_refusals_);
   return out;
 }
 

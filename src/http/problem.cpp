@@ -17,6 +17,9 @@ const char* slug(ErrorKind k) {
     case ErrorKind::unprocessable: return "validation";
     case ErrorKind::range_not_satisfiable: return "range-not-satisfiable";
     case ErrorKind::gone: return "gone";
+    case ErrorKind::too_many_requests: return "too-many-requests";
+    case ErrorKind::header_too_large: return "header-too-large";
+    case ErrorKind::insufficient_storage: return "insufficient-storage";
     case ErrorKind::unavailable: return "unavailable";
     case ErrorKind::internal: return "internal";
   }
@@ -37,6 +40,9 @@ const char* title(ErrorKind k) {
     case ErrorKind::unprocessable: return "Validation failed";
     case ErrorKind::range_not_satisfiable: return "Range not satisfiable";
     case ErrorKind::gone: return "Gone";
+    case ErrorKind::too_many_requests: return "Too many requests";
+    case ErrorKind::header_too_large: return "Request header fields too large";
+    case ErrorKind::insufficient_storage: return "Insufficient storage";
     case ErrorKind::unavailable: return "Service unavailable";
     case ErrorKind::internal: return "Internal error";
   }
@@ -58,6 +64,9 @@ int status_of(ErrorKind k) {
     case ErrorKind::unsupported_media_type: return 415;
     case ErrorKind::range_not_satisfiable: return 416;
     case ErrorKind::gone: return 410;
+    case ErrorKind::too_many_requests: return 429;
+    case ErrorKind::header_too_large: return 431;
+    case ErrorKind::insufficient_storage: return 507;
     case ErrorKind::unprocessable: return 422;
     case ErrorKind::unavailable: return 503;
     case ErrorKind::internal: return 500;

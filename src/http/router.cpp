@@ -63,4 +63,9 @@ Match Router::match(const std::string& method, const std::string& path) const {
   return out;
 }
 
+void Router::set_view(const std::string& prefix, const View& view) {
+  for (auto& r : routes_)
+    if (r.path.rfind(prefix, 0) == 0) r.view = view;
+}
+
 }  // namespace cpn::http

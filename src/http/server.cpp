@@ -1,7 +1,10 @@
 #include "cpn/http/server.hpp"
 
+#include <fcntl.h>
+
 #include <cstdio>
 #include <list>
+#include <map>
 #include <set>
 
 #include <boost/asio/as_tuple.hpp>
@@ -40,11 +43,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   std::function<std::string()> temp_file;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::list<Session> sessions;
+  std::map<net::ip::address, std::size_t> per_client;  // open connections by client address
+  BodyBudget bodies;
+  std::uint64_t accept_failures = 0;
+  std::chrono::steady_clock::time_point accept_reported{};
   bool stopping = false;
   std::function<void()> on_done;
 
   Impl(net::io_context& io_, Dispatcher& d, engine::Engine& e, Limits l, std::function<std::string()> t)
-      : io(io_), dispatcher(d), metrics(d.metrics()), engine(e), limits(l), temp_file(std::move(t)) {}
+      : io(io_), dispatcher(d), metrics(d.metrics()), engine(e), limits(l), temp_file(std::move(t)) {
+    bodies.limit = limits.max_buffered_body_bytes;
+  }
 
   void wake_watchers() {
     for (auto& s : sessions)
@@ -59,21 +68,51 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Out of descriptors (or memory), accept fails at once and again: back
+  // off instead of spinning, and say so once per interval, with a count.
+  net::awaitable<void> accept_failed(const beast::error_code& ec, std::chrono::milliseconds& backoff) {
+    metrics.accept_failed();
+    ++accept_failures;
+    auto now = std::chrono::steady_clock::now();
+    if (now - accept_reported >= std::chrono::seconds(10)) {
+      log::warning("accept failed: {} ({} failures in the last interval); backing off up to 1s", ec.message(),
+                   accept_failures);
+      accept_failures = 0;
+      accept_reported = now;
+    }
+    backoff = std::min<std::chrono::milliseconds>(std::max<std::chrono::milliseconds>(backoff * 2, std::chrono::milliseconds(5)),
+                                                  std::chrono::seconds(1));
+    net::steady_timer pause(io);
+    pause.expires_after(backoff);
+    co_await pause.async_wait(use_tuple);
+  }
+
   net::awaitable<void> accept_loop() {
     auto self = shared_from_this();
+    std::chrono::milliseconds backoff{0};
     for (;;) {
       auto [ec, socket] = co_await acceptor->async_accept(use_tuple);
       if (ec) {
         if (stopping || ec == net::error::operation_aborted) co_return;
-        log::warning("accept failed: {}", ec.message());
+        co_await accept_failed(ec, backoff);
         continue;
       }
+      backoff = std::chrono::milliseconds(0);
+      // Workloads cpnd starts must never inherit a client's connection.
+      ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
+      beast::error_code rec;
+      auto remote = socket.remote_endpoint(rec);
+      if (rec) continue;  // gone already
+      net::ip::address client = remote.address();
       if (sessions.size() >= limits.max_connections) {
-        // Over the limit: answer 503 at once instead of leaving it queued.
-        net::co_spawn(io, reject(std::move(socket)), net::detached);
+        refuse(socket, "total", "too many connections; try again shortly");
         continue;
       }
-      net::co_spawn(io, session(std::move(socket)), [](std::exception_ptr p) {
+      if (per_client[client] >= limits.max_connections_per_client) {
+        refuse(socket, "per_client", "too many connections from this address; try again shortly");
+        continue;
+      }
+      net::co_spawn(io, session(std::move(socket), client), [](std::exception_ptr p) {
         if (!p) return;
         try {
           std::rethrow_exception(p);
@@ -84,20 +123,33 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  net::awaitable<void> reject(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
-    stream.expires_after(std::chrono::seconds(5));
-    metrics.connection_rejected();
-    Response r = problem(Error{ErrorKind::unavailable, "too many connections; try again shortly", {}}, "", "");
-    bhttp::response<bhttp::string_body> res{bhttp::status::service_unavailable, 11};
-    res.set(bhttp::field::content_type, r.content_type);
-    res.set(bhttp::field::retry_after, "1");
-    res.keep_alive(false);
-    res.body() = r.body;
-    res.prepare_payload();
-    co_await bhttp::async_write(stream, res, use_tuple);
+  // Over a limit: a 503 written at once if the socket takes it, then closed.
+  // Nothing waits on the client, so refusing costs no descriptor for long.
+  void refuse(tcp::socket& socket, const char* limit, const std::string& why) {
+    metrics.connection_rejected(limit);
+    Response r = problem(Error{ErrorKind::unavailable, why, {}}, "", "");
+    std::string answer = fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nServer: cpnd\r\nContent-Type: {}\r\nRetry-After: 1\r\n"
+        "Connection: close\r\nContent-Length: {}\r\n\r\n{}",
+        r.content_type, r.body.size(), r.body);
     beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket.non_blocking(true, ec);
+    socket.write_some(net::buffer(answer), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+  }
+
+  // A body that is not HTTP (a chunk size that overflows, a bad chunk):
+  // 400 before closing. False for a connection that simply ended.
+  net::awaitable<bool> refuse_body(beast::tcp_stream& stream, const beast::error_code& ec, const Request& req) {
+    if (ec.category() != bhttp::make_error_code(bhttp::error::bad_chunk).category() || ec == bhttp::error::end_of_stream ||
+        ec == bhttp::error::partial_message)
+      co_return false;
+    Response problem_answer =
+        problem(Error::bad_request("malformed request body: " + ec.message(), {{"", "malformed body"}}), req.path,
+                req.request_id);
+    co_await write_simple(stream, problem_answer, false);
+    co_return true;
   }
 
   net::awaitable<void> write_stream(beast::tcp_stream& stream, const Response& r, Session& me) {
@@ -115,6 +167,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     if (hec) co_return;
     net::steady_timer timer(io);
     while (!stopping) {
+      // Woken by every commit, a revocation's among them: a revoked or
+      // expired token's stream ends here.
+      if (!es.token_id.empty() && !dispatcher.token_active(es.token_id)) break;
       auto events = engine.events_since(es.since, 256);
       std::string out;
       for (const auto& e : events) {
@@ -144,21 +199,24 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     co_await net::async_write(stream, last, use_tuple);
   }
 
-  net::awaitable<void> session(tcp::socket socket) {
+  net::awaitable<void> session(tcp::socket socket, net::ip::address client) {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
     sessions.push_back(Session{&stream});
+    ++per_client[client];
     metrics.connection_opened();
     auto me = std::prev(sessions.end());
     struct Leave {
       Impl* impl;
       std::list<Session>::iterator it;
+      net::ip::address client;
       ~Leave() {
         impl->metrics.connection_closed();
         impl->sessions.erase(it);
+        if (--impl->per_client[client] == 0) impl->per_client.erase(client);
         impl->session_ended();
       }
-    } leave{this, me};
+    } leave{this, me, client};
     beast::flat_buffer buffer;
     struct TempFile {  // a streamed body's file goes, whatever happens to the request
       std::string path;
@@ -172,7 +230,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       upload.drop();
       me->busy = false;
       if (stopping) break;
+      // The idle timeout covers the wait for a request's first byte; from
+      // there the header has its own, shorter deadline, so a client that
+      // sends it a byte at a time (slowloris) holds its connection briefly.
       stream.expires_after(limits.idle_timeout);
+      if (buffer.size() == 0) {
+        auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+        if (rec) break;  // closed, idle, or cpnd stopping
+        buffer.commit(rn);
+      }
+      me->busy = true;
+      stream.expires_after(limits.header_timeout);
       bhttp::request_parser<bhttp::empty_body> head;
       head.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       // Beast checks Content-Length against the limit as the header ends, so
@@ -180,8 +248,16 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       head.body_limit(std::max<std::uint64_t>(limits.max_body_bytes, limits.max_file_bytes));
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, head, use_tuple);
       if (ec == bhttp::error::header_limit) {
-        Response problem_answer = problem(Error{ErrorKind::bad_request, "request header fields too large", {}}, "", "");
+        Response problem_answer = problem(
+            Error{ErrorKind::header_too_large, fmt::format("request header fields over {} bytes", limits.max_header_bytes), {}},
+            "", "");
         co_await write_simple(stream, problem_answer, false);
+        break;
+      }
+      if (ec == bhttp::error::body_limit) {  // a Content-Length over every limit
+        Response problem_answer = problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}}, "", "");
+        co_await write_simple(stream, problem_answer, false);
+        co_await linger(stream);
         break;
       }
       if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_field).category() &&
@@ -192,8 +268,21 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         co_await write_simple(stream, problem_answer, false);
         break;
       }
-      if (ec) break;  // closed, idle timeout, or cpnd stopping
-      me->busy = true;
+      if (ec) break;  // closed, header timeout, or cpnd stopping
+      // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in
+      // chunked has no length we can trust (and one with Content-Length as
+      // well may be read two ways): 400, and the connection closes, so its
+      // bytes are never read as the next request.
+      if (head.get().count(bhttp::field::transfer_encoding) > 0 &&
+          (!head.chunked() || head.get().count(bhttp::field::content_length) > 0)) {
+        Response problem_answer = problem(
+            Error::bad_request("Transfer-Encoding must end in chunked, without Content-Length",
+                               {{"/header/Transfer-Encoding", "not chunked, or sent with Content-Length"}}),
+            "", "");
+        co_await write_simple(stream, problem_answer, false);
+        co_await linger(stream);
+        break;
+      }
       Request req;
       req.method = std::string(head.get().method_string());
       req.target = std::string(head.get().target());
@@ -238,17 +327,43 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
         auto& received = parser.get().body();
         received.file.close(fec);
-        if (rec == bhttp::error::body_limit) too_large = true;
-        else if (rec) break;
+        if (rec == bhttp::error::body_limit) {
+          too_large = true;
+        } else if (rec == beast::errc::no_space_on_device || rec == beast::errc::file_too_large) {
+          Response problem_answer = problem(
+              Error{ErrorKind::insufficient_storage, "the disk is full; the upload was not kept", {}}, req.path,
+              req.request_id);
+          co_await write_simple(stream, problem_answer, false);
+          co_await linger(stream);
+          break;
+        } else if (rec) {
+          if (co_await refuse_body(stream, rec, req)) co_await linger(stream);
+          break;
+        }
         req.body_sha256 = received.hash->hex();
         req.body_size = received.size;
       } else {
-        bhttp::request_parser<bhttp::string_body> parser(std::move(head));
+        bhttp::request_parser<BudgetedStringBody> parser(std::move(head));
         parser.body_limit(body_limit);
+        parser.get().body().budget = &bodies;
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-        if (rec == bhttp::error::body_limit) too_large = true;
-        else if (rec) break;
-        else req.body = std::move(parser.get().body());
+        if (rec == bhttp::error::body_limit) {
+          too_large = true;
+        } else if (rec == net::error::no_buffer_space) {
+          metrics.body_budget_refused();
+          Response problem_answer = problem(
+              Error{ErrorKind::unavailable, "cpnd holds as many request bodies as it may; try again shortly", {}},
+              req.path, req.request_id);
+          problem_answer.header("Retry-After", "1");
+          co_await write_simple(stream, problem_answer, false);
+          co_await linger(stream);
+          break;
+        } else if (rec) {
+          if (co_await refuse_body(stream, rec, req)) co_await linger(stream);
+          break;
+        } else {
+          req.body = std::move(parser.get().body().text);
+        }
       }
       if (too_large) {
         // The rest of the body is unread: answer, then close.
@@ -291,7 +406,10 @@ Server::~Server() {
   impl_->stopping = true;
 }
 
-void Server::set_limits(Limits limits) { impl_->limits = limits; }
+void Server::set_limits(Limits limits) {
+  impl_->limits = limits;
+  impl_->bodies.limit = limits.max_buffered_body_bytes;
+}
 
 std::size_t Server::open_sessions() const { return impl_->sessions.size(); }
 
@@ -303,6 +421,9 @@ Result<unsigned short> Server::listen(const std::string& host, unsigned short po
   tcp::endpoint ep{address, port};
   acceptor->open(ep.protocol(), ec);
   if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  // Never inherited by a workload: a child holding it would keep the port
+  // taken after a crash, and could accept cpnd's clients.
+  if (!ec) ::fcntl(acceptor->native_handle(), F_SETFD, FD_CLOEXEC);
   if (!ec) acceptor->bind(ep, ec);
   if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) return fail(Error::internal(fmt::format("cannot listen on {}:{}: {}", host, port, ec.message())));

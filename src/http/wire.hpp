@@ -7,6 +7,8 @@
 #include <memory>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/file.hpp>
@@ -48,6 +50,74 @@ struct HashingFileBody {
 
    private:
     value_type& body_;
+  };
+};
+
+// The memory that request bodies may hold at once, over every connection:
+// a body is charged as it arrives (its whole Content-Length at once) and
+// given back when it is dropped, so many slow large bodies cannot take the
+// host's memory.
+struct BodyBudget {
+  std::uint64_t limit = 0;
+  std::uint64_t used = 0;
+  bool charge(std::uint64_t n) {
+    if (n > limit - std::min(used, limit)) return false;
+    used += n;
+    return true;
+  }
+};
+
+// A string body charged against a BodyBudget; over it, reading fails with
+// boost::asio::error::no_buffer_space.
+struct BudgetedStringBody {
+  struct value_type {
+    std::string text;
+    BodyBudget* budget = nullptr;
+    std::uint64_t charged = 0;
+    value_type() = default;
+    value_type(const value_type&) = delete;
+    value_type& operator=(const value_type&) = delete;
+    ~value_type() {
+      if (budget) budget->used -= charged;
+    }
+  };
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+    void init(const boost::optional<std::uint64_t>& length, boost::beast::error_code& ec) {
+      ec = {};
+      if (length && *length > 0) {
+        if (!take(*length)) {
+          ec = boost::asio::error::no_buffer_space;
+          return;
+        }
+        prepaid_ = true;
+        body_.text.reserve(static_cast<std::size_t>(*length));
+      }
+    }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, boost::beast::error_code& ec) {
+      std::size_t n = boost::beast::buffer_bytes(buffers);
+      if (!prepaid_ && !take(n)) {
+        ec = boost::asio::error::no_buffer_space;
+        return 0;
+      }
+      for (auto b : boost::beast::buffers_range_ref(buffers)) body_.text.append(static_cast<const char*>(b.data()), b.size());
+      ec = {};
+      return n;
+    }
+    void finish(boost::beast::error_code& ec) { ec = {}; }
+
+   private:
+    bool take(std::uint64_t n) {
+      if (!body_.budget) return true;
+      if (!body_.budget->charge(n)) return false;
+      body_.charged += n;
+      return true;
+    }
+    value_type& body_;
+    bool prepaid_ = false;
   };
 };
 

@@ -97,13 +97,13 @@ Result<int> Orchestrator::reconcile() {
 // deployment provisioning, in one commit.
 Result<int> Orchestrator::provision(const engine::Object& d) {
   std::vector<engine::Change> changes;
-  int port = settings_.first_port + static_cast<int>(engine_.last_seq() % 20000);
+  int port = static_cast<int>(engine_.last_seq() % settings_.port_count);
   for (const auto& comp : d.body["template"]["spec"]["components"]) {
     int k = 0;
     for (const auto& p : comp["placements"])
       for (int i = 0; i < p["instances"].get<int>(); ++i, ++k)
         changes.push_back({engine::Change::Op::put, kInstance, templates::instance_id(d.id, comp["name"].get<std::string>(), k),
-                           new_instance(d.id, comp, p, k, port++), "InstancePending"});
+                           new_instance(d.id, comp, p, k, settings_.first_port + port++ % settings_.port_count), "InstancePending"});
   }
   Json body = d.body;
   note(body, "provisioning", engine_.now());

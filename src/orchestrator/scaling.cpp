@@ -186,12 +186,12 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
     if (!take) return fail(take.error());
     changes = std::move(*take);
     int k = have;
-    int port = settings_.first_port + static_cast<int>(engine_.last_seq() % 20000);
+    int port = static_cast<int>(engine_.last_seq() % settings_.port_count);
     for (const auto& p : added) {
       (*comp)["placements"].push_back(p);
       for (int i = 0; i < p["instances"].get<int>(); ++i)
         changes.push_back({engine::Change::Op::put, kInstance, templates::instance_id(id, component, k++),
-                           new_instance(d->id, *comp, p, k - 1, port++), "InstancePending"});
+                           new_instance(d->id, *comp, p, k - 1, settings_.first_port + port++ % settings_.port_count), "InstancePending"});
     }
   } else {
     retire_newest(body, *comp, id, want);

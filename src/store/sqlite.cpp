@@ -30,8 +30,9 @@ bool Statement::step() {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   std::string msg = sqlite3_errmsg(db_);
+  int code = sqlite3_extended_errcode(db_);
   sqlite3_reset(stmt_);
-  throw DbError(fmt::format("step failed: {}", msg));
+  throw DbError(fmt::format("step failed: {}", msg), code);
 }
 
 void Statement::run() {
@@ -54,10 +55,10 @@ bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) 
 
 void exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string msg = err ? err : "unknown";
     sqlite3_free(err);
-    throw DbError(fmt::format("exec failed: {}", msg));
+    throw DbError(fmt::format("exec failed: {}", msg), sqlite3_extended_errcode(db) ? sqlite3_extended_errcode(db) : rc);
   }
 }
 

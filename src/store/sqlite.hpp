@@ -12,7 +12,9 @@
 namespace cpn::store::sql {
 
 struct DbError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit DbError(const std::string& what, int code_ = SQLITE_ERROR) : std::runtime_error(what), code(code_) {}
+  int code;  // SQLite's extended result code
+  bool disk_full() const { return (code & 0xff) == SQLITE_FULL; }
 };
 
 class Statement {

@@ -11,8 +11,9 @@ namespace cpn::store {
 
 struct Store::Impl {
   sqlite3* db = nullptr;
-  std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq;
+  std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq, count_idem;
   Timings timings;
+  bool full = false;  // the last commit failed for a full disk
 
   ~Impl() {
     put.reset();
@@ -23,6 +24,7 @@ struct Store::Impl {
     since.reset();
     expire_idem.reset();
     last_seq.reset();
+    count_idem.reset();
     if (db) sqlite3_close_v2(db);
   }
 
@@ -59,6 +61,7 @@ struct Store::Impl {
         db, "SELECT seq,time,type,kind,id,object FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
     expire_idem = std::make_unique<sql::Statement>(db, "DELETE FROM idempotency WHERE created < ?1");
     last_seq = std::make_unique<sql::Statement>(db, "SELECT COALESCE(MAX(seq),0) FROM events");
+    count_idem = std::make_unique<sql::Statement>(db, "SELECT COUNT(*) FROM idempotency WHERE principal=?1");
   }
 
   void bind_idempotency(const IdempotencyRecord& r) {
@@ -151,8 +154,14 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
     if (idem) impl_->bind_idempotency(*idem);
     tx.commit();
   } catch (const sql::DbError& e) {
+    if (e.disk_full()) {
+      // Nothing was written (the transaction rolled back); the next commit that fits clears it.
+      impl_->full = true;
+      return fail(Error{ErrorKind::insufficient_storage, "the disk is full: nothing was written; free space and retry", {}});
+    }
     return fail(Error::internal(fmt::format("commit failed: {}", e.what())));
   }
+  impl_->full = false;
   impl_->observe_commit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return events;
 }
@@ -182,6 +191,15 @@ std::optional<IdempotencyRecord> Store::find_idempotency(const std::string& prin
 
 void Store::save_idempotency(const IdempotencyRecord& record) { impl_->bind_idempotency(record); }
 
+std::int64_t Store::count_idempotency(const std::string& principal) {
+  auto& q = *impl_->count_idem;
+  q.bind(1, principal);
+  q.step();
+  std::int64_t n = q.int64(0);
+  q.reset();
+  return n;
+}
+
 void Store::expire_idempotency(const std::string& before) { impl_->expire_idem->bind(1, before).run(); }
 
 std::int64_t Store::compact_events(std::int64_t keep) {
@@ -201,5 +219,8 @@ std::int64_t Store::first_seq() {
 void Store::checkpoint() { sqlite3_wal_checkpoint_v2(impl_->db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr); }
 
 const Timings& Store::timings() const { return impl_->timings; }
+
+bool Store::disk_full() const { return impl_->full; }
+void Store::clear_disk_full() { impl_->full = false; }
 
 }  // namespace cpn::store

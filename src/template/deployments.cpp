@@ -17,7 +17,8 @@ resource::Rules deployment_rules() {
 
 }  // namespace
 
-Deployments::Deployments(engine::Engine& engine) : engine_(engine), deployments_(engine, deployment_rules()) {}
+Deployments::Deployments(engine::Engine& engine, const artifacts::Images& images, Limits limits)
+    : engine_(engine), images_(images), limits_(limits), deployments_(engine, deployment_rules()) {}
 
 bool Deployments::visible(const engine::Object& d, const auth::Principal& who) {
   return auth::sees_tenant(who, d.body.value("tenant", ""));
@@ -38,7 +39,7 @@ Json Deployments::body_for(const Json& doc, const auth::Principal& who, const st
 }
 
 Result<Json> Deployments::submit(const Json& input, const auth::Principal& who) {
-  auto doc = parse(input, engine_);
+  auto doc = parse(input, engine_, images_, limits_);
   if (!doc) return fail(doc.error());
   (*doc)["metadata"]["tenant"] = who.tenant;  // a submitter deploys for its own tenant
   (*doc)["metadata"].erase("order");

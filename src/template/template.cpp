@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "cpn/catalog/quote.hpp"
 #include "cpn/inventory/inventory.hpp"
 #include "cpn/schema/schema.hpp"
 #include "cpn/template/template.hpp"
@@ -100,12 +101,48 @@ Json from_order(const Json& order, const Json& solution, const std::map<std::str
           {"spec", spec}};
 }
 
-Result<Json> parse(const Json& input, const engine::Engine& engine) {
+namespace {
+
+// What a submitted template costs per hour at its sites' and links' prices
+// (the cost model of DESIGN.md), quoted at cost: a submitter never sets its
+// own price.
+Json at_cost(const Json& doc, const engine::Engine& engine) {
+  double compute = 0, network = 0;
+  for (const auto& c : doc["spec"]["components"])
+    for (const auto& p : c["placements"]) {
+      const engine::Object* site = engine.find(inventory::kSite, p["site"]);
+      const Json prices = site ? site->body.value("prices", Json::object()) : Json::object();
+      const Json& r = p["requests"];
+      double one = r.value("cpu", 0.0) * prices.value("cpu_core_hour", 0.0) +
+                   r.value("memory", 0.0) * prices.value("memory_gib_hour", 0.0);
+      int accelerators = r.value("accelerators", 0);
+      if (accelerators > 0)
+        one += accelerators * prices.value("accelerators", Json::object()).value(p.value("accelerator", ""), 0.0);
+      compute += one * p["instances"].get<int>();
+    }
+  for (const auto& n : doc["spec"]["network"])
+    for (const auto& l : n["links"]) {
+      const engine::Object* link = engine.find(inventory::kLink, l.get<std::string>());
+      if (link) network += n["bandwidth_mbps"].get<double>() * link->body.value("price_mbps_hour", 0.0);
+    }
+  const Json offering = {{"name", "(at cost)"}, {"billing", {{"modes", {"per_minute"}}, {"markup", 0.0}}}};
+  double hours = doc["spec"].value("duration_hours", 1.0);
+  auto model = catalog::PriceModel::of(offering, "", {}, hours);
+  Json quote = model ? model->quote(compute, network) : Json::object();
+  quote["source"] = "at-cost";
+  return quote;
+}
+
+}  // namespace
+
+Result<Json> parse(const Json& input, const engine::Engine& engine, const artifacts::Images& images,
+                   const Limits& limits) {
   if (auto v = schema::validate("deployment-template", input, "deployment template"); !v) return fail(v.error());
   Json doc = input;
   std::vector<FieldError> errs;
   std::set<std::string> names;
   Json& comps = doc["spec"]["components"];
+  long total = 0;
   for (std::size_t i = 0; i < comps.size(); ++i) {
     std::string base = fmt::format("/spec/components/{}", i);
     if (!names.insert(comps[i]["name"].get<std::string>()).second)
@@ -113,6 +150,16 @@ Result<Json> parse(const Json& input, const engine::Engine& engine) {
     for (std::size_t j = 0; j < comps[i]["placements"].size(); ++j) {
       Json& p = comps[i]["placements"][j];
       std::string pb = fmt::format("{}/placements/{}", base, j);
+      int instances = p["instances"];
+      total += instances;
+      if (instances > limits.max_instances_per_placement)
+        errs.push_back({pb + "/instances", fmt::format("at most {} instances per placement (deployments.max_instances_per_placement)",
+                                                       limits.max_instances_per_placement)});
+      // An instance that holds nothing would never be refused: every one takes some cpu and memory.
+      if (p["requests"]["cpu"].get<double>() < limits.min_cpu)
+        errs.push_back({pb + "/requests/cpu", fmt::format("each instance requests at least {} cpu", limits.min_cpu)});
+      if (p["requests"]["memory"].get<double>() < limits.min_memory_gib)
+        errs.push_back({pb + "/requests/memory", fmt::format("each instance requests at least {} GiB", limits.min_memory_gib)});
       const engine::Object* node = engine.find(inventory::kNode, p["node"]);
       if (!node) {
         errs.push_back({pb + "/node", fmt::format("node '{}' is not in the inventory", p["node"].get<std::string>())});
@@ -131,9 +178,14 @@ Result<Json> parse(const Json& input, const engine::Engine& engine) {
         for (const auto& a : node->body.value("accelerators", Json::array())) has = has || a.value("model", "") == model;
         if (!has) errs.push_back({pb + "/accelerator", fmt::format("node '{}' has no {}", node->id, model)});
       }
-      if (!p.contains("variant")) p["variant"] = implied_variant(p["arch"], model);
+      // What runs comes from the image registry, never from the submitter:
+      // a variant (and its command) in the document is replaced.
+      p["variant"] = variant_for(images, comps[i]["image"], node->id, p["arch"], model);
     }
   }
+  if (total > limits.max_instances)
+    errs.push_back({"/spec/components", fmt::format("{} instances; at most {} per deployment (deployments.max_instances)",
+                                                    total, limits.max_instances)});
   Json& network = doc["spec"]["network"];
   if (network.is_null()) network = Json::array();
   for (std::size_t k = 0; k < network.size(); ++k) {
@@ -174,6 +226,7 @@ Result<Json> parse(const Json& input, const engine::Engine& engine) {
     n["links"] = links;
   }
   if (!errs.empty()) return fail(Error::invalid_document("deployment template", std::move(errs)));
+  doc["spec"]["billing"] = at_cost(doc, engine);
   return doc;
 }
 

@@ -211,7 +211,7 @@ TEST_CASE("the body, header and connection limits are enforced at the session", 
   CHECK(r.header("content-type") == "application/problem+json");
 
   auto huge_header = op.request("GET", "/v1/sites", "", {{"X-Padding", std::string(20000, 'h')}});
-  CHECK(huge_header.status == 400);
+  CHECK(huge_header.status == 431);
 
   {
     // idle keep-alive connections are closed after the idle timeout

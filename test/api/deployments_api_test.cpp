@@ -90,14 +90,19 @@ TEST_CASE("a confirmed order becomes a deployment with a self-contained template
 
     SECTION("and the generated template, submitted directly, is accepted and holds them again") {
       t["metadata"]["name"] = "replay";
-      auto r = customer.post("/v1/deployments", t);
+      // Customers reach resources only through offerings: a template of theirs is refused, nothing held.
+      auto refused = customer.post("/v1/deployments", t);
+      CHECK(refused.status == 403);
+      CHECK(node_cpu_free(d, node) > held);
+      auto op = d.as("operator");
+      auto r = op.post("/v1/deployments", t);
       REQUIRE(r.status == 201);
       CHECK(r.header("location") == "/v1/deployments/replay");
       CHECK(r.json()["source"] == "template");
       CHECK(node_cpu_free(d, node) == Approx(held));
-      REQUIRE(customer.del("/v1/deployments/replay").status == 204);
+      REQUIRE(op.del("/v1/deployments/replay").status == 204);
       CHECK(node_cpu_free(d, node) > held);
-      CHECK(customer.get("/v1/deployments/replay").status == 404);
+      CHECK(op.get("/v1/deployments/replay").status == 404);
     }
   }
 }
@@ -135,6 +140,20 @@ TEST_CASE("a submitted template is checked against its schema and the live inven
       {"more than the node has free", [](Json& t) { t["spec"]["components"][0]["placements"][0]["instances"] = 40; },
        "/spec", 409},
       {"more than the link has free", [](Json& t) { t["spec"]["network"][0]["bandwidth_mbps"] = 1e6; }, "/spec", 409},
+      {"more instances than a placement may have",
+       [](Json& t) { t["spec"]["components"][0]["placements"][0]["instances"] = 65; },
+       "/spec/components/0/placements/0/instances", 422},
+      {"instances that hold nothing", [](Json& t) { t["spec"]["components"][0]["placements"][0]["requests"]["cpu"] = 0; },
+       "/spec/components/0/placements/0/requests/cpu", 422},
+      {"more instances than a deployment may have",
+       [](Json& t) {
+         Json p = t["spec"]["components"][0]["placements"][0];
+         p["instances"] = 60;
+         t["spec"]["components"][0]["placements"] = Json::array({p, p, p, p, p});
+       },
+       "/spec/components", 422},
+      {"a number no quantity can be", [](Json& t) { t["spec"]["components"][0]["placements"][0]["requests"]["cpu"] = 1e300; },
+       "/spec/components/0/placements/0/requests/cpu", 422},
   };
   Json before = op.get("/v1/nodes/sz-t4-1").json()["allocated"];
   for (const auto& c : cases) {
@@ -149,9 +168,18 @@ TEST_CASE("a submitted template is checked against its schema and the live inven
   CHECK(op.get("/v1/deployments").json()["items"].empty());
   CHECK(op.get("/v1/nodes/sz-t4-1").json()["allocated"] == before);
 
-  auto ok = op.post("/v1/deployments", tmpl());
+  // Its own price and its own command are not taken: billing at cost from the inventory's prices,
+  // the variant from the image registry (here: none, so the one its node implies, with no command).
+  Json planted = tmpl();
+  planted["spec"]["billing"] = {{"per_hour", 0}, {"total", 0}};
+  planted["spec"]["components"][0]["placements"][0]["variant"] = {{"platform", "linux/amd64"},
+                                                                  {"command", {"/bin/sh", "-c", "id"}}};
+  auto ok = op.post("/v1/deployments", planted);
   REQUIRE(ok.status == 201);
   Json dep = ok.json();
+  CHECK(dep["template"]["spec"]["billing"]["source"] == "at-cost");
+  CHECK(dep["template"]["spec"]["billing"]["per_hour"].get<double>() > 0);
+  CHECK_FALSE(dep["template"]["spec"]["components"][0]["placements"][0]["variant"].contains("command"));
   CHECK(dep["template"]["spec"]["network"][0]["links"] == Json::array({"cams-sz-futian--edge-sz-1"}));  // found from the path
   CHECK(op.get("/v1/nodes/sz-t4-1").json()["allocated"]["accelerators"] == before.value("accelerators", 0) + 2);
   CHECK(op.post("/v1/deployments", tmpl()).status == 409);  // the name is taken

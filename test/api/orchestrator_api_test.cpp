@@ -3,6 +3,8 @@
 // is torn down by DELETE; a failing node rolls a deployment back; and kill -9
 // at any point of provisioning or teardown converges after a restart.
 #include <catch2/catch.hpp>
+
+#include <filesystem>
 #include <csignal>
 #include <random>
 #include <thread>
@@ -160,10 +162,19 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
 
 TEST_CASE("on a site with the process driver, instances are real detector processes that survive a crash of cpnd",
           "[api][orchestrator]") {
-  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "0"}}));
+  // As root (CI), workloads run as root only because this test says so.
+  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "0"}, {"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
   REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
               .status == 201);
+  // What runs is the registry's command; the template's own is ignored.
+  Json image = {{"name", "detector"},
+                {"version", "1"},
+                {"variants",
+                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'a')}, {"size", 1},
+                   {"command", {DETECTOR_BINARY, "--fps", "20"}}}}}};
+  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
+  std::string planted = d.data() + "/planted";
   REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
   Json t = test::deployment_template(
       "lab-detect",
@@ -173,7 +184,7 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
         {"model", {{"name", "motion"}, {"version", "1"}}},
         {"placements",
          {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
-           {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {DETECTOR_BINARY, "--fps", "20"}}}},
+           {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {"/bin/sh", "-c", "touch " + planted}}}},
            {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}});
   REQUIRE(op.post("/v1/deployments", t).status == 201);
   REQUIRE(test::wait_state(op, "/v1/deployments/lab-detect", "running") == "running");
@@ -188,7 +199,9 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
     CHECK_THAT(metrics, Catch::Contains("instance=\"" + id + "\",model=\"motion@1\""));
     pids[id] = test::read_file(d.data() + "/run/" + id + ".pid");
     CHECK_THAT(test::read_file(d.data() + "/logs/" + id + ".log"), Catch::Contains("listening on"));
+    CHECK(i["variant"]["command"][0] == DETECTOR_BINARY);
   }
+  CHECK_FALSE(std::filesystem::exists(planted));
   // cpnd dies; its instances do not, and the restarted cpnd adopts them instead of starting others.
   d.kill9();
   d.start();

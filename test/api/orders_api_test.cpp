@@ -65,8 +65,21 @@ TEST_CASE("a customer's order comes back quoted with its demand and several pric
   // Several different solutions, each complete.
   Json solutions = order["solutions"];
   REQUIRE(solutions.size() >= 2);
+  // The operator sees the same solutions with their resource cost; the customer its price and its lines only.
+  Json full = d.as("operator").get("/v1/orders/" + order["id"].get<std::string>()).json()["solutions"];
+  REQUIRE(full.size() == solutions.size());
   std::set<std::string> labels;
-  for (const auto& s : solutions) {
+  for (std::size_t i = 0; i < solutions.size(); ++i) {
+    const Json& s = solutions[i];
+    CHECK_FALSE(s["estimate"].contains("cost_per_hour"));
+    CHECK_FALSE(s["quote"].contains("resource_cost_per_hour"));
+    double lines = 0;
+    for (const auto& line : s["quote"]["breakdown"]) {
+      CHECK(line["item"] != "compute");
+      CHECK(line["item"] != "markup");
+      lines += line["per_hour"].get<double>();
+    }
+    CHECK(lines == Approx(s["quote"]["per_hour"].get<double>()).epsilon(1e-3));
     for (const auto& l : s["labels"]) labels.insert(l);
     CHECK_FALSE(s["placements"].empty());
     for (const auto& p : s["placements"])
@@ -76,7 +89,7 @@ TEST_CASE("a customer's order comes back quoted with its demand and several pric
       CHECK(n["latency_ms"].get<double>() <= n.value("max_latency_ms", 1e9));
     }
     CHECK(s["estimate"]["latency_ms"].get<double>() <= 500);
-    double cost = s["estimate"]["cost_per_hour"];
+    double cost = full[i]["estimate"]["cost_per_hour"];
     CHECK(cost > 0);
     // city-video-detection: resources plus a 35% markup, per minute, for the default 24 hours.
     CHECK(s["quote"]["currency"] == "CNY");
@@ -90,8 +103,8 @@ TEST_CASE("a customer's order comes back quoted with its demand and several pric
   CHECK(solutions[0]["placements"] != solutions[1]["placements"]);
   // The cheapest is labelled lowest-cost.
   double cheapest = 1e9;
-  for (const auto& s : solutions) cheapest = std::min(cheapest, s["estimate"]["cost_per_hour"].get<double>());
-  for (const auto& s : solutions)
+  for (const auto& s : full) cheapest = std::min(cheapest, s["estimate"]["cost_per_hour"].get<double>());
+  for (const auto& s : full)
     if (std::find(s["labels"].begin(), s["labels"].end(), "lowest-cost") != s["labels"].end())
       CHECK(s["estimate"]["cost_per_hour"].get<double>() == cheapest);
 

@@ -4,7 +4,10 @@
 // a crash, stopped with SIGTERM).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -30,6 +33,33 @@ int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// Workloads run as nobody when the tests run as root (as CI does): the
+// detector is copied where nobody can reach it.
+drivers::ProcessSettings process_settings(const std::string& dir) {
+  drivers::ProcessSettings s{dir + "/run", dir + "/logs", dir + "/work", std::chrono::milliseconds(2000)};
+  if (::geteuid() == 0) s.user = "nobody";
+  return s;
+}
+
+std::string reachable_detector(const std::string& dir) {
+  ::chmod(dir.c_str(), 0755);
+  std::string copy = dir + "/detector";
+  std::ifstream in(DETECTOR_BINARY, std::ios::binary);
+  std::ofstream(copy, std::ios::binary) << in.rdbuf();
+  ::chmod(copy.c_str(), 0755);
+  return copy;
+}
+
+std::string wait_file(const std::string& path) {
+  for (int i = 0; i < 250; ++i) {
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (!text.empty()) return text;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return "";
 }
 
 Phase wait_for(drivers::ComputeDriver& d, const Json& instance, Phase want, int ms = 5000) {
@@ -79,7 +109,10 @@ TEST_CASE("the sim twin starts instances after a modelled delay and fails them w
 
 TEST_CASE("the process driver runs the detector, finds it again after a restart, and stops it", "[drivers]") {
   std::string dir = test::make_temp_dir("cpn-process");
-  auto driver = drivers::make_process_compute(dir + "/run", dir + "/logs", std::chrono::milliseconds(2000));
+  auto made = drivers::make_process_compute(process_settings(dir));
+  REQUIRE(made);
+  auto driver = std::move(*made);
+  std::string detector = reachable_detector(dir);
   Json instance;
   int port = 0;
   Phase phase = Phase::absent;
@@ -88,7 +121,7 @@ TEST_CASE("the process driver runs the detector, finds it again after a restart,
   for (int attempt = 0; attempt < 3 && phase != Phase::running; ++attempt) {
     port = free_port();
     instance = {{"id", "dep-1-detect-0"}, {"model", "yolov5s-city@3"}, {"port", port},
-                {"variant", {{"platform", "linux/amd64"}, {"command", {DETECTOR_BINARY, "--fps", "30"}}}}};
+                {"variant", {{"platform", "linux/amd64"}, {"command", {detector, "--fps", "30"}}}}};
     REQUIRE(driver->stop(instance));
     CHECK(driver->observe(instance).phase == Phase::absent);
     REQUIRE(driver->start(instance));
@@ -103,7 +136,9 @@ TEST_CASE("the process driver runs the detector, finds it again after a restart,
   CHECK(pid_of(dir, "dep-1-detect-0") == pid);
 
   // A restarted cpnd (a new driver on the same directory) finds the process: no second one.
-  auto after_restart = drivers::make_process_compute(dir + "/run", dir + "/logs", std::chrono::milliseconds(2000));
+  auto remade = drivers::make_process_compute(process_settings(dir));
+  REQUIRE(remade);
+  auto after_restart = std::move(*remade);
   CHECK(after_restart->observe(instance).phase == Phase::running);
   REQUIRE(after_restart->start(instance));
   CHECK(pid_of(dir, "dep-1-detect-0") == pid);
@@ -129,4 +164,73 @@ TEST_CASE("the process driver runs the detector, finds it again after a restart,
   auto refused = after_restart->start(no_command);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().errors.at(0).pointer == "/variant/command");
+}
+
+TEST_CASE("a process workload gets an allowlisted environment, none of cpnd's descriptors, its own directory, "
+          "limits and an unprivileged user", "[drivers][security]") {
+  std::string dir = test::make_temp_dir("cpn-process-contained");
+  ::chmod(dir.c_str(), 0755);
+  ::setenv("CPND_ADMIN_TOKEN", "cpn_secret_never_passed", 1);
+  ::setenv("UNLISTED_SECRET", "never-passed-either", 1);
+  ::setenv("WORKLOAD_REGION", "south", 1);
+  int held = ::open("/dev/null", O_RDONLY);  // a descriptor of cpnd's, not close-on-exec
+  REQUIRE(::dup2(held, 100) == 100);
+  auto settings = process_settings(dir);
+  settings.pass_env = {"WORKLOAD_REGION"};
+  settings.open_files = 512;
+  auto made = drivers::make_process_compute(settings);
+  REQUIRE(made);
+  std::string id = "dep-sec-probe-0";
+  Json instance = {{"id", id}, {"port", 1}, {"requests", {{"cpu", 1}, {"memory", 1}}},
+                   {"variant", {{"command", {"sh", "-c",
+                                             "env > env.txt; ls /proc/self/fd > fds.txt; id -u > uid.txt; "
+                                             "pwd > pwd.txt; ulimit -n > nofile.txt; sleep 30"}}}}};
+  REQUIRE((*made)->start(instance));
+  std::string work = dir + "/work/" + id;
+  CHECK(wait_file(work + "/nofile.txt") == "512\n");
+  std::string env = wait_file(work + "/env.txt");
+  CHECK_THAT(env, Catch::Contains("CPN_INSTANCE_ID=" + id));
+  CHECK_THAT(env, Catch::Contains("WORKLOAD_REGION=south"));
+  CHECK_THAT(env, Catch::Contains("PATH=/usr/local/bin:/usr/bin:/bin"));
+  CHECK_THAT(env, !Catch::Contains("cpn_secret_never_passed"));
+  CHECK_THAT(env, !Catch::Contains("UNLISTED_SECRET"));
+  // 0, 1, 2 and the one ls reads /proc/self/fd through: nothing of ours.
+  std::string fds = wait_file(work + "/fds.txt");
+  CHECK_THAT(fds, !Catch::Contains("100"));
+  CHECK(std::count(fds.begin(), fds.end(), '\n') <= 4);
+  CHECK(wait_file(work + "/pwd.txt") == work + "\n");
+  if (::geteuid() == 0) CHECK(wait_file(work + "/uid.txt") == "65534\n");
+  REQUIRE((*made)->stop(instance));
+  ::close(100);
+  ::close(held);
+  ::unsetenv("CPND_ADMIN_TOKEN");
+  ::unsetenv("UNLISTED_SECRET");
+}
+
+TEST_CASE("the process driver refuses to run workloads as root unless told, and a user it cannot become",
+          "[drivers][security]") {
+  std::string dir = test::make_temp_dir("cpn-process-root");
+  drivers::ProcessSettings settings{dir + "/run", dir + "/logs", dir + "/work", std::chrono::milliseconds(500)};
+  settings.user = "no-such-user-here";
+  auto unknown = drivers::make_process_compute(settings);
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().errors.at(0).pointer == "/process/user");
+  settings.user.clear();
+  auto made = drivers::make_process_compute(settings);
+  REQUIRE(made);
+  Json instance = {{"id", "dep-root-x-0"}, {"port", 1}, {"variant", {{"command", {"sleep", "30"}}}}};
+  auto started = (*made)->start(instance);
+  if (::geteuid() == 0) {
+    REQUIRE_FALSE(started);
+    CHECK(started.error().errors.at(0).pointer == "/process/user");
+    settings.allow_root = true;
+    auto told = drivers::make_process_compute(settings);
+    REQUIRE(told);
+    REQUIRE((*told)->start(instance));
+    REQUIRE((*told)->stop(instance));
+  } else {
+    // Not root: it runs as this user, as asked.
+    REQUIRE(started);
+    REQUIRE((*made)->stop(instance));
+  }
 }

@@ -11,10 +11,16 @@
 
 namespace cpn::test {
 
-RawConnection::RawConnection(const std::string& url) {
+RawConnection::RawConnection(const std::string& url, const std::string& from) {
   auto colon = url.rfind(':');
   int port = std::stoi(url.substr(colon + 1));
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (!from.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    ::inet_pton(AF_INET, from.c_str(), &local.sin_addr);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));

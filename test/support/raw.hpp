@@ -8,7 +8,9 @@ namespace cpn::test {
 
 class RawConnection {
  public:
-  explicit RawConnection(const std::string& url);  // http://127.0.0.1:PORT
+  // url: http://127.0.0.1:PORT; from: the local address to connect from
+  // (another of 127.0.0.0/8 is another client).
+  explicit RawConnection(const std::string& url, const std::string& from = "");
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;

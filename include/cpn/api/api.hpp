@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cpn/artifacts/artifacts.hpp"
+#include "cpn/auth/limits.hpp"
 #include "cpn/auth/tokens.hpp"
 #include "cpn/blueprint/library.hpp"
 #include "cpn/catalog/catalog.hpp"
@@ -18,6 +19,14 @@
 #include "cpn/template/deployments.hpp"
 
 namespace cpn::api {
+
+// What the routes need of the configuration.
+struct Settings {
+  bool metrics_business_without_token = false;
+  auth::Quotas quotas;
+  std::string data_dir;                         // /readyz watches its free space
+  std::uint64_t min_free_bytes = 16ull << 20;   // below this, not ready: writes would fail
+};
 
 struct Services {
   engine::Engine& engine;
@@ -33,6 +42,7 @@ struct Services {
   http::Metrics& metrics;
   std::function<bool()> ready;  // false while starting or stopping
   std::string version;
+  Settings settings;
 };
 
 void register_routes(http::Router& router, Services& services);

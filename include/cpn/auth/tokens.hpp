@@ -38,6 +38,8 @@ class Tokens {
                                                      const std::optional<std::string>& env_secret);
 
   std::optional<Principal> authenticate(std::string_view secret) const;
+  // The token exists and is neither revoked nor expired.
+  bool active(const std::string& token_id) const;
 
   // Returns the token object with its `secret` (shown this once).
   Result<Json> create(const Json& body);

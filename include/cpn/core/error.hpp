@@ -23,6 +23,9 @@ enum class ErrorKind {
   unprocessable,          // 422: well-formed but invalid
   range_not_satisfiable,  // 416
   gone,                   // 410: events compacted away
+  too_many_requests,      // 429: over a rate limit or quota (Retry-After)
+  header_too_large,       // 431
+  insufficient_storage,   // 507: the disk is full
   unavailable,            // 503
   internal,               // 500
 };

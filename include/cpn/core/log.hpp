@@ -13,7 +13,9 @@ enum class Level { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
 void set_level(Level max);
 Level parse_level(std::string_view name, Level fallback);
 bool enabled(Level level);
+// Control characters (newlines included) and backslashes are escaped.
 void write(Level level, std::string_view line);
+std::string escape(std::string_view line);
 
 template <typename... Args>
 void error(fmt::format_string<Args...> f, Args&&... a) {

@@ -9,6 +9,8 @@
 
 #include "cpn/core/document.hpp"
 #include "cpn/http/server.hpp"
+#include "cpn/auth/limits.hpp"
+#include "cpn/template/template.hpp"
 
 namespace cpn::daemon {
 
@@ -24,10 +26,25 @@ struct Config {
   double order_duration_hours = 24;        // when an order does not say
   std::string network_driver = "sim";      // sim | linux
   std::string network_prefix = "cpn-";     // linux: namespace of site S is <prefix>S
+  templates::Limits deployment_limits;     // what a submitted template may hold
+  struct Process {                         // the process driver's workloads
+    std::string user;                      // run as; empty: cpnd's own user
+    bool allow_root = false;               // as root when cpnd is root and no user is set
+    std::vector<std::string> env;          // names of cpnd's variables passed on
+    int open_files = 4096;
+    double memory_factor = 4;
+    int port_min = 20000, port_max = 29999;
+  } process;
+  auth::RateLimits rates;                 // per token, by role
+  auth::Quotas quotas;                    // per tenant
+  bool metrics_business_without_token = false;
+  std::string tls_cert, tls_key;           // both set: HTTPS
+  int audit_retain_days = 90;
 
   std::string host() const;
   unsigned short port() const;
   Json to_json() const;
+  Json rates_json() const;
 };
 
 // What the command line set (unset fields leave lower layers alone).

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cpn/core/clock.hpp"
 #include "cpn/core/document.hpp"
@@ -54,13 +55,27 @@ class Registry {
 std::unique_ptr<ComputeDriver> make_sim_compute(const Clock& clock, std::chrono::milliseconds start_delay,
                                                 std::function<bool(const std::string& node)> node_up);
 
-// Real local processes: the variant's command for this host, with
-// CPN_INSTANCE_ID, CPN_MODEL_VERSION and CPN_PORT in the environment, its
-// output in log_dir/<id>.log, its pid in run_dir/<id>.pid (so a restarted
+// How the process driver runs workloads (config `process`).
+struct ProcessSettings {
+  std::string run_dir, log_dir, work_dir;  // pid files; <id>.log; <id>/ each workload's own directory
+  std::chrono::milliseconds grace{5000};   // from SIGTERM to SIGKILL
+  std::string user;                        // run as this user (cpnd root, or that user); empty: cpnd's
+  bool allow_root = false;                 // cpnd root and no user: run as root only when told so
+  std::vector<std::string> pass_env;       // names of cpnd's variables a workload gets
+  int open_files = 4096;                   // RLIMIT_NOFILE
+  double memory_factor = 4;                // RLIMIT_AS: requests.memory times this, at least 512 MiB
+};
+
+// Real local processes: the variant's command (from the image registry)
+// for this host. A workload gets an allowlisted environment (PATH, HOME,
+// LANG, LC_ALL, TZ, the pass_env names, and CPN_INSTANCE_ID,
+// CPN_MODEL_VERSION and CPN_PORT), no descriptor of cpnd's, its own work
+// directory, resource limits, and runs as the configured user. Its output
+// goes to log_dir/<id>.log, its pid to run_dir/<id>.pid (so a restarted
 // cpnd finds it again instead of starting a second one). Running means the
 // process is alive and GET /healthz on its port answers 200; stop sends
-// SIGTERM, then SIGKILL after grace.
-std::unique_ptr<ComputeDriver> make_process_compute(std::string run_dir, std::string log_dir,
-                                                    std::chrono::milliseconds grace);
+// SIGTERM, then SIGKILL after grace. Fails for a user that does not exist
+// or that cpnd cannot become.
+Result<std::unique_ptr<ComputeDriver>> make_process_compute(ProcessSettings settings);
 
 }  // namespace cpn::drivers

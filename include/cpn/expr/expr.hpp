@@ -17,6 +17,11 @@
 namespace cpn::expr {
 
 using Value = std::variant<double, std::string, bool>;
+
+// Bounds that keep a hostile blueprint's evaluation small: strings built by
+// '+' (a resolution, a label, not a text) and the number of derived values.
+inline constexpr std::size_t kMaxStringValue = 1024;
+inline constexpr std::size_t kMaxDerived = 256;
 enum class Type { number, string, boolean };
 
 std::string type_name(Type t);

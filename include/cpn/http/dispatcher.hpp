@@ -1,5 +1,6 @@
 // What happens to every request between the socket and the handler, once:
-// routing (404/405), authentication and roles (401/403), media types
+// routing (404/405), authentication and roles (401/403), rate limits per
+// token (429), media types
 // (415), body parsing (400), Idempotency-Key, the answer's format (JSON or
 // YAML by Accept), ETag, metrics and the access log.
 #pragma once
@@ -7,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "cpn/auth/limits.hpp"
 #include "cpn/auth/tokens.hpp"
 #include "cpn/engine/engine.hpp"
 #include "cpn/http/metrics.hpp"
@@ -16,8 +18,13 @@ namespace cpn::http {
 
 class Dispatcher {
  public:
-  Dispatcher(Router& router, auth::Tokens& tokens, engine::Engine& engine, Metrics& metrics)
-      : router_(router), tokens_(tokens), engine_(engine), metrics_(metrics) {}
+  Dispatcher(Router& router, auth::Tokens& tokens, engine::Engine& engine, Metrics& metrics,
+             auth::RateLimits rates = {})
+      : router_(router), tokens_(tokens), engine_(engine), metrics_(metrics), limiter_(std::move(rates)) {}
+  void set_rate_limits(auth::RateLimits rates) { limiter_.set_limits(std::move(rates)); }
+  void set_max_idempotency_keys(int n) { max_idempotency_keys_ = n; }
+  // Whether an open stream's token still stands (not revoked, not expired).
+  bool token_active(const std::string& token_id) const { return tokens_.active(token_id); }
 
   Response handle(Request& request);
   // Decided from the header alone, before any body is read: the answer
@@ -38,6 +45,8 @@ class Dispatcher {
   auth::Tokens& tokens_;
   engine::Engine& engine_;
   Metrics& metrics_;
+  auth::RateLimiter limiter_;
+  int max_idempotency_keys_ = 10000;  // per tenant, over its tokens
   std::set<std::pair<std::string, std::string>> in_flight_;  // (principal, key)
 };
 

@@ -27,6 +27,7 @@ struct Request {
   std::uint64_t body_size = 0;  // and its length
   std::string request_id;
   std::optional<auth::Principal> principal;
+  bool rate_counted = false;  // taken from its token's bucket once, at preflight
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -48,6 +49,7 @@ struct EventStream {
   std::int64_t since = 0;
   bool sse = false;
   std::string kind;  // only events of this kind; empty: all
+  std::string token_id;  // the stream ends when this token is revoked or expires
 };
 
 // Part of a file sent as the body (GET /v1/files/{name}, with Range).

@@ -15,7 +15,9 @@ class Metrics {
   void observe(const std::string& route, const std::string& method, int status, double seconds);
   void connection_opened() { ++connections_total_; ++connections_open_; }
   void connection_closed() { --connections_open_; }
-  void connection_rejected() { ++connections_rejected_; }
+  void connection_rejected(const char* reason) { ++connections_rejected_[reason]; }
+  void accept_failed() { ++accept_failures_; }
+  void body_budget_refused() { ++body_budget_refusals_; }
   std::int64_t open_connections() const { return connections_open_; }
   // The HTTP families; the caller appends its own.
   std::string render() const;
@@ -30,7 +32,9 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, Histogram> latency_;
   std::uint64_t connections_total_ = 0;
   std::int64_t connections_open_ = 0;
-  std::uint64_t connections_rejected_ = 0;
+  std::map<std::string, std::uint64_t> connections_rejected_;  // by reason
+  std::uint64_t accept_failures_ = 0;
+  std::uint64_t body_budget_refusals_ = 0;
 };
 
 inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

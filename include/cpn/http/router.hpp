@@ -12,6 +12,9 @@
 namespace cpn::http {
 
 using Handler = std::function<Response(Request&)>;
+// What a caller's role may see of an answer (customers: their price, not
+// the operator's cost): applied to a JSON answer, or to each of its items.
+using View = std::function<void(Json& object, const auth::Principal& who)>;
 
 struct QueryParam {
   std::string name;
@@ -50,6 +53,7 @@ struct Route {
   bool creates = false;         // a creating POST: Idempotency-Key applies
   bool yaml = true;             // the answer can be YAML (Accept)
   std::vector<std::string> not_replayed;  // answer fields an Idempotency-Key replay leaves out
+  View view;                    // the projection of the answer by role (empty: as it is)
 };
 
 struct Match {
@@ -65,6 +69,8 @@ class Router {
   // a path that matches with another method: route null, allowed filled (405).
   Match match(const std::string& method, const std::string& path) const;
   const std::vector<Route>& routes() const { return routes_; }
+  // Sets the view of every route whose path starts with prefix.
+  void set_view(const std::string& prefix, const View& view);
 
  private:
   std::vector<Route> routes_;

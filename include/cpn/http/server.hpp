@@ -21,9 +21,12 @@ struct Limits {
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 8 * 1024 * 1024;
   std::uint64_t max_file_bytes = 2ull * 1024 * 1024 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds idle_timeout{60'000};       // waiting for a request's first byte
+  std::chrono::milliseconds header_timeout{10'000};     // from the first byte to the header's end
   std::chrono::milliseconds request_timeout{300'000};  // reading a body, writing an answer
   std::size_t max_connections = 1024;
+  std::size_t max_connections_per_client = 128;         // from one address
+  std::uint64_t max_buffered_body_bytes = 64ull * 1024 * 1024;  // bodies in memory, all connections
   std::chrono::milliseconds heartbeat{15'000};         // for event streams
 };
 

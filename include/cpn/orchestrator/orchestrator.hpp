@@ -26,7 +26,8 @@ struct Settings {
   int max_attempts = 5;                       // starts of one instance before the deployment fails
   std::chrono::milliseconds backoff{1000};    // doubled per attempt,
   std::chrono::milliseconds backoff_cap{30000};  // up to this
-  int first_port = 20000;                     // instances get ports from here (process driver)
+  int first_port = 20000;                     // instances get ports from here (process driver),
+  int port_count = 10000;                     // round the range (process.ports)
 };
 
 class Orchestrator {

@@ -91,11 +91,16 @@ class Store {
   std::optional<IdempotencyRecord> find_idempotency(const std::string& principal, const std::string& key);
   // Records (or completes) a stored answer outside of a change.
   void save_idempotency(const IdempotencyRecord& record);
+  std::int64_t count_idempotency(const std::string& principal);
   // Forgets idempotency records created before the given time.
   void expire_idempotency(const std::string& before);
 
   void checkpoint();  // WAL checkpoint (TRUNCATE), at shutdown
   const Timings& timings() const;
+  // The last commit failed because the disk is full (507); cleared by the
+  // next commit that succeeds, or by whoever sees space has come back.
+  bool disk_full() const;
+  void clear_disk_full();
 
  private:
   struct Impl;

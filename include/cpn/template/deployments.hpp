@@ -12,7 +12,7 @@ namespace cpn::templates {
 
 class Deployments {
  public:
-  explicit Deployments(engine::Engine& engine);
+  Deployments(engine::Engine& engine, const artifacts::Images& images, Limits limits);
   resource::Collection& collection() { return deployments_; }
 
   // The body of a new deployment of a template (reservation included).
@@ -29,6 +29,8 @@ class Deployments {
 
  private:
   engine::Engine& engine_;
+  const artifacts::Images& images_;
+  Limits limits_;
   resource::Collection deployments_;
 };
 

@@ -21,12 +21,24 @@ inline constexpr const char* kDeployment = "deployment";
 Json from_order(const Json& order, const Json& solution, const std::map<std::string, std::string>& models,
                 const artifacts::Images& images, const std::string& deployment);
 
+// What one submitted template may hold (config `deployments`).
+struct Limits {
+  int max_instances = 256;               // over all its placements
+  int max_instances_per_placement = 64;
+  double min_cpu = 0.01;                 // per instance: a zero-size one would never be refused
+  double min_memory_gib = 1.0 / 1024;
+};
+
 // Checks a submitted template: the schema, then what a schema cannot say
 // (unique component names, network ends that name components, routes that
 // join their sites over existing links, nodes and sites that exist and
-// match). Every problem has its pointer. Answers the template normalised
-// (links filled in from paths).
-Result<Json> parse(const Json& doc, const engine::Engine& engine);
+// match, instance counts and requests within limits). Every problem has its
+// pointer. Answers the template normalised: links filled in from paths,
+// each placement's variant (and so its command) resolved from the image
+// registry whatever the document said, and its billing computed at cost
+// from the inventory's prices.
+Result<Json> parse(const Json& doc, const engine::Engine& engine, const artifacts::Images& images,
+                   const Limits& limits);
 
 // cpu, memory and accelerators per node, bandwidth per link.
 Json reservation_of(const Json& doc);

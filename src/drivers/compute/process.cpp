@@ -7,7 +7,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,12 +26,13 @@
 #include "cpn/core/file.hpp"
 #include "cpn/drivers/compute.hpp"
 
-extern char** environ;
-
 namespace cpn::drivers {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Where a workload's programs are looked up: the system's, never cpnd's PATH.
+constexpr const char* kWorkloadPath = "/usr/local/bin:/usr/bin:/bin";
 
 // GET /healthz answers 200 within the timeout.
 bool healthy(int port, int timeout_ms) {
@@ -70,12 +74,34 @@ bool adopted_instance(pid_t pid, const std::string& id) {
   return false;
 }
 
+// The resolved path of a command's program, looked up as execvp would,
+// but before fork (the child may only make async-signal-safe calls).
+std::string resolve_program(const std::string& program, const std::string& path) {
+  if (program.find('/') != std::string::npos) return program;
+  std::stringstream dirs(path);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// What the child reports through its pipe when it cannot exec.
+struct SpawnFailure {
+  int stage;  // index into kStages
+  int error;
+};
+constexpr const char* kStages[] = {"open /dev/null", "open its log", "enter its work directory", "set its limits",
+                                   "drop its groups", "set its group", "set its user", "run its program"};
+
 class ProcessCompute : public ComputeDriver {
  public:
-  ProcessCompute(std::string run_dir, std::string log_dir, std::chrono::milliseconds grace)
-      : run_dir_(std::move(run_dir)), log_dir_(std::move(log_dir)), grace_(grace) {
-    fs::create_directories(run_dir_);
-    fs::create_directories(log_dir_);
+  explicit ProcessCompute(ProcessSettings settings) : settings_(std::move(settings)) {
+    fs::create_directories(settings_.run_dir);
+    fs::create_directories(settings_.log_dir);
+    fs::create_directories(settings_.work_dir);
+    // Traversable by the workloads' user, listable by none but cpnd.
+    ::chmod(settings_.work_dir.c_str(), 0711);
   }
   std::string name() const override { return "process"; }
 
@@ -87,37 +113,130 @@ class ProcessCompute : public ComputeDriver {
     const Json command = instance.value("/variant/command"_json_pointer, Json::array());
     if (!command.is_array() || command.empty())
       return fail(Error::invalid_field("/variant/command", fmt::format("instance '{}': its image variant has no command", id)));
+    if (settings_.user.empty() && ::geteuid() == 0 && !settings_.allow_root)
+      return fail(Error::invalid_field(
+          "/process/user", fmt::format("instance '{}': cpnd runs as root and would run it as root; set process.user "
+                                       "(an unprivileged user) or, knowingly, process.allow_root", id)));
     std::vector<std::string> argv;
     for (const auto& a : command) argv.push_back(a.get<std::string>());
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e)
-      if (std::string(*e).rfind("CPN_", 0) != 0) env.emplace_back(*e);
+    std::string program = resolve_program(argv[0], kWorkloadPath);
+    if (program.empty())
+      return fail(Error::invalid_field("/variant/command/0", fmt::format("instance '{}': '{}' is not a program on {}", id,
+                                                                         argv[0], kWorkloadPath)));
+    // What the workload may know: what cpnd sets, and the names the
+    // operator listed; never the rest of cpnd's environment (its admin token).
+    std::string work = (fs::path(settings_.work_dir) / id).string();
+    std::vector<std::string> env = {std::string("PATH=") + kWorkloadPath, "HOME=" + work};
+    for (const char* name : {"LANG", "LC_ALL", "TZ"})
+      if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+    for (const auto& name : settings_.pass_env)
+      if (const char* v = std::getenv(name.c_str()); v && name.rfind("CPN", 0) != 0) env.push_back(name + "=" + v);
     env.push_back("CPN_INSTANCE_ID=" + id);
     env.push_back("CPN_MODEL_VERSION=" + instance.value("model", ""));
     env.push_back("CPN_PORT=" + std::to_string(instance.value("port", 0)));
-    std::string log = (fs::path(log_dir_) / (id + ".log")).string();
+    std::string log = (fs::path(settings_.log_dir) / (id + ".log")).string();
 
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);  // its own session: it outlives cpnd
+    // Its own work directory, owned by the user it runs as.
+    std::error_code ec;
+    fs::create_directories(work, ec);
+    if (ec) return fail(Error::internal(fmt::format("instance '{}': cannot create {}: {}", id, work, ec.message())));
+    ::chmod(work.c_str(), 0750);  // before chown: without CAP_FOWNER it could not be done after
+    if (user_) (void)::chown(work.c_str(), user_->uid, user_->gid);
+
+    // Everything the child needs is made before fork: after it, only
+    // async-signal-safe calls.
     std::vector<char*> args, envp;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
-    pid_t pid = 0;
-    int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) return fail(Error::internal(fmt::format("instance '{}': cannot run {}: {}", id, argv[0], std::strerror(rc))));
+    double gib = instance.value("/requests/memory"_json_pointer, Json(0.0)).is_number()
+                     ? instance.value("/requests/memory"_json_pointer, Json(0.0)).get<double>()
+                     : 0.0;
+    rlim_t address_space = static_cast<rlim_t>(std::max(512.0 * 1024 * 1024, gib * settings_.memory_factor * 1073741824.0));
+    rlimit files{}, memory{};
+    ::getrlimit(RLIMIT_NOFILE, &files);  // never above what cpnd itself may have
+    files.rlim_cur = files.rlim_max = std::min<rlim_t>(files.rlim_max, static_cast<rlim_t>(settings_.open_files));
+    ::getrlimit(RLIMIT_AS, &memory);
+    memory.rlim_cur = memory.rlim_max = std::min<rlim_t>(memory.rlim_max, address_space);
+    const int max_fd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 1 << 20));
+    rlimit no_core{0, 0};
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0)
+      return fail(Error::internal(fmt::format("instance '{}': pipe: {}", id, std::strerror(errno))));
+    const bool drop = user_.has_value();
+    const uid_t uid = drop ? user_->uid : 0;
+    const gid_t gid = drop ? user_->gid : 0;
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      int e = errno;
+      ::close(report[0]);
+      ::close(report[1]);
+      return fail(Error::internal(fmt::format("instance '{}': fork: {}", id, std::strerror(e))));
+    }
+    if (pid == 0) {
+      auto die = [&](int stage) {
+        SpawnFailure f{stage, errno};
+        (void)!::write(report[1], &f, sizeof f);
+        ::_exit(127);
+      };
+      ::setsid();  // its own session: it outlives cpnd
+      int null = ::open("/dev/null", O_RDONLY);
+      if (null < 0 || ::dup2(null, 0) < 0) die(0);
+      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
+      if (out < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) die(1);
+      if (::setrlimit(RLIMIT_NOFILE, &files) != 0 || ::setrlimit(RLIMIT_AS, &memory) != 0 ||
+          ::setrlimit(RLIMIT_CORE, &no_core) != 0)
+        die(3);
+      if (drop) {
+        if (::setgroups(1, &gid) != 0) die(4);
+        if (::setgid(gid) != 0) die(5);
+        if (::setuid(uid) != 0) die(6);
+      }
+      // Entered as the user: a root without CAP_DAC_OVERRIDE (the systemd unit) cannot.
+      if (::chdir(work.c_str()) != 0) die(2);
+      // No descriptor of cpnd's survives (its listening socket, its
+      // clients, its database): the report pipe goes to 3, the rest close.
+      if (::dup3(report[1], 3, O_CLOEXEC) < 0) die(7);
+      if (::close_range(4, ~0U, 0) != 0)
+        for (int fd = 4; fd < max_fd; ++fd) ::close(fd);  // kernels before 5.9
+      report[1] = 3;
+      ::execve(program.c_str(), args.data(), envp.data());
+      die(7);
+    }
+    ::close(report[1]);
+    SpawnFailure failure{};
+    ssize_t got;
+    do got = ::read(report[0], &failure, sizeof failure);
+    while (got < 0 && errno == EINTR);
+    ::close(report[0]);
+    if (got == static_cast<ssize_t>(sizeof failure)) {
+      ::waitpid(pid, nullptr, 0);
+      return fail(Error::internal(fmt::format("instance '{}': cannot {} ({}): {}", id, kStages[failure.stage], program,
+                                              std::strerror(failure.error))));
+    }
     children_[id] = pid;
     // The pid file appears whole (written aside, then renamed).
     return write_file_atomically(pid_file(id).string(), std::to_string(pid) + "\n");
+  }
+
+  // Resolves the configured user once: a name that does not exist, or one
+  // cpnd cannot become, stops cpnd at start instead of failing every instance.
+  Status resolve_user() {
+    if (settings_.user.empty()) return {};
+    std::vector<char> buf(16384);
+    passwd pw{}, *found = nullptr;
+    if (::getpwnam_r(settings_.user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+      return fail(Error::invalid_field("/process/user", fmt::format("no user '{}' on this host", settings_.user)));
+    if (found->pw_uid == 0 && !settings_.allow_root)
+      return fail(Error::invalid_field("/process/user", "process.user is root; set process.allow_root to mean it"));
+    if (::geteuid() != 0 && ::geteuid() != found->pw_uid)
+      return fail(Error::invalid_field("/process/user", fmt::format("cpnd runs as uid {} and cannot run workloads as '{}'; "
+                                                                    "run cpnd as root or leave process.user unset",
+                                                                    ::geteuid(), settings_.user)));
+    if (::geteuid() != 0) return {};  // already that user: nothing to drop
+    user_ = User{found->pw_uid, found->pw_gid};
+    return {};
   }
 
   Status stop(const Json& instance) override {
@@ -125,7 +244,7 @@ class ProcessCompute : public ComputeDriver {
     pid_t pid = running_pid(id);
     if (pid > 0) {
       ::kill(pid, SIGTERM);
-      auto deadline = std::chrono::steady_clock::now() + grace_;
+      auto deadline = std::chrono::steady_clock::now() + settings_.grace;
       while (alive(id, pid) && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (alive(id, pid)) {
@@ -146,14 +265,14 @@ class ProcessCompute : public ComputeDriver {
     if (!alive(id, pid)) {
       std::error_code ec;
       fs::remove(pid_file(id), ec);  // reported once as failed, then absent
-      return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(log_dir_) / (id + ".log")).string())};
+      return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(settings_.log_dir) / (id + ".log")).string())};
     }
     if (!healthy(instance.value("port", 0), 500)) return {Phase::starting, "waiting for GET /healthz"};
     return {Phase::running, ""};
   }
 
  private:
-  fs::path pid_file(const std::string& id) const { return fs::path(run_dir_) / (id + ".pid"); }
+  fs::path pid_file(const std::string& id) const { return fs::path(settings_.run_dir) / (id + ".pid"); }
   pid_t running_pid(const std::string& id) const {
     std::ifstream in(pid_file(id));
     pid_t pid = 0;
@@ -170,16 +289,21 @@ class ProcessCompute : public ComputeDriver {
     }
     return adopted_instance(pid, id);
   }
+  struct User {
+    uid_t uid;
+    gid_t gid;
+  };
   mutable std::map<std::string, pid_t> children_;
-  std::string run_dir_, log_dir_;
-  std::chrono::milliseconds grace_;
+  ProcessSettings settings_;
+  std::optional<User> user_;
 };
 
 }  // namespace
 
-std::unique_ptr<ComputeDriver> make_process_compute(std::string run_dir, std::string log_dir,
-                                                    std::chrono::milliseconds grace) {
-  return std::make_unique<ProcessCompute>(std::move(run_dir), std::move(log_dir), grace);
+Result<std::unique_ptr<ComputeDriver>> make_process_compute(ProcessSettings settings) {
+  auto driver = std::make_unique<ProcessCompute>(std::move(settings));
+  if (auto s = driver->resolve_user(); !s) return fail(s.error());
+  return std::unique_ptr<ComputeDriver>(std::move(driver));
 }
 
 }  // namespace cpn::drivers
