@@ -7,6 +7,7 @@ namespace cpn::api {
 
 void add_system_routes(http::Router& router, Services& s);
 void add_token_routes(http::Router& router, Services& s);
+void add_audit_routes(http::Router& router, Services& s);
 void add_inventory_routes(http::Router& router, Services& s);
 void add_artifact_routes(http::Router& router, Services& s);
 void add_event_routes(http::Router& router, Services& s);

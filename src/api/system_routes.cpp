@@ -205,6 +205,7 @@ void add_event_routes(http::Router& router, Services& s) {
 void register_routes(http::Router& router, Services& s) {
   add_system_routes(router, s);
   add_token_routes(router, s);
+  add_audit_routes(router, s);
   add_inventory_routes(router, s);
   add_artifact_routes(router, s);
   add_blueprint_routes(router, s);

@@ -1,5 +1,10 @@
-// /v1/tokens: admins create, list and revoke bearer tokens.
+// /v1/tokens: admins create, list and revoke bearer tokens; /v1/audit:
+// admins read who wrote what.
+#include <charconv>
+
 #include "common.hpp"
+#include "cpn/core/log.hpp"
+#include "cpn/store/store.hpp"
 #include "routes.hpp"
 
 namespace cpn::api {
@@ -26,6 +31,67 @@ void add_token_routes(http::Router& router, Services& s) {
   router.add({"DELETE", "/v1/tokens/{id}", admin,
               [&tokens](Request& req) { return answer(tokens.revoke(req.param("id")), req); }, "revokeToken",
               "Revoke a token; it stops working at once", "auth"});
+}
+
+namespace {
+
+// YYYY-MM-DDTHH:MM:SS, then a fraction and zone as format_time writes them.
+bool rfc3339(std::string_view t) {
+  const char* shape = "dddd-dd-ddTdd:dd:dd";
+  if (t.size() < 20 || t.size() > 40) return false;
+  for (std::size_t i = 0; i < 19; ++i)
+    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(t[i])) : t[i] != shape[i]) return false;
+  return true;
+}
+
+Json audit_json(const store::AuditRecord& r) {
+  return {{"seq", r.seq},           {"time", r.time},       {"principal", r.principal},
+          {"name", r.name},         {"role", r.role},       {"tenant", r.tenant},
+          {"method", r.method},     {"route", r.route},     {"path", log::escape(r.path)},
+          {"status", r.status},     {"request_id", r.request_id}};
+}
+
+}  // namespace
+
+void add_audit_routes(http::Router& router, Services& s) {
+  http::Route audit{
+      "GET", "/v1/audit", {"admin"},
+      [&s](Request& req) {
+        store::AuditQuery q;
+        q.limit = 100;
+        if (auto v = req.query_value("limit")) {
+          auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), q.limit);
+          if (ec != std::errc() || p != v->data() + v->size() || q.limit < 1 || q.limit > 1000)
+            return error(Error::bad_request("limit must be an integer from 1 to 1000", {{"/query/limit", "not 1-1000"}}), req);
+        }
+        if (auto v = req.query_value("continue")) {
+          auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), q.after);
+          if (ec != std::errc() || p != v->data() + v->size() || q.after < 0)
+            return error(Error::bad_request("continue must come from an earlier page", {{"/query/continue", "not a token"}}),
+                         req);
+        }
+        q.principal = req.query_value("principal").value_or("");
+        q.tenant = req.query_value("tenant").value_or("");
+        q.since = req.query_value("since").value_or("");
+        if (!q.since.empty() && !rfc3339(q.since))
+          return error(Error::bad_request("since must be an RFC 3339 time", {{"/query/since", "not a time"}}), req);
+        Json items = Json::array();
+        auto records = s.engine.store().audit(q);
+        for (const auto& r : records) items.push_back(audit_json(r));
+        Json out = {{"items", items}};
+        if (records.size() == q.limit) out["continue"] = std::to_string(records.back().seq);
+        return json(out);
+      },
+      "listAudit",
+      "The audit log (admins): every write of a known principal, refused ones included: time, principal, tenant, "
+      "route, outcome and request id, oldest first",
+      "auth"};
+  audit.query = {{"limit", "integer", "At most this many records (1-1000, default 100)."},
+                 {"continue", "string", "The `continue` of the previous page."},
+                 {"principal", "string", "Only this token id's writes."},
+                 {"tenant", "string", "Only writes by this tenant's tokens."},
+                 {"since", "string", "Only writes at or after this time (RFC 3339)."}};
+  router.add(std::move(audit));
 }
 
 }  // namespace cpn::api

@@ -65,8 +65,10 @@ int main(int argc, char** argv) {
   std::string server = std::getenv("CPN_SERVER") ? std::getenv("CPN_SERVER") : "http://127.0.0.1:8080";
   std::string token = std::getenv("CPN_TOKEN") ? std::getenv("CPN_TOKEN") : "";
   std::string token_file;
+  std::string ca_file = std::getenv("CPN_CA_FILE") ? std::getenv("CPN_CA_FILE") : "";
   bool yaml = false;
-  app.add_option("--server", server, "cpnd URL (CPN_SERVER)");
+  app.add_option("--server", server, "cpnd URL, http:// or https:// (CPN_SERVER)");
+  app.add_option("--ca-file", ca_file, "https: the CA certificate (PEM) the server's must chain to; default the system's (CPN_CA_FILE)");
   app.add_option("--token", token, "bearer token (CPN_TOKEN)");
   app.add_option("--token-file", token_file, "read the bearer token from a file (e.g. DATA/admin.token)");
   app.add_flag("-y,--yaml", yaml, "print YAML");
@@ -160,7 +162,7 @@ int main(int argc, char** argv) {
       token = read_file(token_file);
       while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
     }
-    client::HttpClient http(server, token);
+    client::HttpClient http(server, token, ca_file);
     std::map<std::string, std::string> accept;
     if (yaml) accept["Accept"] = "application/yaml";
     auto path_of = [&](const std::string& w) {

@@ -192,9 +192,11 @@ int main(int argc, char** argv) {
   http::Dispatcher dispatcher(router, tokens, engine, metrics, cfg->rates);
   dispatcher.set_max_idempotency_keys(cfg->quotas.max_idempotency_keys);
   http::Server server(io, dispatcher, engine, cfg->limits, [&files] { return files.temp_path(); });
+  if (!cfg->tls_cert.empty())
+    if (auto s = server.set_tls(cfg->tls_cert, cfg->tls_key); !s) return fatal(s.error());
   auto port = server.listen(cfg->host(), cfg->port());
   if (!port) return fatal(port.error());
-  std::string url = fmt::format("http://{}:{}", cfg->host(), *port);
+  std::string url = fmt::format("{}://{}:{}", server.tls() ? "https" : "http", cfg->host(), *port);
   write_address_file(cfg->data, url);
   ready = true;
   log::notice("cpnd {} listening on {} (data {})", kVersion, url, cfg->data);
@@ -228,6 +230,8 @@ int main(int argc, char** argv) {
   net::steady_timer idem_expiry(io);
   std::function<void()> expire_keys = [&] {
     engine.store().expire_idempotency(format_time(clock.now() - std::chrono::hours(24)));
+    if (auto gone = engine.store().expire_audit(format_time(clock.now() - std::chrono::hours(24) * cfg->audit_retain_days)); gone > 0)
+      log::notice("audit log: {} records older than {} days removed", gone, cfg->audit_retain_days);
     if (auto gone = engine.store().compact_events(cfg->events_retained); gone > 0)
       log::notice("event log compacted: {} events older than the newest {} removed", gone, cfg->events_retained);
     idem_expiry.expires_after(std::chrono::hours(1));
@@ -295,6 +299,17 @@ int main(int argc, char** argv) {
         if (fresh->listen != cfg->listen || fresh->data != cfg->data)
           log::warning("SIGHUP: listen and data take effect only after a restart");
         server.set_limits(fresh->limits);
+        // Certificates are reloaded (a renewed one is served to new connections); a bad pair keeps the old one.
+        if (!fresh->tls_cert.empty()) {
+          if (auto t = server.set_tls(fresh->tls_cert, fresh->tls_key); !t) {
+            fatal(t.error());
+            log::error("SIGHUP: the new certificate or key does not load; keeping the one in use");
+          } else {
+            log::notice("SIGHUP: certificate {} loaded", fresh->tls_cert);
+          }
+        } else if (server.tls()) {
+          log::warning("SIGHUP: tls removed from the configuration; HTTPS stays until a restart");
+        }
         dispatcher.set_rate_limits(fresh->rates);
         dispatcher.set_max_idempotency_keys(fresh->quotas.max_idempotency_keys);
         services.settings.metrics_business_without_token = fresh->metrics_business_without_token;

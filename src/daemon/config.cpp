@@ -209,6 +209,11 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
     c.quote_ttl = std::chrono::seconds(std::llround(*secs));
   }
 
+  str("CPND_TLS_CERT", c.tls_cert);
+  str("CPND_TLS_KEY", c.tls_key);
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return fail(Error::invalid_field(c.tls_cert.empty() ? "/tls/cert_file" : "/tls/key_file",
+                                     "HTTPS needs both a certificate and its key"));
   str("CPND_PROCESS_USER", c.process.user);
   if (auto it = env.find("CPND_PROCESS_ALLOW_ROOT"); it != env.end())
     c.process.allow_root = it->second == "1" || it->second == "true";

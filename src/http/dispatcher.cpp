@@ -77,7 +77,20 @@ std::optional<Response> Dispatcher::preflight(Request& req) {
   if (r.status == 0) return std::nullopt;
   r.header("X-Request-Id", req.request_id);
   metrics_.observe(route ? route->path : "unmatched", method_label(req.method), r.status, 0);
+  audit(req, route, r.status);
   return r;
+}
+
+// Every write of a known principal (refused ones too: a 403 or 429 is worth
+// knowing), in its own table. Reads and anonymous callers are in the access
+// log only, so a flood without a token cannot fill the disk through it.
+void Dispatcher::audit(const Request& req, const Route* route, int status) {
+  if (!req.principal || req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") return;
+  const auth::Principal& who = *req.principal;
+  auto written = engine_.store().append_audit({0, engine_.now(), who.token_id, who.name, who.role, who.tenant,
+                                               method_label(req.method), route ? route->path : "unmatched", req.path,
+                                               status, req.request_id});
+  if (!written) log::error("request_id={} {}", req.request_id, written.error().message);
 }
 
 Response Dispatcher::handle(Request& req) {
@@ -109,6 +122,7 @@ Response Dispatcher::handle(Request& req) {
       res.header("ETag", "\"" + j["metadata"]["resourceVersion"].get<std::string>() + "\"");
   }
   res.header("X-Request-Id", req.request_id);
+  audit(req, route, res.status);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string route_name = route ? route->path : "unmatched";
   metrics_.observe(route_name, method_label(req.method), res.status, seconds);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <list>
+#include <type_traits>
 #include <map>
 #include <set>
 
@@ -15,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "cpn/core/log.hpp"
 #include "cpn/http/problem.hpp"
@@ -25,12 +27,13 @@ namespace cpn::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 struct Server::Impl : std::enable_shared_from_this<Impl> {
   struct Session {
-    beast::tcp_stream* stream = nullptr;
+    tcp::socket* socket = nullptr;      // the lowest layer, under TLS too
     bool busy = false;                  // between a request's header and its answer
     net::steady_timer* watch = nullptr; // set while an event stream waits
   };
@@ -42,6 +45,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   Limits limits;
   std::function<std::string()> temp_file;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::shared_ptr<ssl::context> tls;  // set: HTTPS
   std::list<Session> sessions;
   std::map<net::ip::address, std::size_t> per_client;  // open connections by client address
   BodyBudget bodies;
@@ -134,14 +138,15 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         r.content_type, r.body.size(), r.body);
     beast::error_code ec;
     socket.non_blocking(true, ec);
-    socket.write_some(net::buffer(answer), ec);
+    if (!tls) socket.write_some(net::buffer(answer), ec);  // a TLS client could not read it
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
   }
 
   // A body that is not HTTP (a chunk size that overflows, a bad chunk):
   // 400 before closing. False for a connection that simply ended.
-  net::awaitable<bool> refuse_body(beast::tcp_stream& stream, const beast::error_code& ec, const Request& req) {
+  template <class Stream>
+  net::awaitable<bool> refuse_body(Stream& stream, const beast::error_code& ec, const Request& req) {
     if (ec.category() != bhttp::make_error_code(bhttp::error::bad_chunk).category() || ec == bhttp::error::end_of_stream ||
         ec == bhttp::error::partial_message)
       co_return false;
@@ -152,7 +157,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     co_return true;
   }
 
-  net::awaitable<void> write_stream(beast::tcp_stream& stream, const Response& r, Session& me) {
+  template <class Stream>
+  net::awaitable<void> write_stream(Stream& stream, const Response& r, Session& me) {
     EventStream es = *r.stream;
     bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
     res.set(bhttp::field::server, "cpnd");
@@ -162,7 +168,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     res.chunked(true);
     res.keep_alive(false);
     bhttp::response_serializer<bhttp::empty_body> sr{res};
-    stream.expires_after(limits.request_timeout);
+    lowest(stream).expires_after(limits.request_timeout);
     auto [hec, hn] = co_await bhttp::async_write_header(stream, sr, use_tuple);
     if (hec) co_return;
     net::steady_timer timer(io);
@@ -189,20 +195,32 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         else continue;  // woken by a commit
       }
       if (out.empty()) continue;
-      stream.expires_after(limits.request_timeout);
+      lowest(stream).expires_after(limits.request_timeout);
       auto chunk = bhttp::make_chunk(net::buffer(out));
       auto [ec, n] = co_await net::async_write(stream, chunk, use_tuple);
       if (ec) co_return;
     }
-    stream.expires_after(std::chrono::seconds(5));
+    lowest(stream).expires_after(std::chrono::seconds(5));
     auto last = bhttp::make_chunk_last();
     co_await net::async_write(stream, last, use_tuple);
   }
 
+  // Plain HTTP, or HTTPS when a certificate is configured (the context of
+  // the moment: a SIGHUP reload serves new connections, open ones keep theirs).
   net::awaitable<void> session(tcp::socket socket, net::ip::address client) {
     auto self = shared_from_this();
-    beast::tcp_stream stream(std::move(socket));
-    sessions.push_back(Session{&stream});
+    if (auto context = tls) {
+      TlsStream stream(std::move(socket), *context);
+      co_await serve(stream, client);
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve(stream, client);
+    }
+  }
+
+  template <class Stream>
+  net::awaitable<void> serve(Stream& stream, net::ip::address client) {
+    sessions.push_back(Session{&lowest(stream).socket()});
     ++per_client[client];
     metrics.connection_opened();
     auto me = std::prev(sessions.end());
@@ -217,6 +235,11 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         impl->session_ended();
       }
     } leave{this, me, client};
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      lowest(stream).expires_after(limits.header_timeout);  // the handshake is part of the header phase
+      auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
+      if (hec) co_return;
+    }
     beast::flat_buffer buffer;
     struct TempFile {  // a streamed body's file goes, whatever happens to the request
       std::string path;
@@ -233,14 +256,14 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       // The idle timeout covers the wait for a request's first byte; from
       // there the header has its own, shorter deadline, so a client that
       // sends it a byte at a time (slowloris) holds its connection briefly.
-      stream.expires_after(limits.idle_timeout);
+      lowest(stream).expires_after(limits.idle_timeout);
       if (buffer.size() == 0) {
         auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
         if (rec) break;  // closed, idle, or cpnd stopping
         buffer.commit(rn);
       }
       me->busy = true;
-      stream.expires_after(limits.header_timeout);
+      lowest(stream).expires_after(limits.header_timeout);
       bhttp::request_parser<bhttp::empty_body> head;
       head.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       // Beast checks Content-Length against the limit as the header ends, so
@@ -290,7 +313,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       parse_target(req);
       req.request_id = req.header("x-request-id");
       bool keep_alive = head.get().keep_alive();
-      stream.expires_after(limits.request_timeout);
+      lowest(stream).expires_after(limits.request_timeout);
       if (auto refused = dispatcher.preflight(req)) {
         // Not found, not allowed or not authenticated: answered before any
         // body is read. A request without a body keeps its connection; an
@@ -386,7 +409,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       if (!keep_alive) break;
     }
     beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest(stream).socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 };
 
@@ -405,6 +428,25 @@ Server::~Server() {
   impl_->on_done = nullptr;
   impl_->stopping = true;
 }
+
+Status Server::set_tls(const std::string& cert_file, const std::string& key_file) {
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  beast::error_code ec;
+  // TLS 1.2 and later only, as Mozilla's intermediate profile.
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                       ec);
+  if (!ec) context->use_certificate_chain_file(cert_file, ec);
+  if (ec) return fail(Error::invalid_field("/tls/cert_file", fmt::format("'{}': {}", cert_file, ec.message())));
+  context->use_private_key_file(key_file, ssl::context::pem, ec);
+  if (ec) return fail(Error::invalid_field("/tls/key_file", fmt::format("'{}': {}", key_file, ec.message())));
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1)
+    return fail(Error::invalid_field("/tls/key_file", fmt::format("'{}' is not the key of '{}'", key_file, cert_file)));
+  impl_->tls = std::move(context);
+  return {};
+}
+
+bool Server::tls() const { return impl_->tls != nullptr; }
 
 void Server::set_limits(Limits limits) {
   impl_->limits = limits;
@@ -441,7 +483,7 @@ void Server::shutdown(std::function<void()> done) {
   if (impl.acceptor) impl.acceptor->close(ec);
   for (auto& s : impl.sessions) {
     if (s.watch) s.watch->cancel();
-    else if (!s.busy) s.stream->socket().cancel(ec);  // idle keep-alive: stop waiting for a request
+    else if (!s.busy) s.socket->cancel(ec);  // idle keep-alive: stop waiting for a request
   }
   impl.session_ended();
 }

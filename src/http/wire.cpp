@@ -8,6 +8,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "cpn/http/problem.hpp"
 
@@ -87,7 +88,8 @@ void copy_headers(const bhttp::fields& h, Request& req) {
 // Writes a simple answer (used for errors found before dispatch). Callers
 // pass a named Response: GCC 12 destroys temporaries inside a co_await
 // expression twice.
-net::awaitable<void> write_simple(beast::tcp_stream& stream, const Response& r, bool keep_alive) {
+template <class Stream>
+net::awaitable<void> write_simple(Stream& stream, const Response& r, bool keep_alive) {
   bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), 11};
   res.set(bhttp::field::server, "cpnd");
   if (!r.content_type.empty()) res.set(bhttp::field::content_type, r.content_type);
@@ -101,10 +103,11 @@ net::awaitable<void> write_simple(beast::tcp_stream& stream, const Response& r, 
 // After refusing a body we did not read, keep reading (and dropping) it
 // for a moment before closing, as nginx's lingering_close does: closing
 // with unread data sends a reset that can destroy our answer in transit.
-net::awaitable<void> linger(beast::tcp_stream& stream) {
+template <class Stream>
+net::awaitable<void> linger(Stream& stream) {
   beast::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.expires_after(std::chrono::seconds(2));
+  lowest(stream).socket().shutdown(tcp::socket::shutdown_send, ec);
+  lowest(stream).expires_after(std::chrono::seconds(2));
   std::vector<char> sink(64 * 1024);
   for (;;) {
     auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
@@ -113,8 +116,8 @@ net::awaitable<void> linger(beast::tcp_stream& stream) {
 }
 
 // False when the answer was cut short: the connection must close.
-net::awaitable<bool> write_file(beast::tcp_stream& stream, const Response& r, bool keep_alive,
-                                std::chrono::milliseconds timeout) {
+template <class Stream>
+net::awaitable<bool> write_file(Stream& stream, const Response& r, bool keep_alive, std::chrono::milliseconds timeout) {
   const FileBody& f = *r.file;
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(f.path.c_str(), "rb"), &std::fclose);
   if (!file || std::fseek(file.get(), static_cast<long>(f.offset), SEEK_SET) != 0) {
@@ -142,7 +145,7 @@ net::awaitable<bool> write_file(beast::tcp_stream& stream, const Response& r, bo
     res.body().data = buf.data();
     res.body().size = n;
     res.body().more = left > 0;
-    stream.expires_after(timeout);
+    lowest(stream).expires_after(timeout);
     auto [ec, w] = co_await bhttp::async_write(stream, sr, use_tuple);
     if (ec == bhttp::error::need_buffer) continue;
     if (ec) co_return false;
@@ -156,6 +159,11 @@ net::awaitable<bool> write_file(beast::tcp_stream& stream, const Response& r, bo
   co_return keep_alive;
 }
 
-// Newline-delimited JSON (or server-sent events) of every committed
+template net::awaitable<void> write_simple(beast::tcp_stream&, const Response&, bool);
+template net::awaitable<void> write_simple(TlsStream&, const Response&, bool);
+template net::awaitable<void> linger(beast::tcp_stream&);
+template net::awaitable<void> linger(TlsStream&);
+template net::awaitable<bool> write_file(beast::tcp_stream&, const Response&, bool, std::chrono::milliseconds);
+template net::awaitable<bool> write_file(TlsStream&, const Response&, bool, std::chrono::milliseconds);
 
 }  // namespace cpn::http

@@ -10,6 +10,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/file.hpp>
 #include <boost/beast/http/fields.hpp>
@@ -126,13 +127,21 @@ void parse_target(Request& req);
 // Header names lowercased; repeated fields joined with ", ".
 void copy_headers(const boost::beast::http::fields& fields, Request& req);
 
+// The two kinds of connection a session runs over (instantiated in wire.cpp).
+using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+inline boost::beast::tcp_stream& lowest(boost::beast::tcp_stream& s) { return s; }
+inline boost::beast::tcp_stream& lowest(TlsStream& s) { return s.next_layer(); }
+
 // Callers pass a named Response: GCC 12 destroys temporaries inside a
 // co_await expression twice.
-boost::asio::awaitable<void> write_simple(boost::beast::tcp_stream& stream, const Response& r, bool keep_alive);
+template <class Stream>
+boost::asio::awaitable<void> write_simple(Stream& stream, const Response& r, bool keep_alive);
 // After refusing a body we did not read: drain it for a moment, then close.
-boost::asio::awaitable<void> linger(boost::beast::tcp_stream& stream);
+template <class Stream>
+boost::asio::awaitable<void> linger(Stream& stream);
 // A file (or part of it) as the body; false when it was cut short.
-boost::asio::awaitable<bool> write_file(boost::beast::tcp_stream& stream, const Response& r, bool keep_alive,
+template <class Stream>
+boost::asio::awaitable<bool> write_file(Stream& stream, const Response& r, bool keep_alive,
                                         std::chrono::milliseconds timeout);
 
 }  // namespace cpn::http

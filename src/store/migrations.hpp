@@ -40,6 +40,25 @@ CREATE TABLE idempotency (
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_created ON idempotency(created);
 )sql",
+    // 3: the audit log of every write: appended, read, expired by age; never changed
+    R"sql(
+CREATE TABLE audit (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  time       TEXT NOT NULL,
+  principal  TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  role       TEXT NOT NULL,
+  tenant     TEXT NOT NULL,
+  method     TEXT NOT NULL,
+  route      TEXT NOT NULL,
+  path       TEXT NOT NULL,
+  status     INTEGER NOT NULL,
+  request_id TEXT NOT NULL
+);
+CREATE INDEX audit_time ON audit(time);
+CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql",
 };
 
 }  // namespace cpn::store

@@ -11,7 +11,7 @@ namespace cpn::store {
 
 struct Store::Impl {
   sqlite3* db = nullptr;
-  std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq, count_idem;
+  std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq, count_idem, put_audit;
   Timings timings;
   bool full = false;  // the last commit failed for a full disk
 
@@ -25,6 +25,7 @@ struct Store::Impl {
     expire_idem.reset();
     last_seq.reset();
     count_idem.reset();
+    put_audit.reset();
     if (db) sqlite3_close_v2(db);
   }
 
@@ -62,6 +63,9 @@ struct Store::Impl {
     expire_idem = std::make_unique<sql::Statement>(db, "DELETE FROM idempotency WHERE created < ?1");
     last_seq = std::make_unique<sql::Statement>(db, "SELECT COALESCE(MAX(seq),0) FROM events");
     count_idem = std::make_unique<sql::Statement>(db, "SELECT COUNT(*) FROM idempotency WHERE principal=?1");
+    put_audit = std::make_unique<sql::Statement>(
+        db, "INSERT INTO audit(time,principal,name,role,tenant,method,route,path,status,request_id) "
+            "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
   }
 
   void bind_idempotency(const IdempotencyRecord& r) {
@@ -190,6 +194,48 @@ std::optional<IdempotencyRecord> Store::find_idempotency(const std::string& prin
 }
 
 void Store::save_idempotency(const IdempotencyRecord& record) { impl_->bind_idempotency(record); }
+
+Status Store::append_audit(const AuditRecord& r) {
+  try {
+    impl_->put_audit->bind(1, r.time)
+        .bind(2, r.principal)
+        .bind(3, r.name)
+        .bind(4, r.role)
+        .bind(5, r.tenant)
+        .bind(6, r.method)
+        .bind(7, r.route)
+        .bind(8, r.path)
+        .bind(9, static_cast<std::int64_t>(r.status))
+        .bind(10, r.request_id)
+        .run();
+  } catch (const sql::DbError& e) {
+    impl_->full = impl_->full || e.disk_full();
+    return fail(Error{e.disk_full() ? ErrorKind::insufficient_storage : ErrorKind::internal,
+                      fmt::format("audit record not written: {}", e.what()), {}});
+  }
+  return {};
+}
+
+std::vector<AuditRecord> Store::audit(const AuditQuery& query) {
+  // Filters are bound, never spliced in: "?N = ''" makes an empty filter match all.
+  sql::Statement q(impl_->db,
+                   "SELECT seq,time,principal,name,role,tenant,method,route,path,status,request_id FROM audit "
+                   "WHERE seq > ?1 AND (?2 = '' OR principal = ?2) AND (?3 = '' OR tenant = ?3) AND (?4 = '' OR time >= ?4) "
+                   "ORDER BY seq LIMIT ?5");
+  q.bind(1, query.after).bind(2, query.principal).bind(3, query.tenant).bind(4, query.since);
+  q.bind(5, static_cast<std::int64_t>(query.limit));
+  std::vector<AuditRecord> out;
+  while (q.step())
+    out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6), q.text(7), q.text(8),
+                   static_cast<int>(q.int64(9)), q.text(10)});
+  return out;
+}
+
+std::int64_t Store::expire_audit(const std::string& before) {
+  sql::Statement del(impl_->db, "DELETE FROM audit WHERE time < ?1");
+  del.bind(1, before).run();
+  return sqlite3_changes(impl_->db);
+}
 
 std::int64_t Store::count_idempotency(const std::string& principal) {
   auto& q = *impl_->count_idem;

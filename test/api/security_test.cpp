@@ -4,7 +4,9 @@
 // clients (/livez keeps answering while it is tried).
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -482,4 +484,125 @@ TEST_CASE("a full disk answers 507 on writes and uploads, /readyz says so, and c
     CHECK(again.get("/v1/sites/edge-after").status == 200);
     for (int i = 0; i < created; ++i) CHECK(again.get("/v1/sites/edge-f" + std::to_string(i)).status == 200);
   }
+}
+
+TEST_CASE("every write is in the audit log with principal, tenant, route, outcome and request id; admins read it",
+          "[api][security]") {
+  test::Daemon d({.dev = true});
+  auto customer = d.as("customer", "city-a");
+  auto op = d.as("operator");
+  auto order = customer.post("/v1/orders", {{"offering", "city-video-detection"},
+                                            {"parameters", {{"streams", 8}, {"location", "cams-sz-futian"}}}});
+  REQUIRE(order.status == 201);
+  auto forbidden = customer.post("/v1/sites", {{"id", "edge-c"}, {"tier", "edge"}, {"city", "Foshan"}});
+  CHECK(forbidden.status == 403);
+  auto site = op.post("/v1/sites", {{"id", "edge-o"}, {"tier", "edge"}, {"city", "Foshan"}});
+  CHECK(site.status == 201);
+  CHECK(op.get("/v1/sites").status == 200);  // reads are not audited
+  CHECK(d.anonymous().post("/v1/sites", {{"id", "edge-a"}}).status == 401);  // nor callers without a token
+
+  CHECK(customer.get("/v1/audit").status == 403);
+  CHECK(op.get("/v1/audit").status == 403);
+  auto page = d.admin().get("/v1/audit?tenant=city-a");
+  REQUIRE(page.status == 200);
+  Json items = page.json()["items"];
+  REQUIRE(items.size() >= 2);
+  std::map<std::string, Json> by_request;
+  for (const auto& i : items) by_request[i["request_id"]] = i;
+  Json o = by_request.at(order.header("x-request-id"));
+  CHECK(o["route"] == "/v1/orders");
+  CHECK(o["method"] == "POST");
+  CHECK(o["status"] == 201);
+  CHECK(o["role"] == "customer");
+  CHECK(o["tenant"] == "city-a");
+  CHECK(by_request.at(forbidden.header("x-request-id"))["status"] == 403);
+  Json all = d.admin().get("/v1/audit?limit=1000").json()["items"];
+  bool operator_site = false;
+  for (const auto& i : all) {
+    CHECK(i["method"] != "GET");
+    CHECK(i["principal"] != "");
+    operator_site = operator_site || (i["request_id"] == site.header("x-request-id") && i["route"] == "/v1/sites");
+  }
+  CHECK(operator_site);
+  // Pages: limit and continue walk it oldest first.
+  auto first = d.admin().get("/v1/audit?limit=1").json();
+  REQUIRE(first.contains("continue"));
+  auto second = d.admin().get("/v1/audit?limit=1&continue=" + first["continue"].get<std::string>()).json();
+  CHECK(second["items"][0]["seq"].get<int>() > first["items"][0]["seq"].get<int>());
+  CHECK(d.admin().get("/v1/audit?limit=0").status == 400);
+  CHECK(d.admin().get("/v1/audit?since=yesterday").status == 400);
+  // Append-only in the database itself.
+  d.kill9();
+  auto tamper = std::system(("sqlite3 " + d.data() + "/cpnd.db \"UPDATE audit SET status=200\" 2>/dev/null").c_str());
+  CHECK(tamper != 0);
+  d.start();
+  CHECK(d.admin().get("/v1/audit?limit=1000").json()["items"] == all);
+}
+
+namespace {
+
+// A self-signed certificate for 127.0.0.1 (its own CA), made by the openssl tool.
+void make_certificate(const std::string& dir, const std::string& name) {
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1"
+                    " -addext subjectAltName=IP:127.0.0.1 -keyout '" + dir + "/" + name + ".key' -out '" + dir + "/" +
+                    name + ".pem' >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+}
+
+std::string cpnctl(const std::string& args) {
+  std::string out;
+  FILE* p = ::popen((std::string(CPNCTL_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = ::pclose(p);
+  return std::to_string(WEXITSTATUS(status)) + ":" + out;
+}
+
+}  // namespace
+
+TEST_CASE("given a certificate cpnd serves HTTPS, reloads it on SIGHUP, and cpnctl verifies it with --ca-file",
+          "[api][security]") {
+  std::string dir = test::make_temp_dir("cpn-tls");
+  make_certificate(dir, "first");
+  make_certificate(dir, "other");
+  std::filesystem::copy_file(dir + "/first.pem", dir + "/server.pem");
+  std::filesystem::copy_file(dir + "/first.key", dir + "/server.key");
+  test::Daemon d({.env = {{"CPND_TLS_CERT", dir + "/server.pem"}, {"CPND_TLS_KEY", dir + "/server.key"}},
+                  .ca_file = dir + "/first.pem"});
+  REQUIRE_THAT(d.url(), Catch::StartsWith("https://127.0.0.1:"));
+  CHECK(d.anonymous().get("/livez").status == 200);
+  auto op = d.as("operator");
+  CHECK(op.post("/v1/sites", {{"id", "edge-tls"}, {"tier", "edge"}, {"city", "Foshan"}}).status == 201);
+  // A client that trusts another CA refuses the server; plain HTTP gets no answer.
+  CHECK_THROWS(client::HttpClient(d.url(), "", dir + "/other.pem").get("/livez"));
+  std::string plain = "http://" + d.url().substr(8);
+  {
+    test::RawConnection c(plain);
+    c.send("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(c.read_until("\r\n\r\n", 2000).find("HTTP/1.1 200") == std::string::npos);
+  }
+  std::string server = "--server " + d.url() + " --token " + d.token("operator");
+  CHECK_THAT(cpnctl(server + " --ca-file " + dir + "/first.pem get sites"), Catch::StartsWith("0:"));
+  CHECK_THAT(cpnctl(server + " --ca-file " + dir + "/other.pem get sites"), !Catch::StartsWith("0:"));
+
+  // A renewed certificate, reloaded on SIGHUP, is served to new connections.
+  std::filesystem::copy_file(dir + "/other.pem", dir + "/server.pem", std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(dir + "/other.key", dir + "/server.key", std::filesystem::copy_options::overwrite_existing);
+  ::kill(d.pid(), SIGHUP);
+  bool renewed = false;
+  for (int i = 0; i < 100 && !renewed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    try {
+      renewed = client::HttpClient(d.url(), "", dir + "/other.pem").get("/livez").status == 200;
+    } catch (const std::exception&) {
+    }
+  }
+  CHECK(renewed);
+  CHECK_THROWS(client::HttpClient(d.url(), "", dir + "/first.pem").get("/livez"));
+  // A key that is not the certificate's is refused and the one in use kept.
+  std::filesystem::copy_file(dir + "/first.key", dir + "/server.key", std::filesystem::copy_options::overwrite_existing);
+  ::kill(d.pid(), SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(client::HttpClient(d.url(), "", dir + "/other.pem").get("/livez").status == 200);
+  CHECK_THAT(d.stderr_text(), Catch::Contains("keeping the one in use"));
 }

@@ -130,7 +130,7 @@ std::string Daemon::token(const std::string& role, const std::string& tenant) {
 }
 
 client::HttpClient Daemon::as(const std::string& role, const std::string& tenant) {
-  return client::HttpClient(url_, token(role, tenant));
+  return client::HttpClient(url_, token(role, tenant), options_.ca_file);
 }
 
 RunResult run_cpnd(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {

@@ -19,6 +19,7 @@ struct DaemonOptions {
   std::vector<std::string> args;  // beyond --listen and --data
   std::map<std::string, std::string> env;
   bool dev = false;  // the demo topology
+  std::string ca_file;  // HTTPS: the CA this daemon's clients verify it with
 };
 
 class Daemon {
@@ -43,8 +44,8 @@ class Daemon {
   std::string stderr_text() const;  // what cpnd logged
   std::string stdout_text() const;
 
-  client::HttpClient admin() const { return client::HttpClient(url_, admin_token_); }
-  client::HttpClient anonymous() const { return client::HttpClient(url_); }
+  client::HttpClient admin() const { return client::HttpClient(url_, admin_token_, options_.ca_file); }
+  client::HttpClient anonymous() const { return client::HttpClient(url_, "", options_.ca_file); }
   // A token of a role (created through the API, cached).
   client::HttpClient as(const std::string& role, const std::string& tenant = "default");
   std::string token(const std::string& role, const std::string& tenant = "default");

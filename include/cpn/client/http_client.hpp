@@ -24,8 +24,10 @@ struct Reply {
 
 class HttpClient {
  public:
-  // base: "http://HOST:PORT"
-  explicit HttpClient(std::string base, std::string token = "");
+  // base: "http://HOST:PORT" or "https://HOST:PORT"; over HTTPS the server's
+  // certificate must chain to ca_file (the system's CAs when empty) and
+  // name HOST.
+  explicit HttpClient(std::string base, std::string token = "", std::string ca_file = "");
   ~HttpClient();
   HttpClient(HttpClient&&) noexcept;
   HttpClient& operator=(HttpClient&&) noexcept;

@@ -41,6 +41,7 @@ class Dispatcher {
   Response dispatch_head(Request& request, const Route*& matched);
   Response dispatch_body(Request& request, const Route& route);
   Response idempotent(Request& request, const Route& route);
+  void audit(const Request& request, const Route* route, int status);
   Router& router_;
   auth::Tokens& tokens_;
   engine::Engine& engine_;

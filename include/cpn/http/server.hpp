@@ -40,6 +40,12 @@ class Server {
   // Binds and starts accepting; returns the bound port (useful with port 0).
   Result<unsigned short> listen(const std::string& host, unsigned short port);
   void set_limits(Limits limits);
+  // Serve HTTPS with this PEM chain and key (from then on, new connections;
+  // called again on SIGHUP to reload). A file that does not load, or a key
+  // that is not the certificate's, is an error naming /tls/...; the context
+  // in use is kept then.
+  Status set_tls(const std::string& cert_file, const std::string& key_file);
+  bool tls() const;
 
   // Graceful stop: no new connections, idle keep-alive connections and
   // event streams closed, in-flight requests finish and are answered with

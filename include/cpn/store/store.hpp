@@ -55,6 +55,29 @@ struct IdempotencyRecord {
   std::string created;
 };
 
+// One write as the audit log keeps it: who, for which tenant, what, and
+// how it ended.
+struct AuditRecord {
+  std::int64_t seq = 0;  // set by the store
+  std::string time;
+  std::string principal;  // token id
+  std::string name;       // the token's name
+  std::string role;
+  std::string tenant;
+  std::string method;
+  std::string route;  // the route template
+  std::string path;   // as requested (escaped for display by readers)
+  int status = 0;
+  std::string request_id;
+};
+
+struct AuditQuery {
+  std::int64_t after = 0;  // records after this seq
+  std::size_t limit = 100;
+  std::string principal, tenant;  // empty: any
+  std::string since;              // RFC 3339; empty: any time
+};
+
 // Cumulative database timings for /metrics.
 struct Timings {
   std::uint64_t commits = 0;
@@ -92,6 +115,13 @@ class Store {
   // Records (or completes) a stored answer outside of a change.
   void save_idempotency(const IdempotencyRecord& record);
   std::int64_t count_idempotency(const std::string& principal);
+
+  // The audit log: its own table, appended to in its own transaction (a
+  // write's record is durable before its answer leaves), never updated
+  // (a trigger refuses), removed only by age.
+  Status append_audit(const AuditRecord& record);
+  std::vector<AuditRecord> audit(const AuditQuery& query);
+  std::int64_t expire_audit(const std::string& before);
   // Forgets idempotency records created before the given time.
   void expire_idempotency(const std::string& before);
 

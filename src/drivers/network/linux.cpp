@@ -17,8 +17,6 @@
 #include "cpn/core/file.hpp"
 #include "cpn/drivers/network.hpp"
 
-extern char** environ;
-
 namespace cpn::drivers {
 namespace {
 
@@ -31,11 +29,15 @@ Status run(const std::vector<std::string>& argv, bool tolerate_failure = false) 
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", 0, 0);
   posix_spawn_file_actions_addclose(&actions, err[0]);
+  // ip and tc get none of cpnd's descriptors and none of its environment (its admin token).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  char path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  char* env[] = {path, nullptr};
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env);
   posix_spawn_file_actions_destroy(&actions);
   ::close(err[1]);
   std::string message;
