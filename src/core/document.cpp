@@ -50,6 +50,33 @@ constexpr int kMaxDepth = 64;             // documents are configuration, not da
 constexpr std::size_t kMaxString = 8192;  // std::regex (valijson's patterns) recurses per character
 constexpr double kMaxMagnitude = 1e15;    // any quantity cpnd keeps; exact as an integer in a double
 
+// Well-formed UTF-8 as Unicode's table 3-7 defines it: no overlong forms,
+// no surrogates, nothing above U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
+  while (i < s.size()) {
+    unsigned char c = byte(i);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = in(c, 0xC2, 0xDF) ? 2 : in(c, 0xE0, 0xEF) ? 3 : in(c, 0xF0, 0xF4) ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;  // U+D800..U+DFFF are surrogates
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (!in(byte(i + 1), lo, hi)) return false;
+    for (std::size_t k = 2; k < n; ++k)
+      if (!in(byte(i + k), 0x80, 0xBF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 // What expanding a YAML document may produce: aliases repeat a node without
 // repeating its text, so nodes and bytes are counted as they are produced,
 // before a bomb of nested aliases can take the memory.
@@ -73,6 +100,9 @@ Result<Json> yaml_to_json(const YAML::Node& node, const std::string& pointer, Bu
     case YAML::NodeType::Scalar:
       if (node.Scalar().size() > budget.bytes) throw ExpansionTooLarge{};
       budget.bytes -= node.Scalar().size();
+      // Escapes ("\N", "\_") and yaml-cpp's own encoding guesses can make bytes that are not UTF-8.
+      if (!valid_utf8(node.Scalar()))
+        return fail(Error::bad_request("a string is not valid UTF-8", {{pointer, "not UTF-8"}}));
       return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
       Json arr = Json::array();
@@ -90,6 +120,7 @@ Result<Json> yaml_to_json(const YAML::Node& node, const std::string& pointer, Bu
         if (!kv.first.IsScalar())
           return fail(Error::bad_request("YAML mapping keys must be scalars", {{pointer, "non-scalar key"}}));
         std::string key = kv.first.Scalar();
+        if (!valid_utf8(key)) return fail(Error::bad_request("a key is not valid UTF-8", {{pointer, "key not UTF-8"}}));
         std::string child = pointer + "/" + pointer_token(key);
         if (obj.contains(key))
           return fail(Error::bad_request(fmt::format("duplicate key '{}'", key), {{child, "duplicate key"}}));
@@ -150,33 +181,6 @@ void emit(YAML::Emitter& out, const Json& v) {
 }  // namespace
 
 namespace {
-
-// Well-formed UTF-8 as Unicode's table 3-7 defines it: no overlong forms,
-// no surrogates, nothing above U+10FFFF.
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
-  while (i < s.size()) {
-    unsigned char c = byte(i);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t n = in(c, 0xC2, 0xDF) ? 2 : in(c, 0xE0, 0xEF) ? 3 : in(c, 0xF0, 0xF4) ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;  // U+D800..U+DFFF are surrogates
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-    if (!in(byte(i + 1), lo, hi)) return false;
-    for (std::size_t k = 2; k < n; ++k)
-      if (!in(byte(i + k), 0x80, 0xBF)) return false;
-    i += n;
-  }
-  return true;
-}
 
 // Sizes and numbers, checked once on the parsed document: strings and keys
 // bounded; numbers finite and within what any quantity of cpnd can be.
@@ -309,6 +313,10 @@ Result<Json> parse_unchecked(std::string_view text, Format format) {
     return root;
   }
   if (!valid_utf8(text)) return fail(Error::bad_request("the document is not valid UTF-8", {{"", "not UTF-8"}}));
+  // YAML's printable set: a NUL would also make yaml-cpp guess UTF-16 or UTF-32.
+  for (unsigned char c : text)
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+      return fail(Error::bad_request("the document holds a control character YAML does not allow", {{"", "control character"}}));
   try {
     YAML::Node root = YAML::Load(std::string(text));
     // Without aliases a document has fewer nodes than bytes; aliases may add

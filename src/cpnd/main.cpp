@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
   api::register_routes(router, services);
   http::Dispatcher dispatcher(router, tokens, engine, metrics, cfg->rates);
   dispatcher.set_max_idempotency_keys(cfg->quotas.max_idempotency_keys);
+  dispatcher.set_max_yaml_bytes(cfg->limits.max_yaml_bytes);
   http::Server server(io, dispatcher, engine, cfg->limits, [&files] { return files.temp_path(); });
   if (!cfg->tls_cert.empty())
     if (auto s = server.set_tls(cfg->tls_cert, cfg->tls_key); !s) return fatal(s.error());
@@ -312,6 +313,7 @@ int main(int argc, char** argv) {
         }
         dispatcher.set_rate_limits(fresh->rates);
         dispatcher.set_max_idempotency_keys(fresh->quotas.max_idempotency_keys);
+        dispatcher.set_max_yaml_bytes(fresh->limits.max_yaml_bytes);
         services.settings.metrics_business_without_token = fresh->metrics_business_without_token;
         services.settings.quotas = fresh->quotas;
         log::set_level(log::parse_level(fresh->log_level, log::Level::info));

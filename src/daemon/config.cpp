@@ -42,6 +42,7 @@ void apply_file(Config& c, const Json& j) {
       c.limits.header_timeout = std::chrono::milliseconds(std::llround((*h)["header_timeout_s"].get<double>() * 1000));
     if (h->contains("max_connections_per_client")) c.limits.max_connections_per_client = (*h)["max_connections_per_client"];
     if (h->contains("max_buffered_body_bytes")) c.limits.max_buffered_body_bytes = (*h)["max_buffered_body_bytes"];
+    if (h->contains("max_yaml_bytes")) c.limits.max_yaml_bytes = (*h)["max_yaml_bytes"];
   }
   if (auto d = j.find("deployments"); d != j.end()) {
     c.deployment_limits.max_instances = d->value("max_instances", c.deployment_limits.max_instances);
@@ -123,6 +124,7 @@ Json Config::to_json() const {
             {"header_timeout_s", limits.header_timeout.count() / 1000.0},
             {"max_connections_per_client", limits.max_connections_per_client},
             {"max_buffered_body_bytes", limits.max_buffered_body_bytes},
+            {"max_yaml_bytes", limits.max_yaml_bytes},
             {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
           {"files", {{"max_bytes", limits.max_file_bytes}}},
           {"events", {{"retain", events_retained}}},

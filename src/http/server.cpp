@@ -240,7 +240,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
       if (hec) co_return;
     }
-    beast::flat_buffer buffer;
+    // Bounded: a chunk extension or trailer that never ends cannot grow it.
+    beast::flat_buffer buffer(limits.max_header_bytes + 64 * 1024);
     struct TempFile {  // a streamed body's file goes, whatever happens to the request
       std::string path;
       void drop() {

@@ -144,12 +144,14 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
       std::string type = c.event_type;
       if (type.empty()) type = c.op == Change::Op::remove ? "Deleted" : "Modified";
       auto& ev = *impl_->event;
-      ev.bind(1, time).bind(2, type).bind(3, c.kind).bind(4, c.id).bind(5, c.body.dump());
+      // Bodies are valid UTF-8 by the time they get here; replace, never throw, if one is not.
+      std::string body = c.body.dump(-1, ' ', false, Json::error_handler_t::replace);
+      ev.bind(1, time).bind(2, type).bind(3, c.kind).bind(4, c.id).bind(5, body);
       ev.step();
       std::int64_t seq = ev.int64(0);
       ev.reset();
       if (c.op == Change::Op::put) {
-        impl_->put->bind(1, c.kind).bind(2, c.id).bind(3, seq).bind(4, time).bind(5, c.body.dump()).run();
+        impl_->put->bind(1, c.kind).bind(2, c.id).bind(3, seq).bind(4, time).bind(5, body).run();
       } else if (c.op == Change::Op::remove) {
         impl_->remove->bind(1, c.kind).bind(2, c.id).run();
       }

@@ -23,6 +23,7 @@ class Dispatcher {
       : router_(router), tokens_(tokens), engine_(engine), metrics_(metrics), limiter_(std::move(rates)) {}
   void set_rate_limits(auth::RateLimits rates) { limiter_.set_limits(std::move(rates)); }
   void set_max_idempotency_keys(int n) { max_idempotency_keys_ = n; }
+  void set_max_yaml_bytes(std::size_t n) { max_yaml_bytes_ = n; }
   // Whether an open stream's token still stands (not revoked, not expired).
   bool token_active(const std::string& token_id) const { return tokens_.active(token_id); }
 
@@ -48,6 +49,7 @@ class Dispatcher {
   Metrics& metrics_;
   auth::RateLimiter limiter_;
   int max_idempotency_keys_ = 10000;  // per tenant, over its tokens
+  std::size_t max_yaml_bytes_ = 1 << 20;
   std::set<std::pair<std::string, std::string>> in_flight_;  // (principal, key)
 };
 

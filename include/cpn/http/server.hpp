@@ -20,6 +20,7 @@ namespace cpn::http {
 struct Limits {
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 8 * 1024 * 1024;
+  std::size_t max_yaml_bytes = 1024 * 1024;             // of those, in YAML (the dispatcher's)
   std::uint64_t max_file_bytes = 2ull * 1024 * 1024 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};       // waiting for a request's first byte
   std::chrono::milliseconds header_timeout{10'000};     // from the first byte to the header's end
