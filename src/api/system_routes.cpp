@@ -216,6 +216,7 @@ void register_routes(http::Router& router, Services& s) {
   add_event_routes(router, s);
   router.set_view("/v1/orders", order_view);
   router.set_view("/v1/deployments", deployment_view);
+  router.set_view("/v1/offerings", offering_view);
 }
 
 }  // namespace cpn::api

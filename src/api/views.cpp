@@ -54,4 +54,9 @@ void deployment_view(Json& deployment, const auth::Principal& who) {
     customer_quote((*doc)["spec"]["billing"]);
 }
 
+void offering_view(Json& offering, const auth::Principal& who) {
+  if (who.role != "customer" || !offering.is_object() || !offering.contains("billing")) return;
+  if (offering["billing"].is_object()) offering["billing"].erase("markup");  // with the price, it gives the cost away
+}
+
 }  // namespace cpn::api

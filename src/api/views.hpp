@@ -10,5 +10,6 @@ namespace cpn::api {
 
 void order_view(Json& order, const auth::Principal& who);
 void deployment_view(Json& deployment, const auth::Principal& who);
+void offering_view(Json& offering, const auth::Principal& who);
 
 }  // namespace cpn::api

@@ -34,8 +34,9 @@ Json plain_scalar(const std::string& s) {
     double v = 0;
     const char* first = s.data() + (s[0] == '+' ? 1 : 0);
     auto [p, ec] = std::from_chars(first, s.data() + s.size(), v);
-    // Out of range ("1e400") reads as infinity, refused by the number check below.
-    if (ec == std::errc::result_out_of_range && p == s.data() + s.size()) return std::numeric_limits<double>::infinity();
+    // Out of range: "1e400" reads as infinity (refused by the number check
+    // below), "1e-400" as the nearest double (0), as JSON's parser reads them.
+    if (ec == std::errc::result_out_of_range && p == s.data() + s.size()) return std::strtod(first, nullptr);
     if (ec == std::errc() && p == s.data() + s.size()) return v;
   }
   return s;
@@ -87,46 +88,69 @@ struct Budget {
 
 struct ExpansionTooLarge {};
 
-Result<Json> yaml_to_json(const YAML::Node& node, const std::string& pointer, Budget& budget, int depth) {
-  if (depth > kMaxDepth)
+// Where the walk is: keys and indexes, made into a pointer only for an error
+// (building one per node would cost its depth times its keys' length).
+struct Step {
+  std::string_view key;
+  std::size_t index = 0;
+  bool in_map = false;
+};
+std::string pointer_of(const std::vector<Step>& path) {
+  std::string out;
+  for (const auto& s : path) out += "/" + (s.in_map ? pointer_token(s.key) : std::to_string(s.index));
+  return out;
+}
+
+Result<Json> yaml_to_json(const YAML::Node& node, std::vector<Step>& path, Budget& budget) {
+  if (path.size() > static_cast<std::size_t>(kMaxDepth))
     return fail(Error::bad_request(fmt::format("document nested deeper than {} levels", kMaxDepth),
-                                   {{pointer, "nested too deeply"}}));
+                                   {{pointer_of(path), "nested too deeply"}}));
   if (budget.nodes == 0) throw ExpansionTooLarge{};
   --budget.nodes;
+  auto charge = [&](const std::string& text) {
+    if (text.size() > budget.bytes) throw ExpansionTooLarge{};
+    budget.bytes -= text.size();
+  };
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return Json(nullptr);
     case YAML::NodeType::Scalar:
-      if (node.Scalar().size() > budget.bytes) throw ExpansionTooLarge{};
-      budget.bytes -= node.Scalar().size();
+      charge(node.Scalar());
       // Escapes ("\N", "\_") and yaml-cpp's own encoding guesses can make bytes that are not UTF-8.
       if (!valid_utf8(node.Scalar()))
-        return fail(Error::bad_request("a string is not valid UTF-8", {{pointer, "not UTF-8"}}));
+        return fail(Error::bad_request("a string is not valid UTF-8", {{pointer_of(path), "not UTF-8"}}));
       return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
       Json arr = Json::array();
-      std::size_t i = 0;
+      path.push_back({});
       for (const auto& item : node) {
-        auto v = yaml_to_json(item, pointer + "/" + std::to_string(i++), budget, depth + 1);
+        auto v = yaml_to_json(item, path, budget);
         if (!v) return v;
         arr.push_back(std::move(*v));
+        ++path.back().index;
       }
+      path.pop_back();
       return arr;
     }
     case YAML::NodeType::Map: {
       Json obj = Json::object();
       for (const auto& kv : node) {
         if (!kv.first.IsScalar())
-          return fail(Error::bad_request("YAML mapping keys must be scalars", {{pointer, "non-scalar key"}}));
-        std::string key = kv.first.Scalar();
-        if (!valid_utf8(key)) return fail(Error::bad_request("a key is not valid UTF-8", {{pointer, "key not UTF-8"}}));
-        std::string child = pointer + "/" + pointer_token(key);
+          return fail(Error::bad_request("YAML mapping keys must be scalars", {{pointer_of(path), "non-scalar key"}}));
+        const std::string& key = kv.first.Scalar();
+        charge(key);  // an aliased mapping repeats its keys as well as its values
+        if (key.size() > kMaxString)
+          return fail(Error::bad_request("document too large: key too long", {{pointer_of(path), "key too long"}}));
+        if (!valid_utf8(key))
+          return fail(Error::bad_request("a key is not valid UTF-8", {{pointer_of(path), "key not UTF-8"}}));
+        path.push_back({key, 0, true});
         if (obj.contains(key))
-          return fail(Error::bad_request(fmt::format("duplicate key '{}'", key), {{child, "duplicate key"}}));
-        auto v = yaml_to_json(kv.second, child, budget, depth + 1);
+          return fail(Error::bad_request(fmt::format("duplicate key '{}'", key), {{pointer_of(path), "duplicate key"}}));
+        auto v = yaml_to_json(kv.second, path, budget);
         if (!v) return v;
         obj[key] = std::move(*v);
+        path.pop_back();
       }
       return obj;
     }
@@ -321,8 +345,10 @@ Result<Json> parse_unchecked(std::string_view text, Format format) {
     YAML::Node root = YAML::Load(std::string(text));
     // Without aliases a document has fewer nodes than bytes; aliases may add
     // as much again, no more.
-    Budget budget{2 * text.size() + 1024, 2 * text.size() + 1024};
-    return yaml_to_json(root, "", budget, 0);
+    // (with a floor, so a small document that reuses an anchor a lot is fine).
+    Budget budget{std::max<std::size_t>(2 * text.size(), 200'000), std::max<std::size_t>(2 * text.size(), 4 << 20)};
+    std::vector<Step> path;
+    return yaml_to_json(root, path, budget);
   } catch (const ExpansionTooLarge&) {
     return fail(Error{ErrorKind::payload_too_large,
                       "the document's aliases expand to more than twice its size; write it out instead",

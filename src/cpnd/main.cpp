@@ -1,5 +1,6 @@
 // cpnd: wiring only. Configuration, one io_context on one thread (which
 // makes it the engine's strand), the modules, signals and systemd.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,10 @@ void write_address_file(const std::string& data, const std::string& url) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // 0, 1 and 2 are open, so no descriptor cpnd opens later takes their place
+  // (and is handed to a workload as its stdin or stdout).
+  for (int fd = 0; fd < 3; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0) ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
   CLI::App app{"cpnd: orchestration daemon of a compute power network"};
   daemon::Flags flags;
   bool check_config = false;
@@ -242,9 +247,11 @@ int main(int argc, char** argv) {
   };
   expire_keys();
 
-  // Quotes past their expiry become `expired` (an event each), checked every second.
+  // Quotes past their expiry become `expired` (an event each), checked every
+  // second; the audit records of refused writes are written in one batch.
   net::steady_timer quote_expiry(io);
   std::function<void()> expire_quotes = [&] {
+    dispatcher.flush_audit();
     if (auto n = orders.expire_due(); !n) log::error("expiring quotes: {}", n.error().message);
     quote_expiry.expires_after(std::chrono::seconds(1));
     quote_expiry.async_wait([&](boost::system::error_code e) {
@@ -328,6 +335,7 @@ int main(int argc, char** argv) {
   wait_hup();
 
   io.run();
+  dispatcher.flush_audit();
   engine.store().checkpoint();
   log::notice("cpnd stopped");
   return 0;

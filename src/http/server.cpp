@@ -56,7 +56,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
   Impl(net::io_context& io_, Dispatcher& d, engine::Engine& e, Limits l, std::function<std::string()> t)
       : io(io_), dispatcher(d), metrics(d.metrics()), engine(e), limits(l), temp_file(std::move(t)) {
-    bodies.limit = limits.max_buffered_body_bytes;
+    bodies.set(limits.max_buffered_body_bytes, limits.max_body_bytes);
   }
 
   void wake_watchers() {
@@ -107,7 +107,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       beast::error_code rec;
       auto remote = socket.remote_endpoint(rec);
       if (rec) continue;  // gone already
-      net::ip::address client = remote.address();
+      net::ip::address client = client_of(remote.address());
       if (sessions.size() >= limits.max_connections) {
         refuse(socket, "total", "too many connections; try again shortly");
         continue;
@@ -125,6 +125,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         }
       });
     }
+  }
+
+  // Whom a connection counts against: an IPv4 address (also when mapped
+  // into IPv6), or an IPv6 /64 (what one host or site is usually given).
+  static net::ip::address client_of(const net::ip::address& a) {
+    if (!a.is_v6()) return a;
+    auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6);
+    auto bytes = v6.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), 0);
+    return net::ip::address_v6(bytes);
   }
 
   // Over a limit: a 503 written at once if the socket takes it, then closed.
@@ -250,8 +261,10 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       }
       ~TempFile() { drop(); }
     } upload;
+    const std::string client_key = client.to_string();
     for (;;) {
       upload.drop();
+      BodyCharge held;  // this request's body, given back once its answer is written
       me->busy = false;
       if (stopping) break;
       // The idle timeout covers the wait for a request's first byte; from
@@ -370,7 +383,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         bhttp::request_parser<BudgetedStringBody> parser(std::move(head));
         parser.body_limit(body_limit);
         parser.get().body().budget = &bodies;
+        parser.get().body().client = client_key;
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+        if (rec) parser.get().body().drop();
         if (rec == bhttp::error::body_limit) {
           too_large = true;
         } else if (rec == net::error::no_buffer_space) {
@@ -387,6 +402,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
           break;
         } else {
           req.body = std::move(parser.get().body().text);
+          held = parser.get().body().take_charge();
         }
       }
       if (too_large) {
@@ -451,7 +467,7 @@ bool Server::tls() const { return impl_->tls != nullptr; }
 
 void Server::set_limits(Limits limits) {
   impl_->limits = limits;
-  impl_->bodies.limit = limits.max_buffered_body_bytes;
+  impl_->bodies.set(limits.max_buffered_body_bytes, limits.max_body_bytes);
 }
 
 std::size_t Server::open_sessions() const { return impl_->sessions.size(); }

@@ -3,8 +3,12 @@
 // draining a body). Private to the http module.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/error.hpp>
@@ -54,56 +58,101 @@ struct HashingFileBody {
   };
 };
 
-// The memory that request bodies may hold at once, over every connection:
-// a body is charged as it arrives (its whole Content-Length at once) and
-// given back when it is dropped, so many slow large bodies cannot take the
-// host's memory.
+// The memory that request bodies may hold at once, over every connection,
+// and a share of it per client address: a body is charged as its bytes
+// arrive and given back once its answer is written, so neither many slow
+// bodies nor one client's can take the host's memory or the others' turn.
 struct BodyBudget {
   std::uint64_t limit = 0;
+  std::uint64_t per_client = 0;  // a quarter of the limit, but never less than one whole body
   std::uint64_t used = 0;
-  bool charge(std::uint64_t n) {
-    if (n > limit - std::min(used, limit)) return false;
+  std::map<std::string, std::uint64_t> by_client;
+  void set(std::uint64_t total, std::uint64_t largest_body) {
+    limit = total;
+    per_client = std::max(total / 4, std::min(largest_body, total));
+  }
+  std::uint64_t client_limit() const { return std::max<std::uint64_t>(per_client, 1); }
+  bool charge(const std::string& client, std::uint64_t n) {
+    std::uint64_t& mine = by_client[client];
+    if (n > limit - std::min(used, limit) || n > client_limit() - std::min(mine, client_limit())) {
+      if (mine == 0) by_client.erase(client);
+      return false;
+    }
     used += n;
+    mine += n;
     return true;
+  }
+  void release(const std::string& client, std::uint64_t n) {
+    if (n == 0) return;
+    used -= n;
+    auto it = by_client.find(client);
+    if (it != by_client.end() && (it->second -= n) == 0) by_client.erase(it);
   }
 };
 
-// A string body charged against a BodyBudget; over it, reading fails with
-// boost::asio::error::no_buffer_space.
+// What one request holds of the budget, until it is dropped.
+class BodyCharge {
+ public:
+  BodyCharge() = default;
+  BodyCharge(BodyBudget* budget, std::string client, std::uint64_t n) : budget_(budget), client_(std::move(client)), n_(n) {}
+  BodyCharge(BodyCharge&& o) noexcept : budget_(o.budget_), client_(std::move(o.client_)), n_(std::exchange(o.n_, 0)) {}
+  BodyCharge& operator=(BodyCharge&& o) noexcept {
+    if (this != &o) {
+      reset();
+      budget_ = o.budget_;
+      client_ = std::move(o.client_);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
+  ~BodyCharge() { reset(); }
+  void reset() {
+    if (budget_) budget_->release(client_, n_);
+    n_ = 0;
+  }
+
+ private:
+  BodyBudget* budget_ = nullptr;
+  std::string client_;
+  std::uint64_t n_ = 0;
+};
+
+// A string body charged against a BodyBudget as it arrives; over it,
+// reading fails with boost::asio::error::no_buffer_space.
 struct BudgetedStringBody {
   struct value_type {
     std::string text;
     BodyBudget* budget = nullptr;
+    std::string client;
     std::uint64_t charged = 0;
     value_type() = default;
     value_type(const value_type&) = delete;
     value_type& operator=(const value_type&) = delete;
     ~value_type() {
-      if (budget) budget->used -= charged;
+      if (budget) budget->release(client, charged);
     }
+    // Refused: what it held is given back at once, not after the connection lingers.
+    void drop() {
+      if (budget) budget->release(client, charged);
+      charged = 0;
+      std::string().swap(text);
+    }
+    // The charge passes to the request, to be held until its answer is written.
+    BodyCharge take_charge() { return BodyCharge(budget, client, std::exchange(charged, 0)); }
   };
   class reader {
    public:
     template <bool isRequest, class Fields>
     reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
-    void init(const boost::optional<std::uint64_t>& length, boost::beast::error_code& ec) {
-      ec = {};
-      if (length && *length > 0) {
-        if (!take(*length)) {
-          ec = boost::asio::error::no_buffer_space;
-          return;
-        }
-        prepaid_ = true;
-        body_.text.reserve(static_cast<std::size_t>(*length));
-      }
-    }
+    void init(const boost::optional<std::uint64_t>&, boost::beast::error_code& ec) { ec = {}; }
     template <class ConstBufferSequence>
     std::size_t put(const ConstBufferSequence& buffers, boost::beast::error_code& ec) {
       std::size_t n = boost::beast::buffer_bytes(buffers);
-      if (!prepaid_ && !take(n)) {
+      if (body_.budget && !body_.budget->charge(body_.client, n)) {
         ec = boost::asio::error::no_buffer_space;
         return 0;
       }
+      body_.charged += n;
       for (auto b : boost::beast::buffers_range_ref(buffers)) body_.text.append(static_cast<const char*>(b.data()), b.size());
       ec = {};
       return n;
@@ -111,14 +160,7 @@ struct BudgetedStringBody {
     void finish(boost::beast::error_code& ec) { ec = {}; }
 
    private:
-    bool take(std::uint64_t n) {
-      if (!body_.budget) return true;
-      if (!body_.budget->charge(n)) return false;
-      body_.charged += n;
-      return true;
-    }
     value_type& body_;
-    bool prepaid_ = false;
   };
 };
 

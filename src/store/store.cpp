@@ -197,19 +197,22 @@ std::optional<IdempotencyRecord> Store::find_idempotency(const std::string& prin
 
 void Store::save_idempotency(const IdempotencyRecord& record) { impl_->bind_idempotency(record); }
 
-Status Store::append_audit(const AuditRecord& r) {
+Status Store::append_audit(const std::vector<AuditRecord>& records) {
   try {
-    impl_->put_audit->bind(1, r.time)
-        .bind(2, r.principal)
-        .bind(3, r.name)
-        .bind(4, r.role)
-        .bind(5, r.tenant)
-        .bind(6, r.method)
-        .bind(7, r.route)
-        .bind(8, r.path)
-        .bind(9, static_cast<std::int64_t>(r.status))
-        .bind(10, r.request_id)
-        .run();
+    sql::Transaction tx(impl_->db);
+    for (const auto& r : records)
+      impl_->put_audit->bind(1, r.time)
+          .bind(2, r.principal)
+          .bind(3, r.name)
+          .bind(4, r.role)
+          .bind(5, r.tenant)
+          .bind(6, r.method)
+          .bind(7, r.route)
+          .bind(8, r.path)
+          .bind(9, static_cast<std::int64_t>(r.status))
+          .bind(10, r.request_id)
+          .run();
+    tx.commit();
   } catch (const sql::DbError& e) {
     impl_->full = impl_->full || e.disk_full();
     return fail(Error{e.disk_full() ? ErrorKind::insufficient_storage : ErrorKind::internal,

@@ -152,6 +152,8 @@ TEST_CASE("a submitted template is checked against its schema and the live inven
          t["spec"]["components"][0]["placements"] = Json::array({p, p, p, p, p});
        },
        "/spec/components", 422},
+      {"a count that would wrap", [](Json& t) { t["spec"]["components"][0]["placements"][0]["instances"] = 4294967295ll; },
+       "/spec/components/0/placements/0/instances", 422},
       {"a number no quantity can be", [](Json& t) { t["spec"]["components"][0]["placements"][0]["requests"]["cpu"] = 1e300; },
        "/spec/components/0/placements/0/requests/cpu", 422},
   };

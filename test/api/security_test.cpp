@@ -100,6 +100,12 @@ TEST_CASE("a YAML body of nested aliases is refused while it expands, before it 
   CHECK(pointers(r) == std::vector<std::string>{""});
   CHECK(worst < 1000);
   CHECK(last_event(d) == before);
+  // Keys are charged as well: a mapping with a long key, aliased many times.
+  std::string keys = "a: &a {" + std::string(1000, 'k') + ": 0}\nb: [*a";
+  for (int i = 0; i < 20000; ++i) keys += ", *a";
+  keys += "]\n";
+  auto key_bomb = op.request("POST", "/v1/topology", keys, {{"Content-Type", "application/yaml"}});
+  CHECK(key_bomb.status == 413);
   // A document with a few aliases (shared prices) is still fine.
   auto fine = op.request("POST", "/v1/sites",
                          "id: edge-alias\ntier: edge\ncity: &c Foshan\nlabels: {town: *c}\n",
@@ -291,24 +297,45 @@ TEST_CASE("slow clients are cut at the header deadline and limited per address; 
   CHECK_THAT(d.anonymous().get("/metrics").body, Catch::Contains("cpnd_http_connections_rejected_total{limit=\"per_client\"} 1"));
 }
 
-TEST_CASE("request bodies held in memory have a budget over all connections", "[api][security]") {
-  test::Daemon d({.env = {{"CPND_MAX_BUFFERED_BODY_BYTES", "100000"}}});
+TEST_CASE("request bodies held in memory have a budget, over all connections and per client address",
+          "[api][security]") {
+  // A quarter of it per address (no less than the largest body).
+  test::Daemon d({.env = {{"CPND_MAX_BUFFERED_BODY_BYTES", "100000"}, {"CPND_MAX_BODY_BYTES", "24000"}}});
   std::string token = d.token("operator");
   auto before = last_event(d);
-  // Two unfinished bodies of 60 KB: the second does not fit while the first is held.
-  test::RawConnection first(d.url()), second(d.url());
   std::string head = raw_request("POST /v1/sites HTTP/1.1\r\n", token) +
-                     "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{\"id\":";
-  first.send(head);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  second.send(head);
-  std::string got = second.read_until("\r\n\r\n", 2000);
-  CHECK_THAT(got, Catch::StartsWith("HTTP/1.1 503"));
-  CHECK_THAT(got, Catch::Contains("Retry-After: 1"));
+                     "Content-Type: application/json\r\nContent-Length: 24000\r\n\r\n";
+  auto sent = [&](test::RawConnection& c, std::size_t n) {
+    c.send(std::string(n, ' '));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  };
+  // Only what has arrived is charged: promising 24 KB holds nothing.
+  test::RawConnection a(d.url(), "127.0.0.5"), b(d.url(), "127.0.0.5");
+  a.send(head);
+  b.send(head);
+  sent(a, 20000);
+  // One address past its share (25 KB): 503, and the others go on.
+  sent(b, 10000);
+  std::string refused = b.read_until("\r\n\r\n", 2000);
+  CHECK_THAT(refused, Catch::StartsWith("HTTP/1.1 503"));
+  CHECK_THAT(refused, Catch::Contains("Retry-After: 1"));
+  // Over all addresses: 20 + 3 x 23 KB held, 12 more do not fit.
+  std::vector<std::unique_ptr<test::RawConnection>> others;
+  for (const char* from : {"127.0.0.6", "127.0.0.7", "127.0.0.8"}) {
+    others.push_back(std::make_unique<test::RawConnection>(d.url(), from));
+    others.back()->send(head);
+    sent(*others.back(), 23000);
+  }
+  test::RawConnection last(d.url(), "127.0.0.9");
+  last.send(head);
+  sent(last, 12000);
+  CHECK_THAT(last.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 503"));
   CHECK(d.anonymous().get("/livez").status == 200);
-  // The first goes on and gets its (validation) answer; then the budget is free again.
-  first.send(std::string(60000 - 6, ' '));
-  CHECK_THAT(first.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 400"));
+  CHECK_THAT(d.anonymous().get("/metrics").body, Catch::Contains("cpnd_http_body_budget_refusals_total 2"));
+  // The first goes on and gets its (syntax) answer; once answered, what it held is free again.
+  a.send(std::string(4000, ' '));
+  CHECK_THAT(a.read_until("\r\n\r\n", 2000), Catch::StartsWith("HTTP/1.1 400"));
+  others.clear();
   auto op = d.as("operator");
   CHECK(op.post("/v1/sites", {{"id", "edge-b"}, {"tier", "edge"}, {"city", "Foshan"}}).status == 201);
   CHECK(last_event(d) == before + 1);
@@ -503,6 +530,7 @@ TEST_CASE("every write is in the audit log with principal, tenant, route, outcom
 
   CHECK(customer.get("/v1/audit").status == 403);
   CHECK(op.get("/v1/audit").status == 403);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // refused writes are written in batches, each second
   auto page = d.admin().get("/v1/audit?tenant=city-a");
   REQUIRE(page.status == 200);
   Json items = page.json()["items"];

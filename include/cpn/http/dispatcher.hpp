@@ -13,6 +13,7 @@
 #include "cpn/engine/engine.hpp"
 #include "cpn/http/metrics.hpp"
 #include "cpn/http/router.hpp"
+#include "cpn/store/store.hpp"
 
 namespace cpn::http {
 
@@ -24,6 +25,9 @@ class Dispatcher {
   void set_rate_limits(auth::RateLimits rates) { limiter_.set_limits(std::move(rates)); }
   void set_max_idempotency_keys(int n) { max_idempotency_keys_ = n; }
   void set_max_yaml_bytes(std::size_t n) { max_yaml_bytes_ = n; }
+  // Writes the audit records of refused writes still batched (a timer calls it every second).
+  void flush_audit();
+  std::uint64_t audit_dropped() const { return audit_dropped_; }
   // Whether an open stream's token still stands (not revoked, not expired).
   bool token_active(const std::string& token_id) const { return tokens_.active(token_id); }
 
@@ -50,6 +54,9 @@ class Dispatcher {
   auth::RateLimiter limiter_;
   int max_idempotency_keys_ = 10000;  // per tenant, over its tokens
   std::size_t max_yaml_bytes_ = 1 << 20;
+  static constexpr std::size_t kMaxPendingAudit = 10000;
+  std::vector<store::AuditRecord> pending_audit_;
+  std::uint64_t audit_dropped_ = 0;
   std::set<std::pair<std::string, std::string>> in_flight_;  // (principal, key)
 };
 

@@ -119,7 +119,7 @@ class Store {
   // The audit log: its own table, appended to in its own transaction (a
   // write's record is durable before its answer leaves), never updated
   // (a trigger refuses), removed only by age.
-  Status append_audit(const AuditRecord& record);
+  Status append_audit(const std::vector<AuditRecord>& records);  // in one transaction
   std::vector<AuditRecord> audit(const AuditQuery& query);
   std::int64_t expire_audit(const std::string& before);
   // Forgets idempotency records created before the given time.

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <grp.h>
 #include <pwd.h>
@@ -77,7 +78,7 @@ bool adopted_instance(pid_t pid, const std::string& id) {
 // The resolved path of a command's program, looked up as execvp would,
 // but before fork (the child may only make async-signal-safe calls).
 std::string resolve_program(const std::string& program, const std::string& path) {
-  if (program.find('/') != std::string::npos) return program;
+  if (program.find('/') != std::string::npos) return program.front() == '/' ? program : "";  // relative to what? refused
   std::stringstream dirs(path);
   for (std::string dir; std::getline(dirs, dir, ':');) {
     std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
@@ -121,8 +122,9 @@ class ProcessCompute : public ComputeDriver {
     for (const auto& a : command) argv.push_back(a.get<std::string>());
     std::string program = resolve_program(argv[0], kWorkloadPath);
     if (program.empty())
-      return fail(Error::invalid_field("/variant/command/0", fmt::format("instance '{}': '{}' is not a program on {}", id,
-                                                                         argv[0], kWorkloadPath)));
+      return fail(Error::invalid_field("/variant/command/0",
+                                       fmt::format("instance '{}': '{}' is neither an absolute path nor a program on {}", id,
+                                                   argv[0], kWorkloadPath)));
     // What the workload may know: what cpnd sets, and the names the
     // operator listed; never the rest of cpnd's environment (its admin token).
     std::string work = (fs::path(settings_.work_dir) / id).string();
@@ -153,7 +155,12 @@ class ProcessCompute : public ComputeDriver {
     double gib = instance.value("/requests/memory"_json_pointer, Json(0.0)).is_number()
                      ? instance.value("/requests/memory"_json_pointer, Json(0.0)).get<double>()
                      : 0.0;
-    rlim_t address_space = static_cast<rlim_t>(std::max(512.0 * 1024 * 1024, gib * settings_.memory_factor * 1073741824.0));
+    // CUDA and CANN reserve far more address space than they use: no limit with accelerators (nor with factor 0).
+    bool accelerated = instance.value("/requests/accelerators"_json_pointer, Json(0)).is_number() &&
+                       instance.value("/requests/accelerators"_json_pointer, Json(0)).get<double>() > 0;
+    rlim_t address_space = accelerated || settings_.memory_factor <= 0
+                               ? RLIM_INFINITY
+                               : static_cast<rlim_t>(std::max(512.0 * 1024 * 1024, gib * settings_.memory_factor * 1073741824.0));
     rlimit files{}, memory{};
     ::getrlimit(RLIMIT_NOFILE, &files);  // never above what cpnd itself may have
     files.rlim_cur = files.rlim_max = std::min<rlim_t>(files.rlim_max, static_cast<rlim_t>(settings_.open_files));
@@ -167,7 +174,12 @@ class ProcessCompute : public ComputeDriver {
     const bool drop = user_.has_value();
     const uid_t uid = drop ? user_->uid : 0;
     const gid_t gid = drop ? user_->gid : 0;
+    // No signal is handled between fork and exec: cpnd's handlers would run in the child.
+    sigset_t all, before;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &before);
     pid_t pid = ::fork();
+    if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
       int e = errno;
       ::close(report[0]);
@@ -180,6 +192,12 @@ class ProcessCompute : public ComputeDriver {
         (void)!::write(report[1], &f, sizeof f);
         ::_exit(127);
       };
+      struct sigaction plain {};
+      plain.sa_handler = SIG_DFL;
+      for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &plain, nullptr);
+      sigset_t none;
+      ::sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::setsid();  // its own session: it outlives cpnd
       int null = ::open("/dev/null", O_RDONLY);
       if (null < 0 || ::dup2(null, 0) < 0) die(0);
@@ -197,7 +215,7 @@ class ProcessCompute : public ComputeDriver {
       if (::chdir(work.c_str()) != 0) die(2);
       // No descriptor of cpnd's survives (its listening socket, its
       // clients, its database): the report pipe goes to 3, the rest close.
-      if (::dup3(report[1], 3, O_CLOEXEC) < 0) die(7);
+      if (report[1] != 3 && ::dup3(report[1], 3, O_CLOEXEC) < 0) die(7);
       if (::close_range(4, ~0U, 0) != 0)
         for (int fd = 4; fd < max_fd; ++fd) ::close(fd);  // kernels before 5.9
       report[1] = 3;
