@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <set>
 #include <csignal>
 #include <random>
 #include <thread>
@@ -202,6 +203,20 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
     CHECK(i["variant"]["command"][0] == DETECTOR_BINARY);
   }
   CHECK_FALSE(std::filesystem::exists(planted));
+  // No descriptor of cpnd's reached a workload: none of its sockets (the listening one among them).
+  auto sockets_of = [](pid_t pid) {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+      auto target = std::filesystem::read_symlink(fd.path(), ec);
+      if (!ec && target.string().rfind("socket:", 0) == 0) out.insert(target.string());
+    }
+    return out;
+  };
+  auto cpnd_sockets = sockets_of(d.pid());
+  REQUIRE_FALSE(cpnd_sockets.empty());
+  for (const auto& [id, pid] : pids)
+    for (const auto& s : sockets_of(std::stoi(pid))) CHECK_FALSE(cpnd_sockets.count(s));
   // cpnd dies; its instances do not, and the restarted cpnd adopts them instead of starting others.
   d.kill9();
   d.start();

@@ -634,3 +634,28 @@ TEST_CASE("given a certificate cpnd serves HTTPS, reloads it on SIGHUP, and cpnc
   CHECK(client::HttpClient(d.url(), "", dir + "/other.pem").get("/livez").status == 200);
   CHECK_THAT(d.stderr_text(), Catch::Contains("keeping the one in use"));
 }
+
+TEST_CASE("a tenant's Idempotency-Key answers are bounded; a replay of a kept one still answers", "[api][security]") {
+  std::string dir = test::make_temp_dir("cpn-idem");
+  test::write_file(dir + "/cpnd.yaml", "limits:\n  tenant: {max_idempotency_keys: 2}\n");
+  test::Daemon d({.args = {"--config", dir + "/cpnd.yaml"}, .dev = true});
+  auto customer = d.as("customer", "city-k");
+  auto colleague = d.as("customer", "city-k");  // the same token (cached): a second one of the tenant
+  auto other = client::HttpClient(d.url(), d.admin().post("/v1/tokens", {{"name", "k2"}, {"role", "customer"},
+                                                                          {"tenant", "city-k"}})
+                                               .json()["secret"]);
+  Json order = {{"offering", "city-video-detection"}, {"parameters", {{"streams", 8}, {"location", "cams-sz-futian"}}}};
+  auto first = customer.post("/v1/orders", order, {{"Idempotency-Key", "k1"}});
+  REQUIRE(first.status == 201);
+  REQUIRE(other.post("/v1/orders", order, {{"Idempotency-Key", "k2"}}).status == 201);
+  auto third = colleague.post("/v1/orders", order, {{"Idempotency-Key", "k3"}});
+  CHECK(third.status == 403);
+  CHECK(pointers(third) == std::vector<std::string>{"/header/Idempotency-Key"});
+  auto replay = customer.post("/v1/orders", order, {{"Idempotency-Key", "k1"}});
+  CHECK(replay.status == 201);
+  CHECK(replay.json()["id"] == first.json()["id"]);
+  CHECK(d.as("operator").get("/v1/orders").json()["items"].size() == 2);
+  // Without a key the tenant orders as before; another tenant has its own.
+  CHECK(customer.post("/v1/orders", order).status == 201);
+  CHECK(d.as("customer", "city-j").post("/v1/orders", order, {{"Idempotency-Key", "k3"}}).status == 201);
+}
