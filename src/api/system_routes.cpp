@@ -2,6 +2,8 @@
 #include <sys/statvfs.h>
 
 #include <charconv>
+#include <memory>
+#include <optional>
 
 #include "common.hpp"
 #include "cpn/store/store.hpp"
@@ -137,9 +139,15 @@ void add_system_routes(http::Router& router, Services& s) {
                       "system"};
   metrics.yaml = false;
   router.add(std::move(metrics));
+  // Built once, on first use: the route table does not change after start, and
+  // anyone may ask for it, so it must cost nothing to answer again.
+  auto document = std::make_shared<std::optional<Json>>();
   http::Route openapi{"GET", "/openapi.json", {},
-                      [&router, &s](Request&) { return json(openapi_document(router, s.version)); }, "openapi",
-                      "This API's OpenAPI 3 document", "system"};
+                      [&router, &s, document](Request&) {
+                        if (!*document) *document = openapi_document(router, s.version);
+                        return json(**document);
+                      },
+                      "openapi", "This API's OpenAPI 3 document", "system"};
   router.add(std::move(openapi));
 }
 

@@ -50,6 +50,7 @@ Json scalar_to_json(const YAML::Node& node) {
 constexpr int kMaxDepth = 64;             // documents are configuration, not data dumps
 constexpr std::size_t kMaxString = 8192;  // std::regex (valijson's patterns) recurses per character
 constexpr double kMaxMagnitude = 1e15;    // any quantity cpnd keeps; exact as an integer in a double
+constexpr std::size_t kMaxMembers = 1024; // an object's keys (lists of things are arrays)
 
 // Well-formed UTF-8 as Unicode's table 3-7 defines it: no overlong forms,
 // no surrogates, nothing above U+10FFFF.
@@ -220,6 +221,8 @@ std::optional<Error> out_of_bounds(const Json& j, const std::string& pointer, in
     if (!std::isfinite(v) || std::fabs(v) > kMaxMagnitude)
       return Error::invalid_field(pointer, fmt::format("number out of range (finite, at most {:g} in magnitude)", kMaxMagnitude));
   }
+  if (j.is_object() && j.size() > kMaxMembers)  // before a schema's pattern is matched against each key
+    return Error::invalid_field(pointer, fmt::format("more than {} members", kMaxMembers));
   if (j.is_object())
     for (const auto& [k, v] : j.items()) {
       if (k.size() > kMaxString) return Error::bad_request("document too large: key too long", {{pointer, "key too long"}});

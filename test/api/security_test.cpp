@@ -194,8 +194,8 @@ TEST_CASE("a hostile blueprint cannot grow strings or recurse without bound", "[
     double worst = livez_meanwhile(d, [&] { r = designer.post("/v1/blueprints", blueprint("chain", derived)); });
     INFO(r.body.substr(0, 400));
     CHECK(r.status == 422);
-    CHECK_THAT(pointers(r).at(0), Catch::StartsWith("/derived"));
-    CHECK(worst < 2000);
+    CHECK(pointers(r).at(0) == "/derived");
+    CHECK(worst < 1000);
     CHECK(last_event(d) == before);
     CHECK(designer.get("/v1/blueprints/chain/versions/1.0.0").status == 404);
   }

@@ -178,13 +178,14 @@ TEST_CASE("a process workload gets an allowlisted environment, none of cpnd's de
   auto settings = process_settings(dir);
   settings.pass_env = {"WORKLOAD_REGION"};
   settings.open_files = 512;
+  settings.memory_factor = 2;  // 2 x 1 GiB requested
   auto made = drivers::make_process_compute(settings);
   REQUIRE(made);
   std::string id = "dep-sec-probe-0";
   Json instance = {{"id", id}, {"port", 1}, {"requests", {{"cpu", 1}, {"memory", 1}}},
                    {"variant", {{"command", {"sh", "-c",
                                              "env > env.txt; ls /proc/self/fd > fds.txt; id -u > uid.txt; "
-                                             "pwd > pwd.txt; ulimit -n > nofile.txt; sleep 30"}}}}};
+                                             "pwd > pwd.txt; ulimit -v > as.txt; ulimit -n > nofile.txt; sleep 30"}}}}};
   REQUIRE((*made)->start(instance));
   std::string work = dir + "/work/" + id;
   CHECK(wait_file(work + "/nofile.txt") == "512\n");
@@ -199,6 +200,7 @@ TEST_CASE("a process workload gets an allowlisted environment, none of cpnd's de
   CHECK_THAT(fds, !Catch::Contains("100"));
   CHECK(std::count(fds.begin(), fds.end(), '\n') <= 4);
   CHECK(wait_file(work + "/pwd.txt") == work + "\n");
+  CHECK(wait_file(work + "/as.txt") == std::to_string(2 * 1024 * 1024) + "\n");  // KiB
   if (::geteuid() == 0) CHECK(wait_file(work + "/uid.txt") == "65534\n");
   REQUIRE((*made)->stop(instance));
   ::close(100);

@@ -18,7 +18,9 @@ enum class Format { json, yaml };
 // Parses a JSON or YAML text; syntax errors are bad_request naming line and
 // column. Duplicate keys in YAML mappings are rejected.
 // Documents nested deeper than 64 levels or with strings over 8 KiB are
-// refused (400), as is YAML that is not UTF-8.
+// refused (400), as are YAML that is not UTF-8, duplicate keys and YAML
+// aliases that expand past twice the text; numbers beyond 1e15 or not
+// finite, and objects of more than 1,024 members, are 422 with a pointer.
 Result<Json> parse_document(std::string_view text, Format format);
 
 std::string to_yaml(const Json& doc);

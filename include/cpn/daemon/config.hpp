@@ -32,7 +32,7 @@ struct Config {
     bool allow_root = false;               // as root when cpnd is root and no user is set
     std::vector<std::string> env;          // names of cpnd's variables passed on
     int open_files = 4096;
-    double memory_factor = 4;
+    double memory_factor = 0;              // RLIMIT_AS per requested GiB; 0: none
     int port_min = 20000, port_max = 29999;
   } process;
   auth::RateLimits rates;                 // per token, by role

@@ -63,7 +63,10 @@ struct ProcessSettings {
   bool allow_root = false;                 // cpnd root and no user: run as root only when told so
   std::vector<std::string> pass_env;       // names of cpnd's variables a workload gets
   int open_files = 4096;                   // RLIMIT_NOFILE
-  double memory_factor = 4;                // RLIMIT_AS: requests.memory times this, at least 512 MiB
+  // RLIMIT_AS: requests.memory times this, at least 512 MiB; 0 (the
+  // default): none, as runtimes that reserve address space (CUDA, Go, the
+  // JVM, AddressSanitizer) fail under it. Memory is for cgroups to bound.
+  double memory_factor = 0;
 };
 
 // Real local processes: the variant's command (from the image registry)
