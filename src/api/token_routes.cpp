@@ -57,16 +57,15 @@ void add_audit_routes(http::Router& router, Services& s) {
   http::Route audit{
       "GET", "/v1/audit", {"admin"},
       [&s](Request& req) {
+        // limit and continue read as on every list; continue is the last seq of the page before.
+        auto page = list_options(req);
+        if (!page) return error(page.error(), req);
         store::AuditQuery q;
-        q.limit = 100;
-        if (auto v = req.query_value("limit")) {
-          auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), q.limit);
-          if (ec != std::errc() || p != v->data() + v->size() || q.limit < 1 || q.limit > 1000)
-            return error(Error::bad_request("limit must be an integer from 1 to 1000", {{"/query/limit", "not 1-1000"}}), req);
-        }
-        if (auto v = req.query_value("continue")) {
-          auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), q.after);
-          if (ec != std::errc() || p != v->data() + v->size() || q.after < 0)
+        q.limit = page->limit > 0 ? page->limit : 100;
+        if (!page->continue_token.empty()) {
+          const std::string& c = page->continue_token;
+          auto [p, ec] = std::from_chars(c.data(), c.data() + c.size(), q.after);
+          if (ec != std::errc() || p != c.data() + c.size() || q.after < 0)
             return error(Error::bad_request("continue must come from an earlier page", {{"/query/continue", "not a token"}}),
                          req);
         }

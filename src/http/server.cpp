@@ -154,6 +154,14 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     socket.close(ec);
   }
 
+  // A refusal before the body was read: answered, then what the client
+  // still sends is drained for a moment before the connection closes.
+  template <class Stream>
+  net::awaitable<void> answer_and_close(Stream& stream, const Response& answer) {
+    co_await write_simple(stream, answer, false);
+    co_await linger(stream);
+  }
+
   // A body that is not HTTP (a chunk size that overflows, a bad chunk):
   // 400 before closing. False for a connection that simply ended.
   template <class Stream>
@@ -293,8 +301,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       }
       if (ec == bhttp::error::body_limit) {  // a Content-Length over every limit
         Response problem_answer = problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}}, "", "");
-        co_await write_simple(stream, problem_answer, false);
-        co_await linger(stream);
+        co_await answer_and_close(stream, problem_answer);
         break;
       }
       if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_field).category() &&
@@ -316,8 +323,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             Error::bad_request("Transfer-Encoding must end in chunked, without Content-Length",
                                {{"/header/Transfer-Encoding", "not chunked, or sent with Content-Length"}}),
             "", "");
-        co_await write_simple(stream, problem_answer, false);
-        co_await linger(stream);
+        co_await answer_and_close(stream, problem_answer);
         break;
       }
       Request req;
@@ -370,8 +376,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
           Response problem_answer = problem(
               Error{ErrorKind::insufficient_storage, "the disk is full; the upload was not kept", {}}, req.path,
               req.request_id);
-          co_await write_simple(stream, problem_answer, false);
-          co_await linger(stream);
+          co_await answer_and_close(stream, problem_answer);
           break;
         } else if (rec) {
           if (co_await refuse_body(stream, rec, req)) co_await linger(stream);
@@ -394,8 +399,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
               Error{ErrorKind::unavailable, "cpnd holds as many request bodies as it may; try again shortly", {}},
               req.path, req.request_id);
           problem_answer.header("Retry-After", "1");
-          co_await write_simple(stream, problem_answer, false);
-          co_await linger(stream);
+          co_await answer_and_close(stream, problem_answer);
           break;
         } else if (rec) {
           if (co_await refuse_body(stream, rec, req)) co_await linger(stream);
@@ -409,8 +413,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         // The rest of the body is unread: answer, then close.
         Response problem_answer = problem(Error{ErrorKind::payload_too_large, "the request body is over the limit", {}},
                                       req.path, req.request_id);
-        co_await write_simple(stream, problem_answer, false);
-        co_await linger(stream);
+        co_await answer_and_close(stream, problem_answer);
         break;
       }
 
