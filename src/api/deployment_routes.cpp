@@ -16,10 +16,13 @@ void add_deployment_routes(http::Router& router, Services& s) {
       "/v1/deployments", roles, deployments.collection(), "listDeployments",
       "Deployments (customers see their tenant's only)", "deployments",
       [](const engine::Object& o, const Request& req) {
-        auto state = req.query_value("state");
-        return templates::Deployments::visible(o, *req.principal) && (!state || o.body.value("state", "") == *state);
+        auto state = req.query_value("state"), name = req.query_value("name"), tenant = req.query_value("tenant");
+        return templates::Deployments::visible(o, *req.principal) && (!state || o.body.value("state", "") == *state) &&
+               (!name || o.body.value("name", "") == *name) && (!tenant || o.body.value("tenant", "") == *tenant);
       },
-      {{"state", "string", "Only deployments in this state (pending, cancelled, ...)."}}));
+      {{"state", "string", "Only deployments in this state (pending, cancelled, ...)."},
+       {"name", "string", "Only the deployment with this name (names are unique within a tenant)."},
+       {"tenant", "string", "Only this tenant's deployments."}}));
 
   // Customers reach resources through offerings only (quote, confirm).
   http::Route create{"POST", "/v1/deployments", {"operator"},

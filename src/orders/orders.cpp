@@ -195,7 +195,7 @@ Result<Json> Orders::confirm(const std::string& id, const Json& request, const a
   for (const auto& c : (*bp)->components()) models[c.name] = c.model;
   std::string deployment = "dep-" + id.substr(id.find('-') + 1);
   Json doc = templates::from_order(order, *solution, models, images_, deployment);
-  Json body = templates::Deployments::body_for(doc, who, "order", engine_);
+  Json body = templates::Deployments::body_for(deployment, doc, who, "order", engine_);
   body["tenant"] = order["tenant"];
   auto changes = templates::reserve(body["reservation"], +1, engine_, "/solution");
   if (!changes) return fail(Error::conflict("solution " + chosen + " no longer fits the inventory: requote the order",

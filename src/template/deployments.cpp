@@ -1,6 +1,8 @@
 // Deployment records: submission, reading, removal.
 #include <fmt/format.h>
 
+#include "cpn/core/crypto.hpp"
+
 #include "cpn/template/deployments.hpp"
 
 namespace cpn::templates {
@@ -24,9 +26,10 @@ bool Deployments::visible(const engine::Object& d, const auth::Principal& who) {
   return auth::sees_tenant(who, d.body.value("tenant", ""));
 }
 
-Json Deployments::body_for(const Json& doc, const auth::Principal& who, const std::string& source,
-                           const engine::Engine& engine) {
-  Json body = {{"id", doc["metadata"]["name"]},
+Json Deployments::body_for(const std::string& id, const Json& doc, const auth::Principal& who,
+                           const std::string& source, const engine::Engine& engine) {
+  Json body = {{"id", id},
+               {"name", doc["metadata"]["name"]},
                {"tenant", doc["metadata"].value("tenant", who.tenant)},
                {"owner", who.name},
                {"source", source},
@@ -43,10 +46,15 @@ Result<Json> Deployments::submit(const Json& input, const auth::Principal& who) 
   if (!doc) return fail(doc.error());
   (*doc)["metadata"]["tenant"] = who.tenant;  // a submitter deploys for its own tenant
   (*doc)["metadata"].erase("order");
-  std::string id = (*doc)["metadata"]["name"];
-  if (engine_.find(kDeployment, id))
-    return fail(Error::conflict(fmt::format("deployment '{}' exists", id), {{"/metadata/name", "taken"}}));
-  Json body = body_for(*doc, who, "template", engine_);
+  std::string name = (*doc)["metadata"]["name"];
+  if (const auto* taken = named(who.tenant, name))
+    return fail(Error::conflict(fmt::format("tenant '{}' has a deployment named '{}' ({})", who.tenant, name, taken->id),
+                                {{"/metadata/name", "taken in this tenant"}}));
+  // 16 hex digits: never the id of an order's deployment (dep-<12 hex>).
+  std::string id;
+  do id = "dep-" + random_hex(8);
+  while (engine_.find(kDeployment, id));
+  Json body = body_for(id, *doc, who, "template", engine_);
   auto changes = reserve(body["reservation"], +1, engine_, "/spec");
   if (!changes) return fail(changes.error());
   changes->insert(changes->begin(), {engine::Change::Op::put, kDeployment, id, body, "DeploymentCreated"});
@@ -70,6 +78,12 @@ Status Deployments::remove(const std::string& id, const auth::Principal& who) {
   changes.insert(changes.begin(), {engine::Change::Op::remove, kDeployment, id, nullptr, "DeploymentDeleted"});
   if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
   return {};
+}
+
+const engine::Object* Deployments::named(const std::string& tenant, const std::string& name) const {
+  for (const auto* d : engine_.list(kDeployment))
+    if (d->body.value("tenant", "") == tenant && d->body.value("name", "") == name) return d;
+  return nullptr;
 }
 
 Result<const engine::Object*> Deployments::find(const std::string& id, const auth::Principal& who) const {

@@ -97,12 +97,14 @@ TEST_CASE("a confirmed order becomes a deployment with a self-contained template
       auto op = d.as("operator");
       auto r = op.post("/v1/deployments", t);
       REQUIRE(r.status == 201);
-      CHECK(r.header("location") == "/v1/deployments/replay");
+      const std::string location = r.header("location");
+      CHECK(location == "/v1/deployments/" + r.json()["id"].get<std::string>());
+      CHECK(r.json()["name"] == "replay");
       CHECK(r.json()["source"] == "template");
       CHECK(node_cpu_free(d, node) == Approx(held));
-      REQUIRE(op.del("/v1/deployments/replay").status == 204);
+      REQUIRE(op.del(location).status == 204);
       CHECK(node_cpu_free(d, node) > held);
-      CHECK(op.get("/v1/deployments/replay").status == 404);
+      CHECK(op.get(location).status == 404);
     }
   }
 }

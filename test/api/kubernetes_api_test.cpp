@@ -55,14 +55,16 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   add_cluster_site(op, cluster);
   Json before = op.get("/v1/nodes/k8s-t4-1").json()["allocated"];
 
-  REQUIRE(op.post("/v1/deployments", cluster_template("cam-detect")).status == 201);
-  REQUIRE(test::wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
-  Json instances = op.get("/v1/deployments/cam-detect/instances").json()["items"];
+  auto created = op.post("/v1/deployments", cluster_template("cam-detect"));
+  REQUIRE(created.status == 201);
+  const std::string id = created.json()["id"], path = "/v1/deployments/" + id;
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  Json instances = op.get(path + "/instances").json()["items"];
   REQUIRE(instances.size() == 3);
   for (const auto& i : instances) CHECK(i["driver"] == "kubernetes");
 
   // What /manifests shows is exactly what the cluster holds: two Deployments (one per variant) and one Service.
-  Json list = op.get("/v1/deployments/cam-detect/manifests?driver=kubernetes").json();
+  Json list = op.get(path + "/manifests?driver=kubernetes").json();
   CHECK(list["kind"] == "List");
   REQUIRE(list["items"].size() == 4);  // the Service once per variant, as applied
   std::set<std::string> applied;
@@ -78,10 +80,10 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   CHECK(applied.size() == 3);
   CHECK(cluster.paths().size() == 3);
   for (const auto& r : cluster.requests()) CHECK(r.authorization == "Bearer cluster-token");
-  auto yaml = op.request("GET", "/v1/deployments/cam-detect/manifests", "", {{"Accept", "application/yaml"}});
+  auto yaml = op.request("GET", path + "/manifests", "", {{"Accept", "application/yaml"}});
   CHECK(yaml.header("content-type").rfind("application/yaml", 0) == 0);
   CHECK_THAT(yaml.body, Catch::Contains("kind: List") && Catch::Contains("nvidia.com/gpu"));
-  CHECK(op.get("/v1/deployments/cam-detect/manifests?site=elsewhere").json()["items"].empty());
+  CHECK(op.get(path + "/manifests?site=elsewhere").json()["items"].empty());
 
   // cpnd dies and comes back: the objects are applied again, not duplicated, and nothing changes.
   Json generations = Json::object();
@@ -90,32 +92,32 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   d.start();
   op = d.as("operator");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CHECK(op.get("/v1/deployments/cam-detect").json()["state"] == "running");
+  CHECK(op.get(path).json()["state"] == "running");
   CHECK(cluster.paths().size() == 3);
   for (const auto& p : cluster.paths()) CHECK(cluster.object(p)->at("metadata")["generation"] == generations[p]);
 
   // Scaling out raises the replicas of the groups that gain instances; scaling in below a variant's
   // share deletes that variant's Deployment, and the Service stays for the rest.
-  const std::string t4 = "/apis/apps/v1/namespaces/vision/deployments/cam-detect-detect-k8s-sz-amd64-nvidia-t4";
-  const std::string npu = "/apis/apps/v1/namespaces/vision/deployments/cam-detect-detect-k8s-sz-arm64-ascend-310";
-  REQUIRE(op.post("/v1/deployments/cam-detect/scale", {{"component", "detect"}, {"instances", 5}}).status == 202);
-  REQUIRE(test::wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  const std::string t4 = "/apis/apps/v1/namespaces/vision/deployments/" + id + "-detect-k8s-sz-amd64-nvidia-t4";
+  const std::string npu = "/apis/apps/v1/namespaces/vision/deployments/" + id + "-detect-k8s-sz-arm64-ascend-310";
+  REQUIRE(op.post(path + "/scale", {{"component", "detect"}, {"instances", 5}}).status == 202);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
   REQUIRE(cluster.object(t4));
   REQUIRE(cluster.object(npu));
   CHECK(cluster.object(t4)->at("spec")["replicas"].get<int>() + cluster.object(npu)->at("spec")["replicas"].get<int>() == 5);
-  REQUIRE(op.post("/v1/deployments/cam-detect/scale", {{"component", "detect"}, {"instances", 2}}).status == 202);
-  REQUIRE(test::wait_state(op, "/v1/deployments/cam-detect", "running") == "running");
+  REQUIRE(op.post(path + "/scale", {{"component", "detect"}, {"instances", 2}}).status == 202);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
   REQUIRE(cluster.object(t4));
   CHECK(cluster.object(t4)->at("spec")["replicas"] == 2);
   CHECK_FALSE(cluster.object(npu));
-  CHECK(cluster.object("/api/v1/namespaces/vision/services/cam-detect-detect-k8s-sz"));
-  CHECK(op.get("/v1/deployments/cam-detect/instances").json()["items"].size() == 2);
+  CHECK(cluster.object("/api/v1/namespaces/vision/services/" + id + "-detect-k8s-sz"));
+  CHECK(op.get(path + "/instances").json()["items"].size() == 2);
 
   // DELETE: foreground deletion in the cluster, then the deployment is gone and its capacity is back.
-  REQUIRE(op.del("/v1/deployments/cam-detect").status == 202);
-  for (int i = 0; i < 500 && op.get("/v1/deployments/cam-detect").status != 404; ++i)
+  REQUIRE(op.del(path).status == 202);
+  for (int i = 0; i < 500 && op.get(path).status != 404; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(op.get("/v1/deployments/cam-detect").status == 404);
+  CHECK(op.get(path).status == 404);
   CHECK(cluster.paths().empty());
   int deletes = 0;
   for (const auto& r : cluster.requests()) deletes += r.method == "DELETE";
@@ -126,13 +128,15 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
 TEST_CASE("a rollout stuck past its progress deadline rolls the deployment back and cleans the cluster",
           "[api][kubernetes]") {
   test::KubeApiServer cluster(test::make_temp_dir("kube-stuck"), "cluster-token");
-  cluster.fail_rollout("stuck-detect-k8s-sz-arm64-ascend-310");
+  cluster.fail_rollout("-detect-k8s-sz-arm64-ascend-310");
   test::Daemon d(fast());
   auto op = d.as("operator");
   add_cluster_site(op, cluster);
-  REQUIRE(op.post("/v1/deployments", cluster_template("stuck")).status == 201);
-  REQUIRE(test::wait_state(op, "/v1/deployments/stuck", "failed") == "failed");
-  Json dep = op.get("/v1/deployments/stuck").json();
+  auto created = op.post("/v1/deployments", cluster_template("stuck"));
+  REQUIRE(created.status == 201);
+  const std::string path = created.header("location");
+  REQUIRE(test::wait_state(op, path, "failed") == "failed");
+  Json dep = op.get(path).json();
   CHECK_THAT(dep.value("reason", ""), Catch::Contains("exceeded its progress deadline"));
   for (int i = 0; i < 100 && !cluster.paths().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(cluster.paths().empty());

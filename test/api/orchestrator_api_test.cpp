@@ -96,13 +96,15 @@ TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", 
   auto op = d.as("operator");
   auto before = allocations(op);
   Json t = test::deployment_template("plates", {test::plate_reader()});
-  REQUIRE(op.post("/v1/deployments", t).status == 201);
-  REQUIRE(test::wait_state(op, "/v1/deployments/plates", "running") == "running");
-  auto deleted = op.del("/v1/deployments/plates");
+  auto created = op.post("/v1/deployments", t);
+  REQUIRE(created.status == 201);
+  const std::string path = created.header("location");
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  auto deleted = op.del(path);
   CHECK(deleted.status == 202);
-  for (int i = 0; i < 500 && op.get("/v1/deployments/plates").status != 404; ++i)
+  for (int i = 0; i < 500 && op.get(path).status != 404; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(op.get("/v1/deployments/plates").status == 404);
+  CHECK(op.get(path).status == 404);
   CHECK(differences(before, allocations(op)).empty());
 }
 
@@ -187,9 +189,11 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
          {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
            {"variant", {{"platform", "linux/amd64"}, {"accelerator", "none"}, {"command", {"/bin/sh", "-c", "touch " + planted}}}},
            {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}});
-  REQUIRE(op.post("/v1/deployments", t).status == 201);
-  REQUIRE(test::wait_state(op, "/v1/deployments/lab-detect", "running") == "running");
-  Json instances = get(op, "/v1/deployments/lab-detect/instances")["items"];
+  auto created = op.post("/v1/deployments", t);
+  REQUIRE(created.status == 201);
+  const std::string path = created.header("location");
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  Json instances = get(op, path + "/instances")["items"];
   REQUIRE(instances.size() == 2);
   std::map<std::string, std::string> pids;
   for (const auto& i : instances) {
@@ -222,13 +226,13 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
   d.start();
   op = d.as("operator");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CHECK(get(op, "/v1/deployments/lab-detect")["state"] == "running");
+  CHECK(get(op, path)["state"] == "running");
   for (const auto& [id, pid] : pids) CHECK(test::read_file(d.data() + "/run/" + id + ".pid") == pid);
 
-  REQUIRE(op.del("/v1/deployments/lab-detect").status == 202);
-  for (int i = 0; i < 500 && op.get("/v1/deployments/lab-detect").status != 404; ++i)
+  REQUIRE(op.del(path).status == 202);
+  for (int i = 0; i < 500 && op.get(path).status != 404; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(op.get("/v1/deployments/lab-detect").status == 404);
+  CHECK(op.get(path).status == 404);
   for (const auto& [id, pid] : pids) CHECK(gone(std::stoi(pid)));  // stopped: no orphan
 }
 

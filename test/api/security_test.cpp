@@ -20,6 +20,7 @@
 
 #include "support/daemon.hpp"
 #include "support/raw.hpp"
+#include "support/templates.hpp"
 
 using namespace cpn;
 
@@ -408,6 +409,44 @@ TEST_CASE("/metrics shows no tenant's business without a token", "[api][security
   CHECK_THAT(open, !Catch::Contains("cpnd_inventory_nodes"));
   CHECK_THAT(customer.get("/metrics").body, !Catch::Contains("cpnd_orders"));
   CHECK_THAT(d.as("operator").get("/metrics").body, Catch::Contains("cpnd_orders{state=\"quoted\"} 1"));
+}
+
+TEST_CASE("deployment names are scoped per tenant: a conflict says nothing of another tenant's", "[api][security]") {
+  test::Daemon d({.dev = true});
+  auto east = d.as("operator", "east"), west = d.as("operator", "west");
+  Json t = test::deployment_template("plates", {test::plate_reader()});
+  auto a = east.post("/v1/deployments", t), b = west.post("/v1/deployments", t);
+  REQUIRE(a.status == 201);
+  REQUIRE(b.status == 201);
+  std::string ida = a.json()["id"], idb = b.json()["id"];
+  CHECK(ida != idb);
+  CHECK(a.json()["tenant"] == "east");
+  CHECK(b.json()["name"] == "plates");
+  CHECK(a.header("location") == "/v1/deployments/" + ida);
+
+  // The same name again in one tenant: 409 on the name, naming only that tenant's deployment; nothing written.
+  Json allocated = east.get("/v1/nodes/sz-t4-1").json()["allocated"];
+  auto since = last_event(d);
+  auto again = west.post("/v1/deployments", t);
+  CHECK(again.status == 409);
+  CHECK(pointers(again) == std::vector<std::string>{"/metadata/name"});
+  CHECK_THAT(again.body, Catch::Contains(idb) && !Catch::Contains(ida) && !Catch::Contains("east"));
+  CHECK(last_event(d) == since);
+  CHECK(east.get("/v1/nodes/sz-t4-1").json()["allocated"] == allocated);
+
+  // Found by name within a tenant; customers see their own tenant's only.
+  Json found = east.get("/v1/deployments?name=plates&tenant=west").json()["items"];
+  REQUIRE(found.size() == 1);
+  CHECK(found[0]["id"] == idb);
+  CHECK(east.get("/v1/deployments?name=plates").json()["items"].size() == 2);
+  Json mine = d.as("customer", "east").get("/v1/deployments").json()["items"];
+  REQUIRE(mine.size() == 1);
+  CHECK(mine[0]["id"] == ida);
+  CHECK(d.as("customer", "east").get("/v1/deployments/" + idb).status == 404);
+
+  // Once one is removed its name is free again in that tenant.
+  REQUIRE(west.del("/v1/deployments/" + idb).status == 204);
+  CHECK(west.post("/v1/deployments", t).status == 201);
 }
 
 TEST_CASE("per-token rate limits answer 429 with Retry-After; per-tenant quotas refuse what is over them",

@@ -1,5 +1,6 @@
 #include "support/kube_apiserver.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
@@ -47,7 +48,10 @@ struct KubeApiServer::State {
     Json& st = d["status"];
     st["observedGeneration"] = d["metadata"]["generation"];
     st["replicas"] = replicas;
-    if (failing.count(d["metadata"]["name"])) {
+    std::string name = d["metadata"]["name"];
+    if (std::any_of(failing.begin(), failing.end(), [&](const std::string& end) {
+          return name.size() >= end.size() && name.compare(name.size() - end.size(), end.size(), end) == 0;
+        })) {
       st["updatedReplicas"] = replicas;
       st["availableReplicas"] = 0;
       st["conditions"] = Json::array({{{"type", "Progressing"}, {"status", "False"}, {"reason", "ProgressDeadlineExceeded"},

@@ -43,7 +43,7 @@ class KubeApiServer {
 
   // Reads of a Deployment before its replicas are available (default 1).
   void set_rollout_reads(int n);
-  // Deployments whose rollout exceeds its progress deadline.
+  // Deployments whose rollout exceeds its progress deadline (names ending so).
   void fail_rollout(const std::string& name);
   // Every GET answers 503 (an API server in trouble) while set.
   void fail_reads(bool on);

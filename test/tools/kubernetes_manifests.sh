@@ -56,8 +56,8 @@ cat >"$tmp/template.json" <<JSON
    "placements": [$(placement center-gz gz-npu-1 aarch64 ascend-910 1 16 64 2),
                   $(placement center-gz gz-arm-1 aarch64 "" 3 0.25 0.5 0)]}]}}
 JSON
-api -X POST "$url/v1/deployments" --data-binary "@$tmp/template.json" >/dev/null
-deployments+=(npu-fpga-mix)
+deployments+=("$(api -X POST "$url/v1/deployments" --data-binary "@$tmp/template.json" |
+                 node -p 'JSON.parse(require("fs").readFileSync(0)).id')")
 
 files=()
 for d in "${deployments[@]}"; do

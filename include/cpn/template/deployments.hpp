@@ -15,12 +15,18 @@ class Deployments {
   Deployments(engine::Engine& engine, const artifacts::Images& images, Limits limits);
   resource::Collection& collection() { return deployments_; }
 
-  // The body of a new deployment of a template (reservation included).
-  static Json body_for(const Json& doc, const auth::Principal& who, const std::string& source, const engine::Engine& engine);
+  // The body of a new deployment `id` of a template (reservation included).
+  static Json body_for(const std::string& id, const Json& doc, const auth::Principal& who, const std::string& source,
+                       const engine::Engine& engine);
 
   // POST /v1/deployments: 422 for a bad document, 409 when its name is
-  // taken or its resources are no longer free.
+  // taken in the submitter's tenant or its resources are no longer free.
+  // Names are scoped per tenant, as Kubernetes scopes them per namespace;
+  // the deployment's id (dep-<16 hex>) is cpnd's, so no tenant learns
+  // another's names from a conflict.
   Result<Json> submit(const Json& doc, const auth::Principal& who);
+  // The live deployment of `tenant` named `name`, if any.
+  const engine::Object* named(const std::string& tenant, const std::string& name) const;
   // DELETE /v1/deployments/{id} of a submitted template: gives back what it holds.
   Status remove(const std::string& id, const auth::Principal& who);
 
