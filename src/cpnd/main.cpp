@@ -19,6 +19,7 @@
 #include "cpn/core/log.hpp"
 #include "cpn/daemon/config.hpp"
 #include "cpn/daemon/dev.hpp"
+#include "cpn/daemon/periodic.hpp"
 #include "cpn/drivers/kubernetes.hpp"
 #include "cpn/http/server.hpp"
 #include "cpn/schema/schema.hpp"
@@ -136,16 +137,12 @@ int main(int argc, char** argv) {
   orders::Orders orders(engine, catalog, library, images, {cfg->quote_ttl, cfg->order_duration_hours});
   templates::Deployments deployments(engine, images, cfg->deployment_limits);
   // Drivers: the sim twin and local processes for compute, the twin's
-  // accounting for the network. CPND_RECONCILE_MS=0 pauses the reconciler.
-  auto env_ms = [](const char* name, long fallback) {
-    const char* v = std::getenv(name);
-    return v && *v ? std::strtol(v, nullptr, 10) : fallback;
-  };
+  // accounting for the network.
   drivers::Registry compute;
   // Up in the twin: not marked down in the inventory, and no injected fault
   // (POST /v1/sim/faults) on the node or its site.
   auto node_up = [&engine](const std::string& node) { return sim::conditions_of(engine).node_up(engine, node); };
-  if (auto s = compute.add(drivers::make_sim_compute(clock, std::chrono::milliseconds(env_ms("CPND_SIM_START_DELAY_MS", 2000)),
+  if (auto s = compute.add(drivers::make_sim_compute(clock, std::chrono::milliseconds(cfg->sim_start_delay_ms),
                                                      node_up));
       !s)
     return fatal(s.error());
@@ -158,7 +155,8 @@ int main(int argc, char** argv) {
     for (const auto& f : std::filesystem::directory_iterator(old, ec)) std::filesystem::rename(f.path(), now / f.path().filename(), ec);
     std::filesystem::remove(old, ec);
   }
-  drivers::ProcessSettings process{cfg->data + "/run", cfg->data + "/logs", cfg->data + "/work", std::chrono::seconds(5),
+  drivers::ProcessSettings process{cfg->data + "/run", cfg->data + "/logs", cfg->data + "/work",
+                                   std::chrono::milliseconds(cfg->process.grace_ms),
                                    cfg->process.user, cfg->process.allow_root, cfg->process.env,
                                    cfg->process.open_files, cfg->process.memory_factor};
   auto process_driver = drivers::make_process_compute(process);
@@ -171,7 +169,7 @@ int main(int argc, char** argv) {
     return d->body["template"];
   };
   if (auto s = compute.add(drivers::kubernetes::make_compute(template_of, drivers::kubernetes::inventory_sites(engine),
-                                                             std::chrono::milliseconds(env_ms("CPND_KUBE_TIMEOUT_MS", 5000))));
+                                                             std::chrono::milliseconds(cfg->kube_timeout_ms)));
       !s)
     return fatal(s.error());
   // Network: the twin's accounting, or (network.driver: linux) namespaces, routes and tc on this host.
@@ -183,12 +181,12 @@ int main(int argc, char** argv) {
     log::notice("network driver: linux (namespaces {}*)", cfg->network_prefix);
   }
   orchestrator::Settings orchestration;
-  orchestration.max_attempts = static_cast<int>(env_ms("CPND_MAX_ATTEMPTS", 5));
-  orchestration.backoff = std::chrono::milliseconds(env_ms("CPND_RETRY_BACKOFF_MS", 1000));
+  orchestration.max_attempts = cfg->orchestration.max_attempts;
+  orchestration.backoff = std::chrono::milliseconds(cfg->orchestration.retry_backoff_ms);
+  orchestration.backoff_cap = std::chrono::milliseconds(cfg->orchestration.retry_backoff_cap_ms);
   orchestration.first_port = cfg->process.port_min;
   orchestration.port_count = cfg->process.port_max - cfg->process.port_min + 1;
   orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);
-  const long reconcile_ms = env_ms("CPND_RECONCILE_MS", 500);
   api::Services services{engine,  inventory, images,  files,                  tokens,  library,
                          catalog, orders,    deployments, orchestrator, metrics, [&] { return ready; }, kVersion,
                          {cfg->metrics_business_without_token, cfg->quotas, cfg->data}};
@@ -217,59 +215,54 @@ int main(int argc, char** argv) {
   }
 
   sd_notify(0, "READY=1");
+  // Every timer is a PeriodicTask: on this thread, with one exception boundary.
   std::uint64_t watchdog_usec = 0;
-  net::steady_timer watchdog(io);
-  std::function<void()> pet;
-  if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
-    pet = [&] {
-      sd_notify(0, "WATCHDOG=1");
-      watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
-      watchdog.async_wait([&](boost::system::error_code e) {
-        if (!e) pet();
-      });
-    };
-    pet();
-  }
+  bool watchdog_on = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  daemon::PeriodicTask watchdog(io, "watchdog", std::chrono::milliseconds(watchdog_on ? watchdog_usec / 2000 : 0),
+                                [] {
+                                  sd_notify(0, "WATCHDOG=1");
+                                  return Status{};
+                                },
+                                metrics);
+  watchdog.start();
 
   // Idempotency keys are kept for a day (as Stripe does), then forgotten;
   // the event log keeps its newest events.retain entries.
-  net::steady_timer idem_expiry(io);
-  std::function<void()> expire_keys = [&] {
+  daemon::PeriodicTask housekeeping(io, "housekeeping", std::chrono::hours(1), [&]() -> Status {
     engine.store().expire_idempotency(format_time(clock.now() - std::chrono::hours(24)));
     if (auto gone = engine.store().expire_audit(format_time(clock.now() - std::chrono::hours(24) * cfg->audit_retain_days)); gone > 0)
       log::notice("audit log: {} records older than {} days removed", gone, cfg->audit_retain_days);
     if (auto gone = engine.store().compact_events(cfg->events_retained); gone > 0)
       log::notice("event log compacted: {} events older than the newest {} removed", gone, cfg->events_retained);
-    idem_expiry.expires_after(std::chrono::hours(1));
-    idem_expiry.async_wait([&](boost::system::error_code e) {
-      if (!e) expire_keys();
-    });
-  };
-  expire_keys();
+    return {};
+  }, metrics);
+  housekeeping.start();
 
   // Quotes past their expiry become `expired` (an event each), checked every
   // second; the audit records of refused writes are written in one batch.
-  net::steady_timer quote_expiry(io);
-  std::function<void()> expire_quotes = [&] {
+  daemon::PeriodicTask quote_expiry(io, "expiry", std::chrono::seconds(1), [&]() -> Status {
     dispatcher.flush_audit();
-    if (auto n = orders.expire_due(); !n) log::error("expiring quotes: {}", n.error().message);
-    quote_expiry.expires_after(std::chrono::seconds(1));
-    quote_expiry.async_wait([&](boost::system::error_code e) {
-      if (!e) expire_quotes();
-    });
-  };
-  expire_quotes();
+    if (auto n = orders.expire_due(); !n) return fail(n.error());
+    return {};
+  }, metrics);
+  quote_expiry.start();
 
-  // The reconciler: a pass every CPND_RECONCILE_MS, on the engine's thread.
-  net::steady_timer reconcile_timer(io);
-  std::function<void()> reconcile = [&] {
-    if (auto n = orchestrator.reconcile(); !n) log::error("reconcile: {}", n.error().message);
-    reconcile_timer.expires_after(std::chrono::milliseconds(reconcile_ms));
-    reconcile_timer.async_wait([&](boost::system::error_code e) {
-      if (!e) reconcile();
-    });
-  };
-  if (reconcile_ms > 0) reconcile();
+  // The reconciler: a resync of every active deployment each
+  // orchestrator.reconcile_ms (0 pauses it), and between resyncs the
+  // deployments that commits made due, as soon as the thread is free.
+  auto publish_queue = [&] { metrics.set_work_queue(orchestrator.queue().depth(), orchestrator.queue().retries()); };
+  daemon::PeriodicTask reconciler(io, "reconcile", std::chrono::milliseconds(cfg->orchestration.reconcile_ms), [&] {
+    orchestrator.reconcile();
+    publish_queue();
+    return Status{};
+  }, metrics);
+  reconciler.set_wake_body([&] {
+    orchestrator.work();
+    publish_queue();
+    return Status{};
+  });
+  orchestrator.on_due([&] { reconciler.wake(); });
+  reconciler.start();
 
   net::signal_set stop_signals(io, SIGTERM, SIGINT);
   net::signal_set hup(io, SIGHUP);
@@ -281,9 +274,9 @@ int main(int argc, char** argv) {
     sd_notify(0, "STOPPING=1");
     hup.cancel();
     watchdog.cancel();
-    idem_expiry.cancel();
+    housekeeping.cancel();
     quote_expiry.cancel();
-    reconcile_timer.cancel();
+    reconciler.cancel();
     grace.expires_after(std::chrono::seconds(25));
     grace.async_wait([&](boost::system::error_code ge) {
       if (!ge) {

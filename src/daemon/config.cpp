@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -55,12 +56,21 @@ void apply_file(Config& c, const Json& j) {
     c.process.env = p->value("env", c.process.env);
     c.process.open_files = p->value("open_files", c.process.open_files);
     c.process.memory_factor = p->value("memory_factor", c.process.memory_factor);
+    c.process.grace_ms = p->value("grace_ms", c.process.grace_ms);
     if (p->contains("ports")) {
       std::string range = (*p)["ports"];
       c.process.port_min = std::stoi(range.substr(0, range.find('-')));
       c.process.port_max = std::stoi(range.substr(range.find('-') + 1));
     }
   }
+  if (auto o = j.find("orchestrator"); o != j.end()) {
+    c.orchestration.reconcile_ms = o->value("reconcile_ms", c.orchestration.reconcile_ms);
+    c.orchestration.max_attempts = o->value("max_attempts", c.orchestration.max_attempts);
+    c.orchestration.retry_backoff_ms = o->value("retry_backoff_ms", c.orchestration.retry_backoff_ms);
+    c.orchestration.retry_backoff_cap_ms = o->value("retry_backoff_cap_ms", c.orchestration.retry_backoff_cap_ms);
+  }
+  if (auto t = j.find("sim"); t != j.end()) c.sim_start_delay_ms = t->value("start_delay_ms", c.sim_start_delay_ms);
+  if (auto k = j.find("kubernetes"); k != j.end()) c.kube_timeout_ms = k->value("timeout_ms", c.kube_timeout_ms);
   if (auto l = j.find("limits"); l != j.end()) {
     if (auto rates = l->find("rate"); rates != l->end())
       for (auto it = rates->begin(); it != rates->end(); ++it)
@@ -93,14 +103,17 @@ void apply_file(Config& c, const Json& j) {
 }
 
 template <typename T>
-Status env_number(const std::map<std::string, std::string>& env, const char* name, T& out, T min) {
+Status env_number(const std::map<std::string, std::string>& env, const char* name, T& out, T min,
+                  T max = std::numeric_limits<T>::max()) {
   auto it = env.find(name);
   if (it == env.end()) return {};
   T v{};
   auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-  if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min)
+  if (ec != std::errc() || p != it->second.data() + it->second.size() || v < min || v > max)
     return fail(Error::invalid_field(std::string("/env/") + name,
-                                     fmt::format("'{}' is not a number of at least {}", it->second, min)));
+                                     max == std::numeric_limits<T>::max()
+                                         ? fmt::format("'{}' is not a number of at least {}", it->second, min)
+                                         : fmt::format("'{}' is not a number from {} to {}", it->second, min, max)));
   out = v;
   return {};
 }
@@ -135,7 +148,13 @@ Json Config::to_json() const {
                            {"max_instances_per_placement", deployment_limits.max_instances_per_placement}}},
           {"process", {{"user", process.user}, {"allow_root", process.allow_root}, {"env", process.env},
                        {"open_files", process.open_files}, {"memory_factor", process.memory_factor},
-                       {"ports", fmt::format("{}-{}", process.port_min, process.port_max)}}},
+                       {"ports", fmt::format("{}-{}", process.port_min, process.port_max)},
+                       {"grace_ms", process.grace_ms}}},
+          {"orchestrator", {{"reconcile_ms", orchestration.reconcile_ms}, {"max_attempts", orchestration.max_attempts},
+                            {"retry_backoff_ms", orchestration.retry_backoff_ms},
+                            {"retry_backoff_cap_ms", orchestration.retry_backoff_cap_ms}}},
+          {"sim", {{"start_delay_ms", sim_start_delay_ms}}},
+          {"kubernetes", {{"timeout_ms", kube_timeout_ms}}},
           {"limits", {{"rate", rates_json()}, {"tenant", {{"max_open_orders", quotas.max_open_orders},
                                                          {"max_active_deployments", quotas.max_active_deployments},
                                                          {"max_idempotency_keys", quotas.max_idempotency_keys}}}}},
@@ -210,6 +229,21 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
       return fail(Error::invalid_field("/env/CPND_QUOTE_TTL", fmt::format("'{}' is not a duration such as 15m", it->second)));
     c.quote_ttl = std::chrono::seconds(std::llround(*secs));
   }
+
+  // The reconciler and the drivers' timings (the schema's bounds).
+  auto& o = c.orchestration;
+  if (auto s = env_number(env, "CPND_RECONCILE_MS", o.reconcile_ms, std::int64_t{0}, std::int64_t{3600000}); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_MAX_ATTEMPTS", o.max_attempts, 1, 1000); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_RETRY_BACKOFF_MS", o.retry_backoff_ms, std::int64_t{1}, std::int64_t{3600000}); !s)
+    return fail(s.error());
+  if (auto s = env_number(env, "CPND_SIM_START_DELAY_MS", c.sim_start_delay_ms, std::int64_t{0}, std::int64_t{3600000}); !s)
+    return fail(s.error());
+  if (auto s = env_number(env, "CPND_KUBE_TIMEOUT_MS", c.kube_timeout_ms, std::int64_t{100}, std::int64_t{600000}); !s)
+    return fail(s.error());
+  if (o.retry_backoff_cap_ms < o.retry_backoff_ms)
+    return fail(Error::invalid_field("/orchestrator/retry_backoff_cap_ms",
+                                     fmt::format("{} is shorter than retry_backoff_ms ({})", o.retry_backoff_cap_ms,
+                                                 o.retry_backoff_ms)));
 
   str("CPND_TLS_CERT", c.tls_cert);
   str("CPND_TLS_KEY", c.tls_key);

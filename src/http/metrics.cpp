@@ -17,15 +17,36 @@ std::string escape_label(const std::string& v) {
   return out;
 }
 
-void Metrics::observe(const std::string& route, const std::string& method, int status, double seconds) {
-  requests_[{route, method, status}]++;
-  auto& h = latency_[{route, method}];
+namespace {
+
+template <typename H>
+void add(H& h, double seconds) {
   if (h.buckets.empty()) h.buckets.assign(std::size(kLatencyBuckets), 0);
   for (std::size_t i = 0; i < std::size(kLatencyBuckets); ++i)
     if (seconds <= kLatencyBuckets[i]) h.buckets[i]++;
   h.count++;
   h.sum += seconds;
 }
+
+template <typename H>
+std::string histogram(const std::string& name, const std::string& labels, const H& h) {
+  std::string out;
+  for (std::size_t i = 0; i < h.buckets.size(); ++i)
+    out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, kLatencyBuckets[i], h.buckets[i]);
+  out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count);
+  out += fmt::format("{}_sum{{{}}} {}\n", name, labels, h.sum);
+  out += fmt::format("{}_count{{{}}} {}\n", name, labels, h.count);
+  return out;
+}
+
+}  // namespace
+
+void Metrics::observe(const std::string& route, const std::string& method, int status, double seconds) {
+  requests_[{route, method, status}]++;
+  add(latency_[{route, method}], seconds);
+}
+
+void Metrics::task_ran(const std::string& task, double seconds) { add(task_duration_[task], seconds); }
 
 std::string Metrics::render() const {
   std::string out;
@@ -36,15 +57,9 @@ std::string Metrics::render() const {
                        escape_label(std::get<0>(k)), std::get<1>(k), std::get<2>(k), v);
   out += "# HELP cpnd_http_request_duration_seconds Time from a full request to its answer, by route template.\n";
   out += "# TYPE cpnd_http_request_duration_seconds histogram\n";
-  for (const auto& [k, h] : latency_) {
-    std::string labels = fmt::format("route=\"{}\",method=\"{}\"", escape_label(k.first), k.second);
-    for (std::size_t i = 0; i < h.buckets.size(); ++i)
-      out += fmt::format("cpnd_http_request_duration_seconds_bucket{{{},le=\"{}\"}} {}\n", labels, kLatencyBuckets[i],
-                         h.buckets[i]);
-    out += fmt::format("cpnd_http_request_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\n", labels, h.count);
-    out += fmt::format("cpnd_http_request_duration_seconds_sum{{{}}} {}\n", labels, h.sum);
-    out += fmt::format("cpnd_http_request_duration_seconds_count{{{}}} {}\n", labels, h.count);
-  }
+  for (const auto& [k, h] : latency_)
+    out += histogram("cpnd_http_request_duration_seconds",
+                     fmt::format("route=\"{}\",method=\"{}\"", escape_label(k.first), k.second), h);
   out += "# HELP cpnd_http_connections_total Connections accepted.\n# TYPE cpnd_http_connections_total counter\n";
   out += fmt::format("cpnd_http_connections_total {}\n", connections_total_);
   out += "# HELP cpnd_http_connections_open Connections open now.\n# TYPE cpnd_http_connections_open gauge\n";
@@ -60,6 +75,21 @@ std::string Metrics::render() const {
   out += "# HELP cpnd_http_body_budget_refusals_total Requests answered 503 because the bodies held in memory were at their budget.\n"
          "# TYPE cpnd_http_body_budget_refusals_total counter\n";
   out += fmt::format("cpnd_http_body_budget_refusals_total {}\n", body_budget_refusals_);
+  out += "# HELP cpnd_task_duration_seconds Runs of cpnd's periodic tasks (reconcile: one pass), by task.\n"
+         "# TYPE cpnd_task_duration_seconds histogram\n";
+  for (const auto& [task, h] : task_duration_)
+    out += histogram("cpnd_task_duration_seconds", fmt::format("task=\"{}\"", escape_label(task)), h);
+  out += "# HELP cpnd_task_failures_total Runs of a periodic task that failed or threw (the task carries on).\n"
+         "# TYPE cpnd_task_failures_total counter\n";
+  for (const auto& [task, h] : task_duration_)
+    out += fmt::format("cpnd_task_failures_total{{task=\"{}\"}} {}\n", escape_label(task),
+                       task_failures_.count(task) ? task_failures_.at(task) : 0);
+  out += "# HELP cpnd_reconcile_queue_depth Deployments queued for the reconciler, due or waiting out a backoff.\n"
+         "# TYPE cpnd_reconcile_queue_depth gauge\n";
+  out += fmt::format("cpnd_reconcile_queue_depth {}\n", queue_depth_);
+  out += "# HELP cpnd_reconcile_retries_total Deployment steps that failed and were queued again with backoff.\n"
+         "# TYPE cpnd_reconcile_retries_total counter\n";
+  out += fmt::format("cpnd_reconcile_retries_total {}\n", queue_retries_);
   return out;
 }
 

@@ -39,11 +39,19 @@ std::chrono::system_clock::time_point parse_time_or(const std::string& text, std
   return std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(ms);
 }
 
+bool finished(const std::string& state) { return state == "completed" || state == "failed" || state == "cancelled"; }
+
 }  // namespace
 
 Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, drivers::NetworkDriver& network,
                            Settings settings)
-    : engine_(engine), compute_(compute), network_(network), settings_(settings) {}
+    : engine_(engine),
+      compute_(compute),
+      network_(network),
+      settings_(settings),
+      queue_(engine.clock(), settings.backoff, settings.backoff_cap) {
+  engine_.on_commit([this](const std::vector<engine::Event>& events) { noticed(events); });
+}
 
 std::vector<const engine::Object*> Orchestrator::instances_of(const std::string& deployment) const {
   std::vector<const engine::Object*> out;
@@ -73,24 +81,74 @@ Status Orchestrator::set_order_state(const Json& deployment, const std::string& 
   return {};
 }
 
-Result<int> Orchestrator::reconcile() {
-  std::vector<std::string> ids;
-  for (const auto* d : engine_.list(templates::kDeployment)) {
-    std::string state = d->body.value("state", "");
-    if (state != "completed" && state != "failed" && state != "cancelled") ids.push_back(d->id);
+void Orchestrator::noticed(const std::vector<engine::Event>& events) {
+  bool any = false, all = false;
+  for (const auto& e : events) {
+    if (e.kind == templates::kDeployment) {
+      queue_.add(e.id);
+      any = true;
+    } else if (e.kind == kOrder && e.object.is_object() && e.object.contains("deployment")) {
+      queue_.add(e.object.value("deployment", ""));
+      any = true;
+    } else if (e.kind == "node" || e.kind == "site" || e.kind == "link" || e.kind == "sim-fault") {
+      all = true;  // what instances run on changed: every active deployment looks
+    }
   }
+  if (all) {
+    for (const auto* d : engine_.list(templates::kDeployment))
+      if (!finished(d->body.value("state", ""))) queue_.add(d->id);
+    any = true;
+  }
+  if (any && wake_) wake_();
+}
+
+void Orchestrator::resync() {
+  for (const auto* d : engine_.list(templates::kDeployment))
+    if (!finished(d->body.value("state", ""))) queue_.resync(d->id);
+}
+
+Result<int> Orchestrator::step(const std::string& id) {
+  const engine::Object* d = engine_.find(templates::kDeployment, id);
+  if (!d) return 0;
+  std::string state = d->body.value("state", "");
+  if (finished(state)) return 0;
+  return state == "pending"                                                      ? provision(*d)
+         : state == "provisioning" || state == "running" || state == "adjusting" ? advance(*d)
+                                                                                 : wind_down(*d);
+}
+
+int Orchestrator::work() {
+  // Every key due now is taken first, so what a step makes due again waits for the next call.
+  std::vector<std::string> keys;
+  while (auto key = queue_.get()) keys.push_back(std::move(*key));
   int changes = 0;
-  for (const auto& id : ids) {
-    const engine::Object* d = engine_.find(templates::kDeployment, id);
-    if (!d) continue;
-    std::string state = d->body.value("state", "");
-    Result<int> r = state == "pending"                              ? provision(*d)
-                    : state == "provisioning" || state == "running" || state == "adjusting" ? advance(*d)
-                                                                    : wind_down(*d);
-    if (!r) return fail(r.error());
-    changes += *r;
+  for (const auto& id : keys) {
+    std::string failure;
+    try {
+      auto r = step(id);
+      if (r) {
+        changes += *r;
+        queue_.forget(id);
+        if (*r > 0) queue_.add(id);  // it moved: look again at once, not at the next resync
+      } else {
+        failure = r.error().message;
+      }
+    } catch (const std::exception& e) {
+      failure = std::string("exception: ") + e.what();
+    }
+    if (!failure.empty()) {
+      queue_.add_rate_limited(id);
+      log::warning("deployment '{}': step failed (attempt {}, tried again after a backoff): {}", id,
+                   queue_.failures(id), failure);
+    }
+    queue_.done(id);
   }
   return changes;
+}
+
+int Orchestrator::reconcile() {
+  resync();
+  return work();
 }
 
 // Intent first: every instance the template asks for, as a record, and the

@@ -64,7 +64,7 @@ TEST_CASE("errors are problem+json naming the field, and change nothing", "[api]
   CHECK(seq(d) == before);
 }
 
-TEST_CASE("PUT, PATCH and DELETE honour If-Match; objects carry an ETag", "[api]") {
+TEST_CASE("PUT, PATCH and DELETE honour If-Match, objects carry an ETag", "[api]") {
   test::Daemon d;
   auto op = d.as("operator");
   auto created = op.post("/v1/sites", kSite);

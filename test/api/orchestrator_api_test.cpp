@@ -108,7 +108,7 @@ TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", 
   CHECK(differences(before, allocations(op)).empty());
 }
 
-TEST_CASE("a node that goes down during provisioning rolls the deployment back; the order fails with the reason",
+TEST_CASE("a node that goes down during provisioning rolls the deployment back, the order fails with the reason",
           "[api][orchestrator]") {
   test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "400"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
   auto customer = d.as("customer");

@@ -152,7 +152,7 @@ TEST_CASE("bad orders get a problem naming each field, and nothing is stored", "
   CHECK(d.as("designer").post("/v1/orders", video_order()).status == 403);
 }
 
-TEST_CASE("confirming holds the solution's nodes and links; cancelling gives them back", "[api][orders]") {
+TEST_CASE("confirming holds the solution's nodes and links, cancelling gives them back", "[api][orders]") {
   // The reconciler is paused: the deployment stays pending, so the order can be cancelled.
   test::Daemon d({.env = {{"CPND_RECONCILE_MS", "0"}}, .dev = true});
   auto customer = d.as("customer");
@@ -236,7 +236,7 @@ TEST_CASE("a quote confirmed after its resources were taken is refused with the 
     CHECK(fresh.contains("infeasible"));
 }
 
-TEST_CASE("quotes expire; confirming an expired quote points at requote", "[api][orders]") {
+TEST_CASE("quotes expire, confirming an expired quote points at requote", "[api][orders]") {
   test::Daemon d({.env = {{"CPND_QUOTE_TTL", "1s"}}, .dev = true});
   auto customer = d.as("customer");
   Json order = customer.post("/v1/orders", video_order()).json();
@@ -255,10 +255,13 @@ TEST_CASE("quotes expire; confirming an expired quote points at requote", "[api]
   Json history = customer.get("/v1/orders/" + id).json()["history"];
   std::vector<std::string> states;
   for (const auto& h : history) states.push_back(h["state"]);
-  CHECK(states == std::vector<std::string>{"quoted", "expired", "quoted", "confirmed"});
+  // The reconciler takes the confirmed order up at once (provisioning may already follow).
+  REQUIRE(states.size() >= 4);
+  CHECK(std::vector<std::string>(states.begin(), states.begin() + 4) ==
+        std::vector<std::string>{"quoted", "expired", "quoted", "confirmed"});
 }
 
-TEST_CASE("a customer sees only its tenant's orders; operators see all", "[api][orders]") {
+TEST_CASE("a customer sees only its tenant's orders, operators see all", "[api][orders]") {
   test::Daemon d({.dev = true});
   auto alice = d.as("customer", "tenant-a");
   auto bob = d.as("customer", "tenant-b");
@@ -309,7 +312,7 @@ TEST_CASE("an order that fits nowhere says why and what would make it fit", "[ap
   }
 }
 
-TEST_CASE("operators run what-ifs with /v1/solve; nothing is stored", "[api][orders]") {
+TEST_CASE("operators run what-ifs with /v1/solve, nothing is stored", "[api][orders]") {
   test::Daemon d({.dev = true});
   auto op = d.as("operator");
   auto r = op.post("/v1/solve", {{"offering", "face-gate-standard"}, {"parameters", {{"location", "Shenzhen"}, {"streams", 40}}}});

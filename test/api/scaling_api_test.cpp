@@ -59,7 +59,7 @@ Running start_order(test::Daemon& d) {
 
 }  // namespace
 
-TEST_CASE("a running deployment scales out and in; capacity is taken and given back exactly", "[api][scaling]") {
+TEST_CASE("a running deployment scales out and in, capacity is taken and given back exactly", "[api][scaling]") {
   test::Daemon d(fast("400"));  // instances take long enough to start that "adjusting" is seen
   auto op = d.as("operator");
   auto customer = d.as("customer");
@@ -175,7 +175,7 @@ TEST_CASE("kill -9 at any point of scaling out or in converges after a restart",
   CHECK(node_allocations(op) == with_order);
 }
 
-TEST_CASE("a scale-out whose new instance cannot start is undone; the running service is untouched", "[api][scaling]") {
+TEST_CASE("a scale-out whose new instance cannot start is undone, the running service is untouched", "[api][scaling]") {
   test::Daemon d({.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", "300"}, {"CPND_MAX_ATTEMPTS", "2"},
                           {"CPND_RETRY_BACKOFF_MS", "20"}},
                   .dev = true});

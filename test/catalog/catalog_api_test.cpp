@@ -72,7 +72,7 @@ Json offering_doc() {
 
 }  // namespace
 
-TEST_CASE("a designer composes, tries and publishes a blueprint; an operator sells it", "[api][catalog]") {
+TEST_CASE("a designer composes, tries and publishes a blueprint, an operator sells it", "[api][catalog]") {
   test::Daemon d;
   auto designer = d.as("designer");
   auto op = d.as("operator");

@@ -77,7 +77,7 @@ TEST_CASE("cpnctl evaluates blueprints and moves offerings through their lifecyc
   CHECK_THAT(refused.text, Catch::Contains("offering/face-gate-standard"));
 }
 
-TEST_CASE("cpnctl orders, confirms and cancels; operators run what-ifs", "[cpnctl][orders]") {
+TEST_CASE("cpnctl orders, confirms and cancels, operators run what-ifs", "[cpnctl][orders]") {
   // The reconciler is paused: the deployment stays pending, so the order can be cancelled.
   test::Daemon d({.env = {{"CPND_RECONCILE_MS", "0"}}, .dev = true});
   std::string customer = d.token("customer"), op = d.token("operator");

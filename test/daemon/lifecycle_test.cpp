@@ -102,6 +102,43 @@ TEST_CASE("configuration precedence is defaults < file < environment < flags", "
   CHECK_THAT(bad_net.err, Catch::Contains("/network/driver"));
 }
 
+TEST_CASE("the reconciler's and the drivers' timings are settings like any other: file, environment, refused when bad",
+          "[daemon]") {
+  std::string dir = test::make_temp_dir("cpnd-timings");
+  test::write_file(dir + "/cpnd.yaml",
+                   "data: /var/lib/x\norchestrator: {reconcile_ms: 250, max_attempts: 3, retry_backoff_cap_ms: 9000}\n"
+                   "sim: {start_delay_ms: 40}\nkubernetes: {timeout_ms: 800}\nprocess: {grace_ms: 1500}\n");
+  auto r = test::run_cpnd({"--config", dir + "/cpnd.yaml", "--check-config"},
+                          {{"CPND_MAX_ATTEMPTS", "7"}, {"CPND_RETRY_BACKOFF_MS", "300"}});
+  REQUIRE(r.status == 0);
+  Json cfg = Json::parse(r.out);
+  CHECK(cfg["orchestrator"] == Json{{"reconcile_ms", 250}, {"max_attempts", 7}, {"retry_backoff_ms", 300},
+                                    {"retry_backoff_cap_ms", 9000}});
+  CHECK(cfg["sim"]["start_delay_ms"] == 40);
+  CHECK(cfg["kubernetes"]["timeout_ms"] == 800);
+  CHECK(cfg["process"]["grace_ms"] == 1500);
+  auto defaults = Json::parse(test::run_cpnd({"--check-config", "--dev"}).out);
+  CHECK(defaults["orchestrator"]["reconcile_ms"] == 500);
+  CHECK(defaults["sim"]["start_delay_ms"] == 2000);
+
+  // Not a number, out of range, or inconsistent: cpnd does not start, and says which.
+  for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{{"CPND_RECONCILE_MS", "abc"},
+                                                                             {"CPND_RECONCILE_MS", "-1"},
+                                                                             {"CPND_MAX_ATTEMPTS", "0"},
+                                                                             {"CPND_RETRY_BACKOFF_MS", "5s"},
+                                                                             {"CPND_SIM_START_DELAY_MS", "99999999999"},
+                                                                             {"CPND_KUBE_TIMEOUT_MS", "10"}}) {
+    auto bad = test::run_cpnd({"--check-config", "--dev"}, {{name, value}});
+    INFO(name << "=" << value);
+    CHECK(bad.status == 1);
+    CHECK_THAT(bad.err, Catch::Contains(name));
+  }
+  test::write_file(dir + "/bad.yaml", "data: /x\norchestrator: {retry_backoff_ms: 5000, retry_backoff_cap_ms: 100}\n");
+  auto bad = test::run_cpnd({"--config", dir + "/bad.yaml", "--check-config"});
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.err, Catch::Contains("/orchestrator/retry_backoff_cap_ms"));
+}
+
 TEST_CASE("SIGHUP reloads the configuration and keeps the old one when the new is invalid", "[daemon]") {
   std::string dir = test::make_temp_dir("cpnd-hup");
   std::string cfg = dir + "/cpnd.yaml";
@@ -167,7 +204,7 @@ TEST_CASE("logs carry a journald priority and the request id, never a secret", "
   CHECK(log.find(secret) == std::string::npos);
 }
 
-TEST_CASE("the event log keeps its newest events; a watch from before them gets 410", "[daemon]") {
+TEST_CASE("the event log keeps its newest events, a watch from before them gets 410", "[daemon]") {
   std::string dir = test::make_temp_dir("cpnd-retain");
   test::write_file(dir + "/cpnd.yaml", "events: {retain: 100}\n");
   test::Daemon d({.args = {"--config", dir + "/cpnd.yaml"}});

@@ -34,7 +34,15 @@ struct Config {
     int open_files = 4096;
     double memory_factor = 0;              // RLIMIT_AS per requested GiB; 0: none
     int port_min = 20000, port_max = 29999;
+    std::int64_t grace_ms = 5000;          // SIGTERM to SIGKILL
   } process;
+  struct Orchestration {                   // the reconciler
+    std::int64_t reconcile_ms = 500;       // periodic resync; 0 pauses it
+    int max_attempts = 5;                  // starts of one instance
+    std::int64_t retry_backoff_ms = 1000, retry_backoff_cap_ms = 30000;
+  } orchestration;
+  std::int64_t sim_start_delay_ms = 2000;  // twin instances: start to running
+  std::int64_t kube_timeout_ms = 5000;     // one request to a cluster
   auth::RateLimits rates;                 // per token, by role
   auth::Quotas quotas;                    // per tenant
   bool metrics_business_without_token = false;

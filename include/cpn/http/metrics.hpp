@@ -19,6 +19,15 @@ class Metrics {
   void accept_failed() { ++accept_failures_; }
   void body_budget_refused() { ++body_budget_refusals_; }
   std::int64_t open_connections() const { return connections_open_; }
+  // Periodic tasks (the reconciler, expiry, ...): each run's duration, and failures.
+  void task_ran(const std::string& task, double seconds);
+  void task_failed(const std::string& task) { ++task_failures_[task]; }
+  std::uint64_t task_failures(const std::string& task) const {
+    auto it = task_failures_.find(task);
+    return it == task_failures_.end() ? 0 : it->second;
+  }
+  // The reconciler's work queue: keys due or waiting, and steps that failed (requeued with backoff).
+  void set_work_queue(std::size_t depth, std::uint64_t retries) { queue_depth_ = depth; queue_retries_ = retries; }
   // The HTTP families; the caller appends its own.
   std::string render() const;
 
@@ -35,6 +44,10 @@ class Metrics {
   std::map<std::string, std::uint64_t> connections_rejected_;  // by reason
   std::uint64_t accept_failures_ = 0;
   std::uint64_t body_budget_refusals_ = 0;
+  std::map<std::string, Histogram> task_duration_;
+  std::map<std::string, std::uint64_t> task_failures_;
+  std::size_t queue_depth_ = 0;
+  std::uint64_t queue_retries_ = 0;
 };
 
 inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

@@ -12,11 +12,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 
 #include "cpn/auth/tokens.hpp"
 #include "cpn/drivers/compute.hpp"
 #include "cpn/drivers/network.hpp"
 #include "cpn/engine/engine.hpp"
+#include "cpn/orchestrator/work_queue.hpp"
 
 namespace cpn::orchestrator {
 
@@ -34,9 +36,21 @@ class Orchestrator {
  public:
   Orchestrator(engine::Engine& engine, drivers::Registry& compute, drivers::NetworkDriver& network, Settings settings);
 
-  // One pass over every deployment that is not finished; the number of
-  // transitions it made (0: everything is where it should be).
-  Result<int> reconcile();
+  // Deployments are worked through a WorkQueue keyed by deployment id.
+  // resync(): every deployment that is not finished is due (unless it
+  // waits out a backoff), as the periodic pass does. work(): steps each
+  // due deployment once, each alone: one whose step fails or throws is
+  // queued again after its own backoff and the others go on; one that
+  // changed something is due again at once. Answers the transitions made.
+  void resync();
+  int work();
+  // resync() then work(): one pass (0: everything is where it should be).
+  int reconcile();
+  // Commits that concern a deployment (its own, its order's, a scale, a
+  // node or fault of the inventory) make it due and call `wake`, which
+  // the daemon answers by running work() soon.
+  void on_due(std::function<void()> wake) { wake_ = std::move(wake); }
+  const WorkQueue& queue() const { return queue_; }
 
   // POST /v1/orders/{id}/complete: drain and stop every instance, release
   // compute and bandwidth, close the order.
@@ -54,6 +68,8 @@ class Orchestrator {
   std::vector<const engine::Object*> instances_of(const std::string& deployment) const;
 
  private:
+  Result<int> step(const std::string& deployment_id);
+  void noticed(const std::vector<engine::Event>& events);
   Result<int> provision(const engine::Object& deployment);
   Result<int> advance(const engine::Object& deployment);
   Result<int> wind_down(const engine::Object& deployment);
@@ -78,6 +94,8 @@ class Orchestrator {
   drivers::Registry& compute_;
   drivers::NetworkDriver& network_;
   Settings settings_;
+  WorkQueue queue_;
+  std::function<void()> wake_;
 };
 
 }  // namespace cpn::orchestrator
