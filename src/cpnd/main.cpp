@@ -11,7 +11,9 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <systemd/sd-daemon.h>
 
 #include "cpn/api/api.hpp"
@@ -162,14 +164,12 @@ int main(int argc, char** argv) {
   auto process_driver = drivers::make_process_compute(process);
   if (!process_driver) return fatal(process_driver.error());
   if (auto s = compute.add(std::move(*process_driver)); !s) return fatal(s.error());
-  // Kubernetes sites: the driver renders from the deployment's template and the site's controller settings.
-  auto template_of = [&engine](const std::string& id) -> std::optional<Json> {
-    const engine::Object* d = engine.find(templates::kDeployment, id);
-    if (!d || !d->body.contains("template")) return std::nullopt;
-    return d->body["template"];
-  };
-  if (auto s = compute.add(drivers::kubernetes::make_compute(template_of, drivers::kubernetes::inventory_sites(engine),
-                                                             std::chrono::milliseconds(cfg->kube_timeout_ms)));
+  // Kubernetes sites: the driver renders from the deployment's template and
+  // the site's controller settings, read from a copy (it runs on workers).
+  drivers::kubernetes::Mirror kube_view(engine);
+  if (auto s = compute.add(drivers::kubernetes::make_compute(
+          [&kube_view](const std::string& id) { return kube_view.template_of(id); }, kube_view.sites(),
+          std::chrono::milliseconds(cfg->kube_timeout_ms)));
       !s)
     return fatal(s.error());
   // Network: the twin's accounting, or (network.driver: linux) namespaces, routes and tc on this host.
@@ -187,6 +187,15 @@ int main(int argc, char** argv) {
   orchestration.first_port = cfg->process.port_min;
   orchestration.port_count = cfg->process.port_max - cfg->process.port_min + 1;
   orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);
+  // Blocking drivers' calls (processes, clusters) run on these workers; their
+  // results come back to this thread, which alone commits.
+  net::thread_pool driver_workers(static_cast<std::size_t>(cfg->orchestration.driver_threads));
+  orchestrator.set_offload([&](std::function<void()> work, std::function<void()> then) {
+    net::post(driver_workers, [&io, work = std::move(work), then = std::move(then)]() mutable {
+      work();
+      net::post(io, std::move(then));
+    });
+  });
   api::Services services{engine,  inventory, images,  files,                  tokens,  library,
                          catalog, orders,    deployments, orchestrator, metrics, [&] { return ready; }, kVersion,
                          {cfg->metrics_business_without_token, cfg->quotas, cfg->data}};
@@ -328,6 +337,9 @@ int main(int argc, char** argv) {
   wait_hup();
 
   io.run();
+  // Calls in flight finish (each within its driver's deadline); their results are dropped, and the next cpnd observes again.
+  driver_workers.stop();
+  driver_workers.join();
   dispatcher.flush_audit();
   engine.store().checkpoint();
   log::notice("cpnd stopped");

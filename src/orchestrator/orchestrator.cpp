@@ -272,6 +272,67 @@ std::string Orchestrator::retry_at(int attempts) const {
   return format_time(engine_.clock().now() + wait);
 }
 
+// One driver call of an instance at a time. A blocking driver's call runs
+// on a worker (offload_) and its result comes back here, to be acted on by
+// the next step of the deployment, which it makes due; the sim twin's calls
+// run inline. Either way the step only ever acts on a finished call.
+void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object& inst, Call::Op op) {
+  struct Outcome {
+    Status status;
+    std::optional<drivers::Observation> seen;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  auto work = [&driver, body = inst.body, op, outcome] {
+    try {
+      if (op == Call::Op::start) {
+        outcome->status = driver.start(body);
+      } else if (op == Call::Op::stop) {
+        outcome->status = driver.stop(body);
+        if (outcome->status) outcome->seen = driver.observe(body);
+      } else {
+        outcome->seen = driver.observe(body);
+      }
+    } catch (const std::exception& e) {  // a driver's bug is this call's failure, not cpnd's end
+      outcome->status = fail(Error::internal(fmt::format("driver '{}': {}", driver.name(), e.what())));
+      if (op == Call::Op::observe) outcome->seen = drivers::Observation{drivers::Phase::starting, outcome->status.error().message};
+    }
+  };
+  auto land = [this, id = inst.id, op, outcome, draining = inst.body.value("desired", "") == "stopped"] {
+    Call& c = calls_[id];
+    c.in_flight = false;
+    c.op = op;
+    c.draining = draining;
+    c.status = outcome->status;
+    c.seen = outcome->seen;
+    c.finished = true;
+  };
+  calls_[inst.id].in_flight = true;
+  if (!offload_ || !driver.blocking()) {
+    work();
+    land();
+    return;
+  }
+  offload_(std::move(work), [this, land = std::move(land), deployment = inst.body.value("deployment", "")] {
+    land();
+    queue_.add(deployment);
+    if (wake_) wake_();
+  });
+}
+
+// The finished call of an instance, taken (nothing while one is in flight or none finished).
+std::optional<Orchestrator::Call> Orchestrator::take_call(const std::string& id) {
+  auto it = calls_.find(id);
+  if (it == calls_.end() || it->second.in_flight || !it->second.finished) return std::nullopt;
+  Call c = it->second;
+  it->second.finished = false;
+  return c;
+}
+
+bool Orchestrator::in_flight(const std::string& id) const {
+  auto it = calls_.find(id);
+  return it != calls_.end() && it->second.in_flight;
+}
+
 Result<int> Orchestrator::step_up(const engine::Object& inst) {
   drivers::ComputeDriver* driver = compute_.find(inst.body.value("driver", "sim"));
   std::string state = inst.body.value("state", "");
@@ -283,7 +344,25 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
     if (!s) return fail(s.error());
     return 1;
   }
-  auto seen = driver->observe(inst.body);
+  if (in_flight(inst.id)) return 0;
+  auto call = take_call(inst.id);
+  if (call && call->op == Call::Op::start) {
+    if (!call->status) {
+      if (auto s = commit_state(inst, "failed", "InstanceFailed",
+                                {{"reason", call->status.error().message},
+                                 {"retry_at", retry_at(inst.body.value("attempts", 1) - 1)}});
+          !s)
+        return fail(s.error());
+      return 1;
+    }
+    call.reset();  // started: what it is now is the next observation's to say
+  }
+  if (!call || !call->seen) {
+    dispatch(*driver, inst, Call::Op::observe);
+    call = take_call(inst.id);  // there already when the driver runs inline
+    if (!call || !call->seen) return 0;
+  }
+  const drivers::Observation seen = *call->seen;
   switch (seen.phase) {
     case drivers::Phase::running:
       if (state == "running") return 0;
@@ -300,8 +379,8 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
       auto s = commit_state(inst, "failed", "InstanceFailed",
                             {{"reason", seen.reason}, {"retry_at", retry_at(inst.body.value("attempts", 0))}});
       if (!s) return fail(s.error());
-      if (auto stopped = driver->stop(inst.body); !stopped)  // clear what is left of it
-        log::warning("instance '{}': stopping after a failure: {}", inst.id, stopped.error().message);
+      dispatch(*driver, *engine_.find(kInstance, inst.id), Call::Op::stop);  // clear what is left of it
+      take_call(inst.id);
       return 1;
     }
     case drivers::Phase::absent: break;
@@ -313,10 +392,11 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
   }
   // Intent, then the call: a crash between the two starts it again next pass.
   if (auto s = commit_state(inst, "starting", "InstanceStarting", {{"attempts", attempts + 1}}); !s) return fail(s.error());
-  if (auto started = driver->start(engine_.find(kInstance, inst.id)->body); !started) {
+  dispatch(*driver, *engine_.find(kInstance, inst.id), Call::Op::start);
+  if (auto done = take_call(inst.id); done && !done->status) {
     const engine::Object* now = engine_.find(kInstance, inst.id);
     if (auto s = commit_state(*now, "failed", "InstanceFailed",
-                              {{"reason", started.error().message}, {"retry_at", retry_at(attempts)}});
+                              {{"reason", done->status.error().message}, {"retry_at", retry_at(attempts)}});
         !s)
       return fail(s.error());
   }
@@ -326,6 +406,7 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
 Result<int> Orchestrator::step_down(const engine::Object& inst) {
   std::string state = inst.body.value("state", "");
   if (state == "stopped") return 0;
+  if (in_flight(inst.id)) return 0;
   int n = 0;
   if (state != "draining") {
     if (auto s = commit_state(inst, "draining", "InstanceDraining", {{"desired", "stopped"}}); !s) return fail(s.error());
@@ -333,12 +414,21 @@ Result<int> Orchestrator::step_down(const engine::Object& inst) {
   }
   const engine::Object* now = engine_.find(kInstance, inst.id);
   if (drivers::ComputeDriver* driver = compute_.find(now->body.value("driver", "sim"))) {
-    if (auto s = driver->stop(now->body); !s) return fail(s.error());
-    // Still going (a cluster may take a while to remove it): look again next pass.
-    if (auto phase = driver->observe(now->body).phase; phase == drivers::Phase::running || phase == drivers::Phase::starting)
+    auto call = take_call(inst.id);
+    // Only a stop made for this (not the clean-up after a failure) and the look after it say it is gone.
+    if (!call || call->op != Call::Op::stop || !call->draining) {
+      dispatch(*driver, *now, Call::Op::stop);
+      call = take_call(inst.id);
+      if (!call) return n;
+    }
+    if (!call->status) return fail(call->status.error());
+    // Still going (a cluster may take a while to remove it, a process its grace): look again next pass.
+    if (auto phase = call->seen ? call->seen->phase : drivers::Phase::absent;
+        phase == drivers::Phase::running || phase == drivers::Phase::starting)
       return n;
   }
   if (auto s = commit_state(*now, "stopped", "InstanceStopped"); !s) return fail(s.error());
+  calls_.erase(inst.id);
   return n + 1;
 }
 

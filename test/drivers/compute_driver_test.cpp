@@ -154,9 +154,10 @@ TEST_CASE("the process driver runs the detector, finds it again after a restart,
   CHECK(second != pid);
   CHECK_THAT(test::read_file(dir + "/logs/dep-1-detect-0.log"), Catch::Contains("listening on"));
 
+  // stop asks (SIGTERM) and returns; observe says when it is gone.
   REQUIRE(after_restart->stop(instance));
+  CHECK(wait_for(*after_restart, instance, Phase::absent) == Phase::absent);
   CHECK(::kill(second, 0) != 0);  // gone
-  CHECK(after_restart->observe(instance).phase == Phase::absent);
   REQUIRE(after_restart->stop(instance));  // stopping a stopped one is fine
 
   Json no_command = instance;
@@ -164,6 +165,44 @@ TEST_CASE("the process driver runs the detector, finds it again after a restart,
   auto refused = after_restart->start(no_command);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().errors.at(0).pointer == "/variant/command");
+}
+
+TEST_CASE("stopping a process that ignores SIGTERM never waits: SIGKILL after the grace, its children too",
+          "[drivers]") {
+  std::string dir = test::make_temp_dir("cpn-process-stubborn");
+  ::chmod(dir.c_str(), 0755);
+  auto settings = process_settings(dir);
+  settings.grace = std::chrono::milliseconds(300);
+  auto made = drivers::make_process_compute(settings);
+  REQUIRE(made);
+  auto& driver = **made;
+  // The shell ignores SIGTERM and so does the sleep it starts (ignored signals survive exec).
+  Json instance = {{"id", "dep-stubborn-x-0"}, {"port", 1},
+                   {"variant", {{"command", {"/bin/sh", "-c", "trap '' TERM; sleep 60 & echo $! > child.txt; wait"}}}}};
+  REQUIRE(driver.start(instance));
+  pid_t pid = pid_of(dir, "dep-stubborn-x-0");
+  REQUIRE(pid > 0);
+  pid_t child = std::stoi(wait_file(dir + "/work/dep-stubborn-x-0/child.txt"));
+  REQUIRE(driver.stop(instance));
+  CHECK(::kill(pid, 0) == 0);  // stop came back without waiting for it
+  CHECK(driver.observe(instance).phase == Phase::starting);  // alive (and never healthy)
+  int calls = 1;
+  while (driver.observe(instance).phase != Phase::absent && calls < 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    REQUIRE(driver.stop(instance));  // the orchestrator asks again each pass; after the grace it is SIGKILL
+    ++calls;
+  }
+  CHECK(driver.observe(instance).phase == Phase::absent);
+  CHECK(::kill(pid, 0) != 0);
+  // Alive and not a zombie (an orphan's zombie waits for whatever reaps orphans here).
+  auto running = [](pid_t p) {
+    std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+    std::string pid_field, comm, state;
+    return (stat >> pid_field >> comm >> state) && state != "Z" && state != "X";
+  };
+  for (int i = 0; i < 100 && running(child); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK_FALSE(running(child));  // its process group went with it
+  CHECK(calls > 5);              // it took the grace, not one call
 }
 
 TEST_CASE("a process workload gets an allowlisted environment, none of cpnd's descriptors, its own directory, "

@@ -32,9 +32,16 @@ class ComputeDriver {
  public:
   virtual ~ComputeDriver() = default;
   virtual std::string name() const = 0;
+  // A driver whose calls may wait (on a cluster, a process, the disk) is
+  // called on a worker thread, never on the engine's: it must be safe to
+  // call from several threads at once (for different instances) and must
+  // not read the engine. One that answers from memory at once (the sim
+  // twin, which reads the engine) says false and is called inline.
+  virtual bool blocking() const { return true; }
   // Starts the instance unless it runs already (then nothing happens).
   virtual Status start(const Json& instance) = 0;
-  // Stops it; an instance that is not there is stopped.
+  // Stops it, or asks it to and returns at once (observe says running or
+  // starting until it is gone); an instance that is not there is stopped.
   virtual Status stop(const Json& instance) = 0;
   virtual Observation observe(const Json& instance) = 0;
 };
@@ -77,7 +84,8 @@ struct ProcessSettings {
 // goes to log_dir/<id>.log, its pid to run_dir/<id>.pid (so a restarted
 // cpnd finds it again instead of starting a second one). Running means the
 // process is alive and GET /healthz on its port answers 200; stop sends
-// SIGTERM, then SIGKILL after grace. Fails for a user that does not exist
+// SIGTERM, then SIGKILL after grace, never waiting, and fails when the
+// process outlives SIGKILL by a second. Fails for a user that does not exist
 // or that cpnd cannot become.
 Result<std::unique_ptr<ComputeDriver>> make_process_compute(ProcessSettings settings);
 

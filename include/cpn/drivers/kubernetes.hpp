@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,26 @@ struct SiteInfo {
 using SiteLookup = std::function<std::optional<SiteInfo>(const std::string& site)>;
 // The inventory's sites (read when asked, so controller changes count at once).
 SiteLookup inventory_sites(const engine::Engine& engine);
+
+// What the driver reads of cpnd's state (deployments' templates, sites'
+// tiers and controllers), copied on the engine's thread by every commit
+// that changes it: the driver runs on worker threads, which never touch
+// the engine. Must outlive the driver.
+class Mirror {
+ public:
+  explicit Mirror(engine::Engine& engine);
+  std::optional<Json> template_of(const std::string& deployment) const;
+  std::optional<SiteInfo> site(const std::string& id) const;
+  SiteLookup sites() const {
+    return [this](const std::string& id) { return site(id); };
+  }
+
+ private:
+  void copy(const std::string& kind, const std::string& id, const engine::Object* object);
+  mutable std::mutex mutex_;
+  std::map<std::string, Json> templates_;
+  std::map<std::string, SiteInfo> sites_;
+};
 
 // One Deployment and the Service in front of its component at its site.
 struct Workload {

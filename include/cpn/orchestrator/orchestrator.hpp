@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <optional>
 
 #include "cpn/auth/tokens.hpp"
 #include "cpn/drivers/compute.hpp"
@@ -50,6 +52,10 @@ class Orchestrator {
   // node or fault of the inventory) make it due and call `wake`, which
   // the daemon answers by running work() soon.
   void on_due(std::function<void()> wake) { wake_ = std::move(wake); }
+  // Where blocking drivers' calls run: `work` on a worker thread, then
+  // `then` back on the engine's thread. Unset, they run inline.
+  using Offload = std::function<void(std::function<void()> work, std::function<void()> then)>;
+  void set_offload(Offload offload) { offload_ = std::move(offload); }
   const WorkQueue& queue() const { return queue_; }
 
   // POST /v1/orders/{id}/complete: drain and stop every instance, release
@@ -68,6 +74,17 @@ class Orchestrator {
   std::vector<const engine::Object*> instances_of(const std::string& deployment) const;
 
  private:
+  // The driver call of an instance: in flight, or finished and not acted on yet.
+  struct Call {
+    enum class Op { observe, start, stop } op = Op::observe;
+    bool in_flight = false, finished = false;
+    bool draining = false;                      // made for a stop that is meant (desired: stopped)
+    Status status;                              // of a start or stop
+    std::optional<drivers::Observation> seen;   // of an observe, or the look after a stop
+  };
+  void dispatch(drivers::ComputeDriver& driver, const engine::Object& instance, Call::Op op);
+  std::optional<Call> take_call(const std::string& instance_id);
+  bool in_flight(const std::string& instance_id) const;
   Result<int> step(const std::string& deployment_id);
   void noticed(const std::vector<engine::Event>& events);
   Result<int> provision(const engine::Object& deployment);
@@ -96,6 +113,8 @@ class Orchestrator {
   Settings settings_;
   WorkQueue queue_;
   std::function<void()> wake_;
+  Offload offload_;
+  std::map<std::string, Call> calls_;  // by instance id; engine thread only
 };
 
 }  // namespace cpn::orchestrator

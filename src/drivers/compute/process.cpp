@@ -20,7 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -85,6 +85,12 @@ std::string resolve_program(const std::string& program, const std::string& path)
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
+}
+
+// A workload leads its own session and process group (setsid): the signal
+// goes to the group, so what it started stops with it.
+void signal_group(pid_t pid, int sig) {
+  if (::kill(-pid, sig) != 0) ::kill(pid, sig);
 }
 
 // What the child reports through its pipe when it cannot exec.
@@ -233,7 +239,11 @@ class ProcessCompute : public ComputeDriver {
       return fail(Error::internal(fmt::format("instance '{}': cannot {} ({}): {}", id, kStages[failure.stage], program,
                                               std::strerror(failure.error))));
     }
-    children_[id] = pid;
+    {
+      std::lock_guard lock(mutex_);
+      children_[id] = pid;
+      stopping_.erase(id);
+    }
     // The pid file appears whole (written aside, then renamed).
     return write_file_atomically(pid_file(id).string(), std::to_string(pid) + "\n");
   }
@@ -257,18 +267,29 @@ class ProcessCompute : public ComputeDriver {
     return {};
   }
 
+  // Never waits: SIGTERM on the first call, SIGKILL on the first call
+  // after the grace, and a failure when even that has not ended it a
+  // second later. The orchestrator looks again (observe) until it is gone.
   Status stop(const Json& instance) override {
     std::string id = instance.value("id", "");
     pid_t pid = running_pid(id);
+    auto now = std::chrono::steady_clock::now();
     if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      auto deadline = std::chrono::steady_clock::now() + settings_.grace;
-      while (alive(id, pid) && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (alive(id, pid)) {
-        ::kill(pid, SIGKILL);
-        while (alive(id, pid)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::lock_guard lock(mutex_);
+      auto [it, first] = stopping_.try_emplace(id, now);
+      if (first) {
+        signal_group(pid, SIGTERM);
+      } else if (now - it->second >= settings_.grace + std::chrono::seconds(1)) {
+        signal_group(pid, SIGKILL);
+        return fail(Error::internal(fmt::format("instance '{}': pid {} is still there after SIGKILL", id, pid)));
+      } else if (now - it->second >= settings_.grace) {
+        signal_group(pid, SIGKILL);
       }
+      return {};
+    }
+    {
+      std::lock_guard lock(mutex_);
+      stopping_.erase(id);
     }
     std::error_code ec;
     fs::remove(pid_file(id), ec);
@@ -283,6 +304,8 @@ class ProcessCompute : public ComputeDriver {
     if (!alive(id, pid)) {
       std::error_code ec;
       fs::remove(pid_file(id), ec);  // reported once as failed, then absent
+      std::lock_guard lock(mutex_);
+      if (stopping_.erase(id)) return {Phase::absent, ""};  // it was asked to stop, and did
       return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(settings_.log_dir) / (id + ".log")).string())};
     }
     if (!healthy(instance.value("port", 0), 500)) return {Phase::starting, "waiting for GET /healthz"};
@@ -298,6 +321,7 @@ class ProcessCompute : public ComputeDriver {
   }
   // Our own children are reaped here (no zombies); others are checked by environment.
   bool alive(const std::string& id, pid_t pid) const {
+    std::lock_guard lock(mutex_);
     auto it = children_.find(id);
     if (it != children_.end() && it->second == pid) {
       int status = 0;
@@ -311,7 +335,10 @@ class ProcessCompute : public ComputeDriver {
     uid_t uid;
     gid_t gid;
   };
+  // Calls come from several workers at once (for different instances).
+  mutable std::mutex mutex_;
   mutable std::map<std::string, pid_t> children_;
+  std::map<std::string, std::chrono::steady_clock::time_point> stopping_;  // when SIGTERM went
   ProcessSettings settings_;
   std::optional<User> user_;
 };

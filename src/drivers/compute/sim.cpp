@@ -36,6 +36,7 @@ class SimCompute : public ComputeDriver {
   SimCompute(const Clock& clock, std::chrono::milliseconds delay, std::function<bool(const std::string&)> node_up)
       : clock_(clock), delay_(delay), node_up_(std::move(node_up)) {}
   std::string name() const override { return "sim"; }
+  bool blocking() const override { return false; }
   Status start(const Json& instance) override {
     started_.emplace(instance.value("id", ""), clock_.now());  // a running one keeps its start
     return {};

@@ -54,7 +54,7 @@ class KubernetesCompute : public ComputeDriver {
     ApiClient api(cluster_of(found->first.site), timeout_);
     for (const Json* object : {&found->first.service, &found->first.deployment})
       if (auto r = api.apply(*object); !r) return fail(r.error());
-    seen_.erase(ApiClient::path_of(found->first.deployment));
+    forget(ApiClient::path_of(found->first.deployment));
     return {};
   }
 
@@ -67,7 +67,7 @@ class KubernetesCompute : public ComputeDriver {
     if (!found) return stop_retired(instance);
     ApiClient api(cluster_of(found->first.site), timeout_);
     std::string path = ApiClient::path_of(found->first.deployment);
-    seen_.erase(path);
+    forget(path);
     if (auto s = api.remove(path); !s) return s;
     return api.remove(ApiClient::path_of(found->first.service));
   }
@@ -102,25 +102,34 @@ class KubernetesCompute : public ComputeDriver {
     std::string error;  // the read failed (and nothing was ever read)
   };
 
+  void forget(const std::string& path) {
+    std::lock_guard lock(mutex_);
+    seen_.erase(path);
+  }
+
   // GET through a short cache: one read serves every replica of a group in
   // a pass, and so does one failure (timed from when it ended), so an
   // unreachable cluster costs one timeout per group, not one per replica.
   // When the cluster is out of reach, what it last said still holds.
   Result<std::optional<Json>> fetch(const std::string& site, const std::string& path) {
-    auto cached = seen_.find(path);
-    auto fresh = [&] {
-      return cached != seen_.end() && std::chrono::steady_clock::now() - cached->second.at <= std::chrono::milliseconds(250);
-    };
-    if (!fresh()) {
-      auto got = ApiClient(cluster_of(site), timeout_).get(path);
-      auto now = std::chrono::steady_clock::now();
-      if (got)
-        cached = seen_.insert_or_assign(path, Seen{now, *got, ""}).first;
-      else if (cached == seen_.end() || !cached->second.error.empty())
-        cached = seen_.insert_or_assign(path, Seen{now, std::nullopt, got.error().message}).first;
-      else
-        cached->second.at = now;  // keep what it last said
+    {
+      std::lock_guard lock(mutex_);
+      auto cached = seen_.find(path);
+      if (cached != seen_.end() && std::chrono::steady_clock::now() - cached->second.at <= std::chrono::milliseconds(250)) {
+        if (!cached->second.error.empty()) return fail(Error::internal(cached->second.error));
+        return cached->second.object;
+      }
     }
+    auto got = ApiClient(cluster_of(site), timeout_).get(path);  // not under the lock: other groups go on meanwhile
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    auto cached = seen_.find(path);
+    if (got)
+      cached = seen_.insert_or_assign(path, Seen{now, *got, ""}).first;
+    else if (cached == seen_.end() || !cached->second.error.empty())
+      cached = seen_.insert_or_assign(path, Seen{now, std::nullopt, got.error().message}).first;
+    else
+      cached->second.at = now;  // keep what it last said
     if (!cached->second.error.empty()) return fail(Error::internal(cached->second.error));
     return cached->second.object;
   }
@@ -154,7 +163,7 @@ class KubernetesCompute : public ComputeDriver {
     auto retired = retired_group(instance);
     if (!retired) return {};  // nothing of it was ever rendered: nothing to stop
     ApiClient api(cluster_of(instance.value("site", "")), timeout_);
-    seen_.erase(retired->path);
+    forget(retired->path);
     if (retired->still) {  // fewer replicas of the group
       if (auto r = api.apply(retired->still->deployment); !r) return fail(r.error());
       return {};
@@ -189,6 +198,7 @@ class KubernetesCompute : public ComputeDriver {
   std::function<std::optional<Json>(const std::string&)> template_of_;
   SiteLookup sites_;
   std::chrono::milliseconds timeout_;
+  std::mutex mutex_;  // guards seen_: calls come from several workers at once
   std::map<std::string, Seen> seen_;
 };
 

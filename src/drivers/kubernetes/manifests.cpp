@@ -163,6 +163,41 @@ SiteLookup inventory_sites(const engine::Engine& engine) {
   };
 }
 
+Mirror::Mirror(engine::Engine& engine) {
+  for (const char* kind : {"deployment", "site"})
+    for (const auto* o : engine.list(kind)) copy(kind, o->id, o);
+  engine.on_commit([this, &engine](const std::vector<engine::Event>& events) {
+    for (const auto& e : events)
+      if (e.kind == "deployment" || e.kind == "site") copy(e.kind, e.id, engine.find(e.kind, e.id));
+  });
+}
+
+void Mirror::copy(const std::string& kind, const std::string& id, const engine::Object* o) {
+  std::lock_guard lock(mutex_);
+  if (kind == "site") {
+    if (o) sites_[id] = SiteInfo{o->body.value("tier", ""), o->body.value("controller", Json{{"driver", "sim"}})};
+    else sites_.erase(id);
+  } else if (o && o->body.contains("template")) {
+    templates_[id] = o->body["template"];
+  } else {
+    templates_.erase(id);
+  }
+}
+
+std::optional<Json> Mirror::template_of(const std::string& deployment) const {
+  std::lock_guard lock(mutex_);
+  auto it = templates_.find(deployment);
+  if (it == templates_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<SiteInfo> Mirror::site(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = sites_.find(id);
+  if (it == sites_.end()) return std::nullopt;
+  return it->second;
+}
+
 ClusterSettings settings_of(const Json& controller) {
   ClusterSettings s;
   if (!controller.is_object()) return s;
