@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -161,6 +162,13 @@ int main(int argc, char** argv) {
                                    std::chrono::milliseconds(cfg->process.grace_ms),
                                    cfg->process.user, cfg->process.allow_root, cfg->process.env,
                                    cfg->process.open_files, cfg->process.memory_factor};
+  // Workload ports below the kernel's ephemeral range, or an outgoing connection of anyone's may take one first.
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) {
+    int low = 0, high = 0;
+    if (range >> low >> high && cfg->process.port_max >= low && cfg->process.port_min <= high)
+      log::warning("process.ports {}-{} overlaps the ephemeral range {}-{}: a workload may find its port taken",
+                   cfg->process.port_min, cfg->process.port_max, low, high);
+  }
   auto process_driver = drivers::make_process_compute(process);
   if (!process_driver) return fatal(process_driver.error());
   if (auto s = compute.add(std::move(*process_driver)); !s) return fatal(s.error());

@@ -2,6 +2,7 @@
 // (the intent), call the driver, and let the next pass observe the result.
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
 
 #include <fmt/format.h>
@@ -151,11 +152,17 @@ int Orchestrator::reconcile() {
   return work();
 }
 
+// Where a run of new instances' ports starts in the range: at random, so
+// two cpnds on one host (or a foreign process) rarely meet on one.
+int Orchestrator::first_port_offset() const {
+  return static_cast<int>(std::uniform_int_distribution<long>(0, settings_.port_count - 1)(rng_));
+}
+
 // Intent first: every instance the template asks for, as a record, and the
 // deployment provisioning, in one commit.
 Result<int> Orchestrator::provision(const engine::Object& d) {
   std::vector<engine::Change> changes;
-  int port = static_cast<int>(engine_.last_seq() % settings_.port_count);
+  int port = first_port_offset();
   for (const auto& comp : d.body["template"]["spec"]["components"]) {
     int k = 0;
     for (const auto& p : comp["placements"])
@@ -391,7 +398,10 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
     if (engine_.now() < inst.body.value("retry_at", "")) return 0;
   }
   // Intent, then the call: a crash between the two starts it again next pass.
-  if (auto s = commit_state(inst, "starting", "InstanceStarting", {{"attempts", attempts + 1}}); !s) return fail(s.error());
+  // A retry gets another port: what failed may have been another process holding this one.
+  Json intent = {{"attempts", attempts + 1}};
+  if (state == "failed") intent["port"] = settings_.first_port + first_port_offset();
+  if (auto s = commit_state(inst, "starting", "InstanceStarting", intent); !s) return fail(s.error());
   dispatch(*driver, *engine_.find(kInstance, inst.id), Call::Op::start);
   if (auto done = take_call(inst.id); done && !done->status) {
     const engine::Object* now = engine_.find(kInstance, inst.id);

@@ -186,7 +186,7 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
     if (!take) return fail(take.error());
     changes = std::move(*take);
     int k = have;
-    int port = static_cast<int>(engine_.last_seq() % settings_.port_count);
+    int port = first_port_offset();
     for (const auto& p : added) {
       (*comp)["placements"].push_back(p);
       for (int i = 0; i < p["instances"].get<int>(); ++i)

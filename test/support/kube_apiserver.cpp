@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -30,7 +31,8 @@ struct KubeApiServer::State {
   std::map<std::string, int> reads;  // per path, since its last change
   std::set<std::string> failing;
   int rollout_reads = 1, delete_reads = 1;
-  bool reads_fail = false;
+  bool reads_fail = false, deletes_fail = false, hung = false;
+  std::chrono::milliseconds latency{0};
   int uid = 0;
   net::io_context io;
   ssl::context tls{ssl::context::tls_server};
@@ -108,6 +110,8 @@ struct KubeApiServer::State {
       roll(path, o);
       return {200, o};
     }
+    if (r.method == "DELETE" && deletes_fail)
+      return {500, status(500, "InternalError", "admission webhook \"finalizer-guard\" denied the request")};
     if (r.method == "DELETE") {
       Json options = Json::parse(r.body, nullptr, false);
       bool foreground = !options.is_discarded() && options.value("propagationPolicy", "") == "Foreground";
@@ -138,6 +142,15 @@ struct KubeApiServer::State {
         KubeRequest r{std::string(req.method_string()), std::string(req.target()),
                       std::string(req[bhttp::field::content_type]), std::string(req[bhttp::field::authorization]),
                       req.body()};
+        // A hung API server holds every request unanswered; a slow one answers late.
+        auto [held, delay] = [&] {
+          std::lock_guard lock(mutex);
+          return std::pair{hung, latency};
+        }();
+        if (held || delay.count() > 0) {
+          net::steady_timer wait(io, held ? std::chrono::milliseconds(std::chrono::hours(1)) : delay);
+          co_await wait.async_wait(net::use_awaitable);
+        }
         auto [code, body] = handle(r);
         bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(code), 11};
         res.set(bhttp::field::content_type, "application/json");
@@ -229,6 +242,21 @@ void KubeApiServer::fail_rollout(const std::string& name) {
 void KubeApiServer::fail_reads(bool on) {
   std::lock_guard lock(state_->mutex);
   state_->reads_fail = on;
+}
+
+void KubeApiServer::fail_deletes(bool on) {
+  std::lock_guard lock(state_->mutex);
+  state_->deletes_fail = on;
+}
+
+void KubeApiServer::set_latency(std::chrono::milliseconds latency) {
+  std::lock_guard lock(state_->mutex);
+  state_->latency = latency;
+}
+
+void KubeApiServer::hang(bool on) {
+  std::lock_guard lock(state_->mutex);
+  state_->hung = on;
 }
 
 void KubeApiServer::set_delete_reads(int n) {

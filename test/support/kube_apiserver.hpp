@@ -6,6 +6,7 @@
 // exactly what cpnd sent.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -47,6 +48,12 @@ class KubeApiServer {
   void fail_rollout(const std::string& name);
   // Every GET answers 503 (an API server in trouble) while set.
   void fail_reads(bool on);
+  // Every DELETE answers 500 (a webhook that refuses) while set.
+  void fail_deletes(bool on);
+  // Every request is answered this late (a slow API server).
+  void set_latency(std::chrono::milliseconds latency);
+  // Requests are read and never answered (a hung or black-holed API server) while set.
+  void hang(bool on);
   // Reads of a foreground-deleted object before it is gone (default 1).
   void set_delete_reads(int n);
 

@@ -6,9 +6,11 @@
 // the requested frame rate, and serves Prometheus metrics (fps, frame
 // latency, queue depth, objects seen) and a health check over HTTP.
 //
-//   detector [--port 0] [--fps 10] [--width 320] [--height 240] [--objects 3]
+//   detector [--port 0] [--fps 10] [--width 320] [--height 240] [--objects 3] [--drain-seconds 0]
 //   env: CPN_INSTANCE_ID, CPN_MODEL_VERSION, CPN_PORT (when --port is not given)
-// On start it prints "listening on PORT"; SIGTERM or SIGINT stop it (exit 0).
+// On start it prints "listening on PORT"; SIGTERM or SIGINT stop it (exit 0),
+// after --drain-seconds of finishing its work (a workload slower to stop
+// than its orchestrator's grace, which must then kill it).
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -34,6 +37,7 @@ namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> stopping{false};
+std::atomic<bool> terminated{false};  // SIGTERM or SIGINT came; stopping follows the drain
 
 struct Frame {
   int width = 0, height = 0;
@@ -189,20 +193,22 @@ void analyse(Stats& stats, int width, int height, int objects, double fps) {
 int main(int argc, char** argv) {
   CLI::App app{"detector: motion detection on synthetic camera frames, with Prometheus metrics"};
   int port = -1, width = 320, height = 240, objects = 3;
-  double fps = 10;
+  double fps = 10, drain_seconds = 0;
   app.add_option("--port", port, "HTTP port (0: any; default CPN_PORT or 0)");
   app.add_option("--fps", fps, "frames to analyse per second")->check(CLI::Range(0.1, 1000.0));
   app.add_option("--width", width, "frame width")->check(CLI::Range(64, 4096));
   app.add_option("--height", height, "frame height")->check(CLI::Range(64, 4096));
   app.add_option("--objects", objects, "moving objects in the scene")->check(CLI::Range(0, 16));
+  app.add_option("--drain-seconds", drain_seconds, "after SIGTERM, go on this long before stopping")
+      ->check(CLI::Range(0.0, 3600.0));
   CLI11_PARSE(app, argc, argv);
   if (port < 0) port = std::getenv("CPN_PORT") ? std::atoi(std::getenv("CPN_PORT")) : 0;
   std::string instance = std::getenv("CPN_INSTANCE_ID") ? std::getenv("CPN_INSTANCE_ID") : "local";
   std::string model = std::getenv("CPN_MODEL_VERSION") ? std::getenv("CPN_MODEL_VERSION") : "builtin";
   if (objects * 32 > height) objects = height / 32;  // one lane each
 
-  std::signal(SIGTERM, [](int) { stopping = true; });
-  std::signal(SIGINT, [](int) { stopping = true; });
+  std::signal(SIGTERM, [](int) { terminated = true; });
+  std::signal(SIGINT, [](int) { terminated = true; });
 
   net::io_context io;
   net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
@@ -212,7 +218,15 @@ int main(int argc, char** argv) {
   std::thread worker([&] { analyse(stats, width, height, objects, fps); });
   // One request per connection, answered in turn: a scraper and a health check need no more.
   acceptor.non_blocking(true);
+  std::optional<std::chrono::steady_clock::time_point> draining_since;
   while (!stopping) {
+    if (terminated) {
+      if (!draining_since) draining_since = std::chrono::steady_clock::now();
+      if (std::chrono::steady_clock::now() - *draining_since >= std::chrono::duration<double>(drain_seconds)) {
+        stopping = true;
+        break;
+      }
+    }
     boost::system::error_code ec;
     net::ip::tcp::socket socket(io);
     acceptor.accept(socket, ec);

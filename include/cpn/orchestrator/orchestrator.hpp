@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 
 #include "cpn/auth/tokens.hpp"
 #include "cpn/drivers/compute.hpp"
@@ -86,6 +87,7 @@ class Orchestrator {
   std::optional<Call> take_call(const std::string& instance_id);
   bool in_flight(const std::string& instance_id) const;
   Result<int> step(const std::string& deployment_id);
+  int first_port_offset() const;
   void noticed(const std::vector<engine::Event>& events);
   Result<int> provision(const engine::Object& deployment);
   Result<int> advance(const engine::Object& deployment);
@@ -115,6 +117,7 @@ class Orchestrator {
   std::function<void()> wake_;
   Offload offload_;
   std::map<std::string, Call> calls_;  // by instance id; engine thread only
+  mutable std::mt19937_64 rng_{std::random_device{}()};
 };
 
 }  // namespace cpn::orchestrator

@@ -62,6 +62,23 @@ bool healthy(int port, int timeout_ms) {
   return ok;
 }
 
+// Nothing listens on 127.0.0.1:port (bound as the workload will, with
+// SO_REUSEADDR, so a closing connection of an earlier one does not count).
+bool port_free(int port) {
+  if (port <= 0) return true;  // the workload picks its own
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno != EADDRINUSE;
+  ::close(fd);
+  return ok;
+}
+
 // A process this driver did not start (a cpnd before a restart did): alive,
 // and this instance (its environment says so, so a reused pid never counts).
 bool adopted_instance(pid_t pid, const std::string& id) {
@@ -124,6 +141,9 @@ class ProcessCompute : public ComputeDriver {
       return fail(Error::invalid_field(
           "/process/user", fmt::format("instance '{}': cpnd runs as root and would run it as root; set process.user "
                                        "(an unprivileged user) or, knowingly, process.allow_root", id)));
+    // Its port must be its own: another process answering there would pass its health check for it.
+    if (int port = instance.value("port", 0); !port_free(port))
+      return fail(Error::conflict(fmt::format("instance '{}': port {} is in use by another process", id, port)));
     std::vector<std::string> argv;
     for (const auto& a : command) argv.push_back(a.get<std::string>());
     std::string program = resolve_program(argv[0], kWorkloadPath);

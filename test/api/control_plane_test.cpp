@@ -1,0 +1,191 @@
+// The control plane never waits on its controllers, through the real
+// daemon: a hung Kubernetes API server, a teardown that fails forever and a
+// workload that ignores SIGTERM each delay only their own deployment, never
+// the API and never another deployment.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "support/daemon.hpp"
+#include "support/kube_apiserver.hpp"
+#include "support/templates.hpp"
+
+using namespace cpn;
+
+namespace {
+
+test::DaemonOptions fast(std::map<std::string, std::string> more = {}) {
+  std::map<std::string, std::string> env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_RETRY_BACKOFF_MS", "20"},
+                                            {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_SIM_START_DELAY_MS", "50"}};
+  env.insert(more.begin(), more.end());
+  return {.env = env, .dev = true};
+}
+
+void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
+  Json controller = {{"driver", "kubernetes"}, {"endpoint", cluster.url()}, {"namespace", "vision"},
+                     {"token_file", cluster.token_file()}, {"ca_file", cluster.ca_file()}};
+  REQUIRE(op.post("/v1/sites", {{"id", "k8s-sz"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", controller}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "k8s-1"}, {"site", "k8s-sz"}, {"arch", "x86_64"}, {"cpu", 64}, {"memory", 256}})
+              .status == 201);
+}
+
+// `groups` components of one instance each on the cluster: one Deployment each.
+Json cluster_template(const std::string& name, int groups) {
+  Json components = Json::array();
+  for (int i = 0; i < groups; ++i)
+    components.push_back({{"name", "c" + std::to_string(i)},
+                          {"tier", "edge"},
+                          {"image", "city-detect:3.1"},
+                          {"placements",
+                           {{{"site", "k8s-sz"}, {"node", "k8s-1"}, {"arch", "x86_64"}, {"instances", 1},
+                             {"requests", {{"cpu", 1}, {"memory", 1}}}}}}});
+  return test::deployment_template(name, components);
+}
+
+// The slowest answer (ms) of `ask` over `seconds`, asked every `every` ms; a non-2xx answer counts as forever.
+template <typename Ask>
+double slowest(double seconds, Ask ask, int every = 10) {
+  double worst = 0;
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    auto start = std::chrono::steady_clock::now();
+    int status = ask();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    worst = std::max(worst, status / 100 == 2 ? ms : 1e9);
+    std::this_thread::sleep_for(std::chrono::milliseconds(every));
+  }
+  return worst;
+}
+
+std::string created(client::HttpClient& c, const Json& body) {
+  auto r = c.post("/v1/deployments", body);
+  REQUIRE(r.status == 201);
+  return r.header("location");
+}
+
+void wait_gone(client::HttpClient& c, const std::string& path) {
+  for (int i = 0; i < 1000 && c.get(path).status != 404; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+}  // namespace
+
+TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployment beside it", "[api][control-plane]") {
+  test::KubeApiServer cluster(test::make_temp_dir("kube-hung"), "cluster-token");
+  // Each call to the cluster waits out its 1.5 s deadline.
+  test::Daemon d(fast({{"CPND_KUBE_TIMEOUT_MS", "1500"}}));
+  auto op = d.as("operator");
+  add_cluster_site(op, cluster);
+  cluster.hang(true);
+  std::string stuck = created(op, cluster_template("stuck", 20));
+  // Twenty groups provisioning on the hung cluster (each call a 1.5 s timeout; inline, a pass would take 30 s).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(op.get(stuck).json()["state"] == "provisioning");
+
+  auto customer = d.as("customer");
+  auto anonymous = d.anonymous();
+  double livez = 0, orders = 0;
+  std::string sim;
+  std::thread beside([&] {
+    auto op2 = d.as("operator");
+    sim = created(op2, test::deployment_template("plates", {test::plate_reader()}));
+  });
+  livez = slowest(2.0, [&] { return anonymous.get("/livez").status; });
+  orders = slowest(2.0, [&] {
+    return customer.post("/v1/orders", {{"offering", "city-video-detection"},
+                                        {"parameters", {{"streams", 8}, {"location", "cams-sz-futian"}}}})
+        .status;
+  }, 150);  // within a customer's rate limit
+  beside.join();
+  INFO("slowest /livez " << livez << " ms, slowest POST /v1/orders " << orders << " ms");
+  CHECK(livez < 750);   // half a cluster deadline: never behind one
+  CHECK(orders < 750);
+  CHECK(test::wait_state(op, sim, "running") == "running");
+  CHECK(op.get(stuck).json()["state"] != "running");
+  cluster.hang(false);
+}
+
+TEST_CASE("a deployment whose teardown fails forever does not stop another from completing", "[api][control-plane]") {
+  test::KubeApiServer cluster(test::make_temp_dir("kube-undeletable"), "cluster-token");
+  test::Daemon d(fast());
+  auto op = d.as("operator");
+  add_cluster_site(op, cluster);
+  std::string beside = created(op, test::deployment_template("plates", {test::plate_reader()}));
+  REQUIRE(test::wait_state(op, beside, "running") == "running");
+  // Stuck teardowns, at least one of them worked before the other deployment (ids in order).
+  cluster.fail_deletes(true);
+  std::vector<std::string> stuck;
+  for (int i = 0; i < 20 && (stuck.empty() || stuck.back() > beside); ++i) {
+    stuck.push_back(created(op, cluster_template("undeletable-" + std::to_string(i), 1)));
+    REQUIRE(test::wait_state(op, stuck.back(), "running") == "running");
+  }
+  REQUIRE(stuck.back() < beside);
+  for (const auto& s : stuck) REQUIRE(op.del(s).status == 202);
+
+  REQUIRE(op.del(beside).status == 202);
+  wait_gone(op, beside);
+  CHECK(op.get(beside).status == 404);  // torn down and removed
+  for (const auto& s : stuck) CHECK(op.get(s).json()["state"] == "completing");  // still trying, with backoff
+  std::string metrics = d.admin().get("/metrics").body;
+  CHECK_THAT(metrics, !Catch::Contains("cpnd_reconcile_retries_total 0\n"));
+
+  // The cluster accepts deletes again: the stuck ones finish too, on their next try.
+  cluster.fail_deletes(false);
+  for (const auto& s : stuck) {
+    wait_gone(op, s);
+    CHECK(op.get(s).status == 404);
+  }
+  CHECK(cluster.paths().empty());
+}
+
+TEST_CASE("a workload that ignores SIGTERM is killed after the grace and never holds the API", "[api][control-plane]") {
+  std::string dir = test::make_temp_dir("cpnd-grace");
+  test::write_file(dir + "/cpnd.yaml", "process: {grace_ms: 1500}\n");
+  auto options = fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}});
+  options.args = {"--config", dir + "/cpnd.yaml"};
+  test::Daemon d(options);
+  auto op = d.as("operator");
+  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
+  // It drains for a minute after SIGTERM: far past the grace.
+  Json image = {{"name", "slow-stop"},
+                {"version", "1"},
+                {"variants",
+                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'b')}, {"size", 1},
+                   {"command", {DETECTOR_BINARY, "--fps", "5", "--drain-seconds", "60"}}}}}};
+  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
+  std::string dep = created(op, test::deployment_template(
+                                    "slow", {{{"name", "detect"},
+                                              {"tier", "edge"},
+                                              {"image", "slow-stop:1"},
+                                              {"placements",
+                                               {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
+                                                 {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}));
+  REQUIRE(test::wait_state(op, dep, "running") == "running");
+  std::vector<pid_t> pids;
+  // Workloads outlive cpnd by design: whatever happens here, these do not outlive the test.
+  struct Reap {
+    std::vector<pid_t>& pids;
+    ~Reap() {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+    }
+  } reap{pids};
+  Json instances = op.get(dep + "/instances").json()["items"];  // held: a loop over a temporary's member dangles
+  for (const auto& i : instances) pids.push_back(std::stoi(test::read_file(d.data() + "/run/" + i["id"].get<std::string>() + ".pid")));
+  REQUIRE(pids.size() == 2);
+
+  REQUIRE(op.del(dep).status == 202);
+  auto anonymous = d.anonymous();
+  double livez = slowest(1.0, [&] { return anonymous.get("/livez").status; });
+  INFO("slowest /livez while the workloads drain: " << livez << " ms");
+  CHECK(livez < 750);  // half the grace: the API never waits for it
+  for (pid_t p : pids) CHECK(::kill(p, 0) == 0);  // draining still, inside its grace
+  wait_gone(op, dep);
+  CHECK(op.get(dep).status == 404);
+  for (pid_t p : pids) CHECK(::kill(p, 0) != 0);  // killed: cpnd's own children, reaped
+}
