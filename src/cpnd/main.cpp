@@ -194,6 +194,8 @@ int main(int argc, char** argv) {
   orchestration.backoff_cap = std::chrono::milliseconds(cfg->orchestration.retry_backoff_cap_ms);
   orchestration.first_port = cfg->process.port_min;
   orchestration.port_count = cfg->process.port_max - cfg->process.port_min + 1;
+  if (cfg->orchestration.reconcile_ms > 0)
+    orchestration.observe_interval = std::chrono::milliseconds(cfg->orchestration.reconcile_ms);
   orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);
   // Blocking drivers' calls (processes, clusters) run on these workers; their
   // results come back to this thread, which alone commits.

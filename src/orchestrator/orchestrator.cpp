@@ -319,8 +319,15 @@ void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
     land();
     return;
   }
-  offload_(std::move(work), [this, land = std::move(land), deployment = inst.body.value("deployment", "")] {
+  offload_(std::move(work), [this, land = std::move(land), outcome, op, id = inst.id,
+                              deployment = inst.body.value("deployment", "")] {
     land();
+    // An observation that says what the record says changes nothing: the next resync takes it.
+    if (const engine::Object* now = engine_.find(kInstance, id);
+        now && op == Call::Op::observe && outcome->seen && outcome->status &&
+        ((outcome->seen->phase == drivers::Phase::running && now->body.value("state", "") == "running") ||
+         (outcome->seen->phase == drivers::Phase::starting && now->body.value("state", "") == "starting")))
+      return;
     queue_.add(deployment);
     if (wake_) wake_();
   });
@@ -365,6 +372,10 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
     call.reset();  // started: what it is now is the next observation's to say
   }
   if (!call || !call->seen) {
+    Call& c = calls_[inst.id];
+    auto now = std::chrono::steady_clock::now();
+    if (offload_ && driver->blocking() && now - c.observed < settings_.observe_interval) return 0;
+    c.observed = now;
     dispatch(*driver, inst, Call::Op::observe);
     call = take_call(inst.id);  // there already when the driver runs inline
     if (!call || !call->seen) return 0;

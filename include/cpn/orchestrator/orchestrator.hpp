@@ -33,6 +33,9 @@ struct Settings {
   std::chrono::milliseconds backoff_cap{30000};  // up to this
   int first_port = 20000;                     // instances get ports from here (process driver),
   int port_count = 10000;                     // round the range (process.ports)
+  // A blocking driver is asked about an instance at most this often (its
+  // answers wake the deployment, which must not ask again at once).
+  std::chrono::milliseconds observe_interval{500};
 };
 
 class Orchestrator {
@@ -80,6 +83,7 @@ class Orchestrator {
     enum class Op { observe, start, stop } op = Op::observe;
     bool in_flight = false, finished = false;
     bool draining = false;                      // made for a stop that is meant (desired: stopped)
+    std::chrono::steady_clock::time_point observed{};  // when the last observe was sent
     Status status;                              // of a start or stop
     std::optional<drivers::Observation> seen;   // of an observe, or the look after a stop
   };

@@ -2,14 +2,19 @@
 // pairs, reservations as `ip route` along the path plus a `tc` HTB class
 // (and a u32 filter on the pair of site addresses) on every hop's egress.
 // Commands go through iproute2, the tools operators already use and read.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -20,15 +25,18 @@
 namespace cpn::drivers {
 namespace {
 
-// Runs a command (no shell); its stderr becomes the error message.
+// Runs a command (no shell); its stderr becomes the error message. One
+// that has not finished within kCommandTimeout is killed and fails: a hung
+// `tc` costs one deadline, never the thread.
+constexpr auto kCommandTimeout = std::chrono::seconds(10);
+
 Status run(const std::vector<std::string>& argv, bool tolerate_failure = false) {
   int err[2];
-  if (::pipe(err) != 0) return fail(Error::internal("pipe failed"));
+  if (::pipe2(err, O_CLOEXEC) != 0) return fail(Error::internal("pipe failed"));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", 0, 0);
-  posix_spawn_file_actions_addclose(&actions, err[0]);
   // ip and tc get none of cpnd's descriptors and none of its environment (its admin token).
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   std::vector<char*> args;
@@ -40,18 +48,51 @@ Status run(const std::vector<std::string>& argv, bool tolerate_failure = false) 
   int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env);
   posix_spawn_file_actions_destroy(&actions);
   ::close(err[1]);
+  std::string line;
+  for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+  if (rc != 0) {
+    ::close(err[0]);
+    return fail(Error::internal(fmt::format("cannot run {}: {}", argv[0], std::strerror(rc))));
+  }
   std::string message;
   char buf[512];
-  ssize_t n = 0;
-  while ((n = ::read(err[0], buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
+  auto deadline = std::chrono::steady_clock::now() + kCommandTimeout;
+  bool timed_out = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{err[0], POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      timed_out = true;
+      break;
+    }
+    ssize_t n = ::read(err[0], buf, sizeof buf);
+    if (n > 0) {
+      if (message.size() < 4096) message.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;  // end of its stderr: it exited (or closed it)
+  }
   ::close(err[0]);
-  if (rc != 0) return fail(Error::internal(fmt::format("cannot run {}: {}", argv[0], std::strerror(rc))));
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  // Its stderr closed: it has exited, or is about to (the deadline still holds).
+  while (!timed_out) {
+    pid_t got = ::waitpid(pid, &status, WNOHANG);
+    if (got == pid || (got < 0 && errno != EINTR)) break;
+    if (std::chrono::steady_clock::now() >= deadline) timed_out = true;
+    else std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (timed_out) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (timed_out) return fail(Error::internal(fmt::format("`{}` did not finish within {} s: killed", line,
+                                                          std::chrono::seconds(kCommandTimeout).count())));
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!ok && !tolerate_failure) {
-    std::string line;
-    for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
     while (!message.empty() && message.back() == '\n') message.pop_back();
     return fail(Error::internal(fmt::format("`{}` failed: {}", line, message)));
   }
