@@ -3,6 +3,8 @@
 // draining a body). Private to the http module.
 #pragma once
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -33,7 +35,12 @@ struct HashingFileBody {
     boost::beast::file file;
     std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
     std::uint64_t size = 0;
+    std::uint64_t flushing = 0;  // writeback started up to here
   };
+  // Writeback is started (not waited for) every this many bytes, so the
+  // fsync before the upload is acknowledged finds little left to write
+  // and does not hold the io thread for a whole body's worth.
+  static constexpr std::uint64_t kWritebackBytes = 8u << 20;
   class reader {
    public:
     template <bool isRequest, class Fields>
@@ -49,6 +56,11 @@ struct HashingFileBody {
         if (ec) break;
       }
       body_.size += n;
+      if (body_.size - body_.flushing >= kWritebackBytes) {
+        ::sync_file_range(body_.file.native_handle(), static_cast<off64_t>(body_.flushing),
+                          static_cast<off64_t>(body_.size - body_.flushing), SYNC_FILE_RANGE_WRITE);
+        body_.flushing = body_.size;
+      }
       return n;
     }
     void finish(boost::beast::error_code& ec) { ec = {}; }

@@ -51,13 +51,18 @@ Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, d
       network_(network),
       settings_(settings),
       queue_(engine.clock(), settings.backoff, settings.backoff_cap) {
+  for (const auto* i : engine_.list(kInstance)) instances_by_deployment_[i->body.value("deployment", "")].insert(i->id);
+  for (const auto* d : engine_.list(templates::kDeployment))
+    if (!finished(d->body.value("state", ""))) active_.insert(d->id);
   engine_.on_commit([this](const std::vector<engine::Event>& events) { noticed(events); });
 }
 
 std::vector<const engine::Object*> Orchestrator::instances_of(const std::string& deployment) const {
   std::vector<const engine::Object*> out;
-  for (const auto* o : engine_.list(kInstance))
-    if (o->body.value("deployment", "") == deployment) out.push_back(o);
+  auto it = instances_by_deployment_.find(deployment);
+  if (it == instances_by_deployment_.end()) return out;
+  for (const auto& id : it->second)
+    if (const engine::Object* o = engine_.find(kInstance, id)) out.push_back(o);
   return out;
 }
 
@@ -85,7 +90,20 @@ Status Orchestrator::set_order_state(const Json& deployment, const std::string& 
 void Orchestrator::noticed(const std::vector<engine::Event>& events) {
   bool any = false, all = false;
   for (const auto& e : events) {
+    if (e.kind == kInstance && e.object.is_object()) {
+      std::string dep = e.object.value("deployment", "");
+      if (engine_.find(kInstance, e.id)) {
+        instances_by_deployment_[dep].insert(e.id);
+      } else if (auto it = instances_by_deployment_.find(dep); it != instances_by_deployment_.end()) {
+        it->second.erase(e.id);
+        if (it->second.empty()) instances_by_deployment_.erase(it);
+      }
+      continue;
+    }
     if (e.kind == templates::kDeployment) {
+      const engine::Object* d = engine_.find(templates::kDeployment, e.id);
+      if (d && !finished(d->body.value("state", ""))) active_.insert(e.id);
+      else active_.erase(e.id);
       queue_.add(e.id);
       any = true;
     } else if (e.kind == kOrder && e.object.is_object() && e.object.contains("deployment")) {
@@ -96,16 +114,14 @@ void Orchestrator::noticed(const std::vector<engine::Event>& events) {
     }
   }
   if (all) {
-    for (const auto* d : engine_.list(templates::kDeployment))
-      if (!finished(d->body.value("state", ""))) queue_.add(d->id);
+    for (const auto& id : active_) queue_.add(id);
     any = true;
   }
   if (any && wake_) wake_();
 }
 
 void Orchestrator::resync() {
-  for (const auto* d : engine_.list(templates::kDeployment))
-    if (!finished(d->body.value("state", ""))) queue_.resync(d->id);
+  for (const auto& id : active_) queue_.resync(id);
 }
 
 Result<int> Orchestrator::step(const std::string& id) {

@@ -54,7 +54,27 @@ Orders::Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Lib
       images_(images),
       settings_(settings),
       orders_(engine, order_rules()),
-      snapshots_(engine) {}
+      snapshots_(engine) {
+  for (const auto* o : engine_.list(kOrder)) track_quote(o->id, &o->body);
+  engine_.on_commit([this](const std::vector<engine::Event>& events) {
+    for (const auto& e : events)
+      if (e.kind == kOrder) {
+        const engine::Object* o = engine_.find(kOrder, e.id);
+        track_quote(e.id, o ? &o->body : nullptr);
+      }
+  });
+}
+
+void Orders::track_quote(const std::string& id, const Json* order) {
+  if (auto it = quote_expiry_.find(id); it != quote_expiry_.end()) {
+    quotes_by_expiry_.erase({it->second, id});
+    quote_expiry_.erase(it);
+  }
+  if (!order || state_of(*order) != "quoted") return;
+  std::string at = order->value("expires_at", "");
+  quote_expiry_[id] = at;
+  quotes_by_expiry_.insert({at, id});
+}
 
 bool Orders::visible(const engine::Object& order, const auth::Principal& who) {
   return auth::sees_tenant(who, order.body.value("tenant", ""));
@@ -263,12 +283,15 @@ Result<Json> Orders::requote(const std::string& id, const auth::Principal& who) 
 Result<std::size_t> Orders::expire_due() {
   std::string now = engine_.now();
   std::vector<engine::Change> changes;
-  for (const auto* o : engine_.list(kOrder))
-    if (state_of(o->body) == "quoted" && now > o->body.value("expires_at", "")) {
+  for (const auto& [at, id] : quotes_by_expiry_) {
+    if (!(now > at)) break;  // in expiry order: the rest are not due
+    const engine::Object* o = engine_.find(kOrder, id);
+    if (o && state_of(o->body) == "quoted") {
       Json order = o->body;
       record(order, "expired", now, "the quote expired before it was confirmed");
       changes.push_back({engine::Change::Op::put, kOrder, o->id, std::move(order), "OrderExpired"});
     }
+  }
   std::size_t n = changes.size();
   if (n)
     if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "cpn/auth/tokens.hpp"
 #include "cpn/drivers/compute.hpp"
@@ -121,6 +122,10 @@ class Orchestrator {
   std::function<void()> wake_;
   Offload offload_;
   std::map<std::string, Call> calls_;  // by instance id; engine thread only
+  // Instance ids by deployment, kept from every commit: a step looks at its
+  // own deployment's instances, never at every instance ever recorded.
+  std::map<std::string, std::set<std::string>> instances_by_deployment_;
+  std::set<std::string> active_;  // deployments not finished: what a resync looks at
   mutable std::mt19937_64 rng_{std::random_device{}()};
 };
 

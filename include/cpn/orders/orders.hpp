@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -81,6 +82,11 @@ class Orders {
   Settings settings_;
   resource::Collection orders_;
   SnapshotCache snapshots_;
+  // Quoted orders by expiry (kept from every commit), so the sweep each
+  // second looks at what is due, not at every order ever placed.
+  void track_quote(const std::string& id, const Json* order);
+  std::set<std::pair<std::string, std::string>> quotes_by_expiry_;  // (expires_at, id)
+  std::map<std::string, std::string> quote_expiry_;                 // id -> expires_at
 };
 
 }  // namespace cpn::orders
