@@ -31,7 +31,12 @@ std::size_t Engine::count(const std::string& kind) const {
   return k == objects_.end() ? 0 : k->second.size();
 }
 
-Result<std::vector<Event>> Engine::commit(std::vector<Change> changes) {
+Result<std::vector<Event>> Engine::commit(std::vector<Change> changes) { return commit(std::move(changes), true); }
+Result<std::vector<Event>> Engine::commit_relaxed(std::vector<Change> changes) {
+  return commit(std::move(changes), false);
+}
+
+Result<std::vector<Event>> Engine::commit(std::vector<Change> changes, bool durable) {
   std::vector<Change> effective;
   effective.reserve(changes.size());
   for (auto& c : changes) {
@@ -48,7 +53,7 @@ Result<std::vector<Event>> Engine::commit(std::vector<Change> changes) {
   std::optional<store::IdempotencyRecord> record;
   if (!effective.empty()) record = std::exchange(pending_idem_, std::nullopt);
   if (effective.empty() && !record) return std::vector<Event>{};
-  auto events = store_->commit(effective, now(), record);
+  auto events = store_->commit(effective, now(), record, durable || record.has_value());
   if (!events) return events;
   for (std::size_t i = 0; i < effective.size(); ++i) {
     const auto& c = effective[i];

@@ -1,5 +1,8 @@
 // The reconciler. Each step is: look at the record, commit what it will do
 // (the intent), call the driver, and let the next pass observe the result.
+// Its own steps commit relaxed (not fsync'd: a power loss may undo the
+// last of them, and they converge again, every driver call being
+// idempotent and observed first); what a client asked for is durable.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -71,7 +74,7 @@ Status Orchestrator::commit_state(const engine::Object& object, const std::strin
   Json body = object.body;
   for (const auto& [k, v] : extra.items()) body[k] = v;
   note(body, state, engine_.now(), extra.value("reason", ""));
-  auto e = engine_.commit({{engine::Change::Op::put, object.kind, object.id, std::move(body), event}});
+  auto e = engine_.commit_relaxed({{engine::Change::Op::put, object.kind, object.id, std::move(body), event}});
   if (!e) return fail(e.error());
   return {};
 }
@@ -190,7 +193,7 @@ Result<int> Orchestrator::provision(const engine::Object& d) {
   note(body, "provisioning", engine_.now());
   changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentProvisioning"});
   if (auto s = set_order_state(d.body, "provisioning", changes); !s) return fail(s.error());
-  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());
   return 1;
 }
 
@@ -240,7 +243,7 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
       note(body, "completing", engine_.now(), "the ordered duration elapsed");
       changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentCompleting"});
       if (auto s = set_order_state(d.body, "completing", changes); !s) return fail(s.error());
-      if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+      if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());
       return 1;
     }
   }
@@ -285,7 +288,7 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
     if (auto s = set_order_state(body, "running", changes); !s) return fail(s.error());
   }
   if (changes.empty()) return n;
-  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());
   return n + 1;
 }
 
@@ -505,7 +508,7 @@ Result<int> Orchestrator::wind_down(const engine::Object& d) {
   if (auto s = set_order_state(body, failing ? "failed" : "completed", changes, failing ? body.value("reason", "") : "");
       !s)
     return fail(s.error());
-  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());
   return n + 1;
 }
 

@@ -105,7 +105,7 @@ Result<bool> Orchestrator::revert_scale_out(const engine::Object& d, const std::
   body["scaling"]["reason"] = reason;
   std::string why = fmt::format("scaling {} to {} failed ({}): back to {}", component, to, reason, from);
   note_state(body, "adjusting", why);
-  auto e = engine_.commit({{engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentScaleReverted"}});
+  auto e = engine_.commit_relaxed({{engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentScaleReverted"}});
   if (!e) return fail(e.error());
   log::warning("deployment '{}': {}", d.id, why);
   return true;
@@ -234,7 +234,7 @@ Result<int> Orchestrator::retire(const engine::Object& d) {
     body["reservation"] = held_by(body["template"], left);
     if (inst) changes.push_back({engine::Change::Op::remove, kInstance, iid, nullptr, "InstanceRetired"});
     changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentInstanceRetired"});
-    if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+    if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());
     ++n;
   }
   return n;

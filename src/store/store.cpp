@@ -14,6 +14,7 @@ struct Store::Impl {
   std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq, count_idem, put_audit;
   Timings timings;
   bool full = false;  // the last commit failed for a full disk
+  bool durable = true;  // PRAGMA synchronous is FULL (else NORMAL)
 
   ~Impl() {
     put.reset();
@@ -135,10 +136,15 @@ int Store::schema_version() {
 }
 
 Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, const std::string& time,
-                                         const std::optional<IdempotencyRecord>& idem) {
+                                         const std::optional<IdempotencyRecord>& idem, bool durable) {
   auto start = std::chrono::steady_clock::now();
   std::vector<Event> events;
   try {
+    // WAL: NORMAL commits are not synced; the log is sequential, so the next FULL one syncs them too.
+    if (durable != impl_->durable) {
+      sql::exec(impl_->db, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      impl_->durable = durable;
+    }
     sql::Transaction tx(impl_->db);
     for (const auto& c : changes) {
       std::string type = c.event_type;

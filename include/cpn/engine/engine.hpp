@@ -40,6 +40,10 @@ class Engine {
   // Commits changes atomically; Added/Modified/Deleted are filled in from
   // what exists. Removing something absent is a no-op change (no event).
   Result<std::vector<Event>> commit(std::vector<Change> changes);
+  // The same, not fsync'd: for the reconciler's own steps, which no client
+  // was told of and which converge again after a power loss (every driver
+  // call is idempotent and observed first). Survives a crash of cpnd.
+  Result<std::vector<Event>> commit_relaxed(std::vector<Change> changes);
 
   std::vector<Event> events_since(std::int64_t since, std::size_t limit) { return store_->events_since(since, limit); }
   std::int64_t last_seq() const { return last_seq_; }
@@ -63,6 +67,7 @@ class Engine {
   std::int64_t last_seq_ = 0;
   std::vector<Listener> listeners_;
   std::optional<store::IdempotencyRecord> pending_idem_;
+  Result<std::vector<Event>> commit(std::vector<Change> changes, bool durable);
 };
 
 }  // namespace cpn::engine

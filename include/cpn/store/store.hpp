@@ -102,9 +102,12 @@ class Store {
 
   // Applies changes and (optionally) stores an idempotency record, all in
   // one transaction; returns the events in commit order. Nothing is
-  // written if anything fails.
+  // written if anything fails. `durable`: fsync'd before it returns (what
+  // a client is told was written); otherwise it survives a crash of cpnd
+  // but not a power loss, until the next durable commit or checkpoint
+  // fsyncs the log, which holds it before anything later.
   Result<std::vector<Event>> commit(const std::vector<Change>& changes, const std::string& time,
-                                    const std::optional<IdempotencyRecord>& idem = std::nullopt);
+                                    const std::optional<IdempotencyRecord>& idem = std::nullopt, bool durable = true);
 
   std::vector<Event> events_since(std::int64_t since, std::size_t limit);
   // Deletes all but the newest `keep` events; returns how many went.
