@@ -18,7 +18,7 @@ void add_deployment_routes(http::Router& router, Services& s) {
       [](const engine::Object& o, const Request& req) {
         auto state = req.query_value("state"), name = req.query_value("name"), tenant = req.query_value("tenant");
         return templates::Deployments::visible(o, *req.principal) && (!state || o.body.value("state", "") == *state) &&
-               (!name || o.body.value("name", "") == *name) && (!tenant || o.body.value("tenant", "") == *tenant);
+               (!name || templates::Deployments::name_of(o) == *name) && (!tenant || o.body.value("tenant", "") == *tenant);
       },
       {{"state", "string", "Only deployments in this state (pending, cancelled, ...)."},
        {"name", "string", "Only the deployment with this name (names are unique within a tenant)."},

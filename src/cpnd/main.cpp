@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
   templates::Deployments deployments(engine, images, cfg->deployment_limits);
   // Drivers: the sim twin and local processes for compute, the twin's
   // accounting for the network.
+  drivers::kubernetes::Mirror kube_view(engine);  // outlives the driver that reads it
   drivers::Registry compute;
   // Up in the twin: not marked down in the inventory, and no injected fault
   // (POST /v1/sim/faults) on the node or its site.
@@ -174,7 +175,6 @@ int main(int argc, char** argv) {
   if (auto s = compute.add(std::move(*process_driver)); !s) return fatal(s.error());
   // Kubernetes sites: the driver renders from the deployment's template and
   // the site's controller settings, read from a copy (it runs on workers).
-  drivers::kubernetes::Mirror kube_view(engine);
   if (auto s = compute.add(drivers::kubernetes::make_compute(
           [&kube_view](const std::string& id) { return kube_view.template_of(id); }, kube_view.sites(),
           std::chrono::milliseconds(cfg->kube_timeout_ms)));
@@ -197,6 +197,7 @@ int main(int argc, char** argv) {
   if (cfg->orchestration.reconcile_ms > 0)
     orchestration.observe_interval = std::chrono::milliseconds(cfg->orchestration.reconcile_ms);
   orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);
+  inventory.set_site_condition([&orchestrator](const std::string& site) { return orchestrator.site_condition(site); });
   // Blocking drivers' calls (processes, clusters) run on these workers; their
   // results come back to this thread, which alone commits.
   net::thread_pool driver_workers(static_cast<std::size_t>(cfg->orchestration.driver_threads));

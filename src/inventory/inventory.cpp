@@ -22,9 +22,15 @@ int accelerator_count(const Json& node) {
   return n;
 }
 
-resource::Rules site_rules() {
+resource::Rules site_rules(const std::function<Json(const std::string&)>* condition) {
   resource::Rules r;
   r.kind = kSite;
+  r.read_only = {"conditions"};
+  // What the site's driver finds of its controller (a Kubernetes API server out of reach), as conditions.
+  r.decorate = [condition](Json& out, const Object& o, const Engine&) {
+    if (!*condition) return;
+    if (Json c = (*condition)(o.id); !c.is_null()) out["conditions"] = Json::array({c});
+  };
   r.schema = "site";
   r.title = "site";
   r.admit = [](Json& body, const Object*, const Engine&) { return normalize_site(body, ""); };
@@ -122,7 +128,7 @@ Json ImportSummary::to_json() const {
 }
 
 Inventory::Inventory(Engine& engine)
-    : engine_(engine), sites_(engine, site_rules()), nodes_(engine, node_rules()), links_(engine, link_rules()) {}
+    : engine_(engine), sites_(engine, site_rules(&site_condition_)), nodes_(engine, node_rules()), links_(engine, link_rules()) {}
 
 Measurement Inventory::measurement() const {
   const Object* m = engine_.find(kMeasurement, "overrides");

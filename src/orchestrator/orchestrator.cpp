@@ -60,6 +60,11 @@ Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, d
   engine_.on_commit([this](const std::vector<engine::Event>& events) { noticed(events); });
 }
 
+Json Orchestrator::site_condition(const std::string& site) const {
+  const drivers::ComputeDriver* driver = compute_.find(driver_of(engine_, site));
+  return driver ? driver->condition(site) : Json(nullptr);
+}
+
 std::vector<const engine::Object*> Orchestrator::instances_of(const std::string& deployment) const {
   std::vector<const engine::Object*> out;
   auto it = instances_by_deployment_.find(deployment);
@@ -148,8 +153,12 @@ int Orchestrator::work() {
       auto r = step(id);
       if (r) {
         changes += *r;
-        queue_.forget(id);
-        if (*r > 0) queue_.add(id);  // it moved: look again at once, not at the next resync
+        // It moved: its backoff is over, and it is looked at again at once, not at the next resync.
+        // (A step that only sent driver calls has not succeeded yet: their results say.)
+        if (*r > 0) {
+          queue_.forget(id);
+          queue_.add(id);
+        }
       } else {
         failure = r.error().message;
       }
@@ -320,7 +329,8 @@ void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
       }
     } catch (const std::exception& e) {  // a driver's bug is this call's failure, not cpnd's end
       outcome->status = fail(Error::internal(fmt::format("driver '{}': {}", driver.name(), e.what())));
-      if (op == Call::Op::observe) outcome->seen = drivers::Observation{drivers::Phase::starting, outcome->status.error().message};
+      // An observe that throws fails the instance: retried with backoff, counted against max_attempts.
+      if (op == Call::Op::observe) outcome->seen = drivers::Observation{drivers::Phase::failed, outcome->status.error().message};
     }
   };
   auto land = [this, id = inst.id, op, outcome, draining = inst.body.value("desired", "") == "stopped"] {
@@ -342,12 +352,13 @@ void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
                               deployment = inst.body.value("deployment", "")] {
     land();
     // An observation that says what the record says changes nothing: the next resync takes it.
+    // Others make the deployment due, unless it waits out a backoff (then they wait with it).
     if (const engine::Object* now = engine_.find(kInstance, id);
         now && op == Call::Op::observe && outcome->seen && outcome->status &&
         ((outcome->seen->phase == drivers::Phase::running && now->body.value("state", "") == "running") ||
          (outcome->seen->phase == drivers::Phase::starting && now->body.value("state", "") == "starting")))
       return;
-    queue_.add(deployment);
+    queue_.resync(deployment);
     if (wake_) wake_();
   });
 }

@@ -28,6 +28,8 @@ void WorkQueue::add_after(const std::string& key, std::chrono::milliseconds dela
 }
 
 void WorkQueue::add_rate_limited(const std::string& key) {
+  // Marked due while its failing work ran (by that work's own commits): the backoff wins.
+  if (processing_.count(key)) dirty_.erase(key);
   int n = failures_[key]++;
   ++retries_;
   auto delay = base_ * (std::int64_t{1} << std::min(n, 30));

@@ -15,6 +15,11 @@ struct Store::Impl {
   Timings timings;
   bool full = false;  // the last commit failed for a full disk
   bool durable = true;  // PRAGMA synchronous is FULL (else NORMAL)
+  void make_durable() {
+    if (durable) return;
+    sql::exec(db, "PRAGMA synchronous=FULL");
+    durable = true;
+  }
 
   ~Impl() {
     put.reset();
@@ -141,9 +146,11 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
   std::vector<Event> events;
   try {
     // WAL: NORMAL commits are not synced; the log is sequential, so the next FULL one syncs them too.
-    if (durable != impl_->durable) {
-      sql::exec(impl_->db, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-      impl_->durable = durable;
+    if (durable) {
+      impl_->make_durable();
+    } else if (impl_->durable) {
+      sql::exec(impl_->db, "PRAGMA synchronous=NORMAL");
+      impl_->durable = false;
     }
     sql::Transaction tx(impl_->db);
     for (const auto& c : changes) {
@@ -201,10 +208,14 @@ std::optional<IdempotencyRecord> Store::find_idempotency(const std::string& prin
   return out;
 }
 
-void Store::save_idempotency(const IdempotencyRecord& record) { impl_->bind_idempotency(record); }
+void Store::save_idempotency(const IdempotencyRecord& record) {
+  impl_->make_durable();  // an answer a client will be given again
+  impl_->bind_idempotency(record);
+}
 
 Status Store::append_audit(const std::vector<AuditRecord>& records) {
   try {
+    impl_->make_durable();  // written before the answer it records leaves
     sql::Transaction tx(impl_->db);
     for (const auto& r : records)
       impl_->put_audit->bind(1, r.time)

@@ -80,9 +80,14 @@ Status Deployments::remove(const std::string& id, const auth::Principal& who) {
   return {};
 }
 
+std::string Deployments::name_of(const engine::Object& d) {
+  // Deployments from before names were per tenant have none: their id was their name.
+  return d.body.value("name", d.id);
+}
+
 const engine::Object* Deployments::named(const std::string& tenant, const std::string& name) const {
   for (const auto* d : engine_.list(kDeployment))
-    if (d->body.value("tenant", "") == tenant && d->body.value("name", "") == name) return d;
+    if (d->body.value("tenant", "") == tenant && name_of(*d) == name) return d;
   return nullptr;
 }
 

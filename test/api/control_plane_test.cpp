@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -106,7 +107,20 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
   CHECK(orders < 750);
   CHECK(test::wait_state(op, sim, "running") == "running");
   CHECK(op.get(stuck).json()["state"] != "running");
+  // The site says why: its API server is out of reach (calls to it fail fast meanwhile, with a backoff).
+  Json site = op.get("/v1/sites/k8s-sz").json();
+  REQUIRE(site["conditions"].size() == 1);
+  CHECK(site["conditions"][0]["type"] == "ControllerReachable");
+  CHECK(site["conditions"][0]["status"] == false);
+  CHECK_THAT(site["conditions"][0].value("reason", ""), Catch::Contains("Kubernetes API") && Catch::Contains("timeout"));
+  // It answers again: the site is reachable again and the deployment goes on.
   cluster.hang(false);
+  for (int i = 0; i < 300 && !op.get("/v1/sites/k8s-sz").json()["conditions"][0]["status"].get<bool>(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(op.get("/v1/sites/k8s-sz").json()["conditions"][0]["status"] == true);
+  // A site read back and written again keeps its conditions out of its spec.
+  Json put = op.get("/v1/sites/k8s-sz").json();
+  CHECK(op.request("PUT", "/v1/sites/k8s-sz", put.dump(), {{"Content-Type", "application/json"}}).status == 200);
 }
 
 TEST_CASE("a deployment whose teardown fails forever does not stop another from completing", "[api][control-plane]") {
@@ -114,16 +128,28 @@ TEST_CASE("a deployment whose teardown fails forever does not stop another from 
   test::Daemon d(fast());
   auto op = d.as("operator");
   add_cluster_site(op, cluster);
-  std::string beside = created(op, test::deployment_template("plates", {test::plate_reader()}));
-  REQUIRE(test::wait_state(op, beside, "running") == "running");
-  // Stuck teardowns, at least one of them worked before the other deployment (ids in order).
+  // Teardowns that will fail forever...
   cluster.fail_deletes(true);
   std::vector<std::string> stuck;
-  for (int i = 0; i < 20 && (stuck.empty() || stuck.back() > beside); ++i) {
+  for (int i = 0; i < 3; ++i) {
     stuck.push_back(created(op, cluster_template("undeletable-" + std::to_string(i), 1)));
     REQUIRE(test::wait_state(op, stuck.back(), "running") == "running");
   }
-  REQUIRE(stuck.back() < beside);
+  // ...and beside them a small sim deployment whose id comes after one of theirs (ids are random:
+  // a pass in id order would reach a failing one first).
+  auto small = [](int i) {
+    return test::deployment_template("beside-" + std::to_string(i),
+                                     {{{"name", "detect"},
+                                       {"tier", "edge"},
+                                       {"image", "city-detect:3.1"},
+                                       {"placements",
+                                        {{{"site", "edge-sz-1"}, {"node", "sz-t4-1"}, {"arch", "x86_64"}, {"instances", 1},
+                                          {"requests", {{"cpu", 0.1}, {"memory", 0.1}}}}}}}});
+  };
+  std::string first_stuck = *std::min_element(stuck.begin(), stuck.end()), beside;
+  for (int i = 0; i < 40 && beside <= first_stuck; ++i) beside = created(op, small(i));
+  REQUIRE(beside > first_stuck);
+  REQUIRE(test::wait_state(op, beside, "running") == "running");
   for (const auto& s : stuck) REQUIRE(op.del(s).status == 202);
 
   REQUIRE(op.del(beside).status == 202);
@@ -140,6 +166,17 @@ TEST_CASE("a deployment whose teardown fails forever does not stop another from 
   CHECK_THAT(metrics, Catch::Contains("cpnd_reconcile_retries_total") &&
                           !Catch::Contains("cpnd_reconcile_retries_total 0\n"));
 
+  // Each waits out its own exponential backoff (20 ms doubling here): a handful of tries in two
+  // seconds, not one every 30 ms pass (which would be about 65 each).
+  auto deletes = [&] {
+    int n = 0;
+    for (const auto& r : cluster.requests()) n += r.method == "DELETE";
+    return n;
+  };
+  int before = deletes();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  INFO("DELETEs in 2 s for 3 stuck deployments: " << deletes() - before);
+  CHECK(deletes() - before < 3 * 20);
   // The cluster accepts deletes again: the stuck ones finish too, on their next try.
   cluster.fail_deletes(false);
   for (const auto& s : stuck) {

@@ -44,6 +44,9 @@ class ComputeDriver {
   // starting until it is gone); an instance that is not there is stopped.
   virtual Status stop(const Json& instance) = 0;
   virtual Observation observe(const Json& instance) = 0;
+  // How the driver finds a site's controller now (GET /v1/sites/{id}
+  // shows it), or null when it has nothing to say. Any thread.
+  virtual Json condition(const std::string& /*site*/) const { return nullptr; }
 };
 
 // Drivers by name, filled by register_builtin_drivers; a name is registered once.

@@ -3,6 +3,8 @@
 // sites. Backed by the engine; bulk import and export as a Topology document.
 #pragma once
 
+#include <functional>
+
 #include "cpn/inventory/measurement.hpp"
 #include "cpn/resource/collection.hpp"
 
@@ -45,8 +47,14 @@ class Inventory {
 
   Measurement measurement() const;
 
+  // What answers a site's `conditions` (its driver's view of its controller).
+  void set_site_condition(std::function<Json(const std::string& site)> condition) {
+    site_condition_ = std::move(condition);
+  }
+
  private:
   engine::Engine& engine_;
+  std::function<Json(const std::string&)> site_condition_;
   resource::Collection sites_;
   resource::Collection nodes_;
   resource::Collection links_;

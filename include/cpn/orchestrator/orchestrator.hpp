@@ -75,6 +75,9 @@ class Orchestrator {
   // deployment's component to this many instances (adjusting until done).
   Result<Json> scale(const std::string& deployment_id, const Json& request, const auth::Principal& who);
 
+  // What the driver of a site finds of its controller (null: nothing to say).
+  Json site_condition(const std::string& site) const;
+
   // Instances of a deployment, in id order.
   std::vector<const engine::Object*> instances_of(const std::string& deployment) const;
 

@@ -28,7 +28,8 @@ class WorkQueue {
   void resync(const std::string& key);
   // Queued once `delay` has passed (the earliest of several wins).
   void add_after(const std::string& key, std::chrono::milliseconds delay);
-  // After this key's backoff: base × 2^(failures so far), up to the cap.
+  // After this key's backoff: base × 2^(failures so far), up to the cap;
+  // called while the key is worked, it also drops what made it due meanwhile.
   void add_rate_limited(const std::string& key);
   void forget(const std::string& key);
   int failures(const std::string& key) const;

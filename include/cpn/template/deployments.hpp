@@ -25,8 +25,9 @@ class Deployments {
   // the deployment's id (dep-<16 hex>) is cpnd's, so no tenant learns
   // another's names from a conflict.
   Result<Json> submit(const Json& doc, const auth::Principal& who);
-  // The live deployment of `tenant` named `name`, if any.
+  // The deployment of `tenant` named `name` (finished ones too, until removed), if any.
   const engine::Object* named(const std::string& tenant, const std::string& name) const;
+  static std::string name_of(const engine::Object& deployment);
   // DELETE /v1/deployments/{id} of a submitted template: gives back what it holds.
   Status remove(const std::string& id, const auth::Principal& who);
 

@@ -62,21 +62,26 @@ bool healthy(int port, int timeout_ms) {
   return ok;
 }
 
-// Nothing listens on 127.0.0.1:port (bound as the workload will, with
-// SO_REUSEADDR, so a closing connection of an earlier one does not count).
+// No socket listens on the port (any address, IPv4 or IPv6), as the
+// kernel's tables say: another process answering there would pass the
+// workload's health check for it. (Connections of an earlier workload
+// closing on it do not count: the new one binds over them.)
 bool port_free(int port) {
   if (port <= 0) return true;  // the workload picks its own
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return true;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno != EADDRINUSE;
-  ::close(fd);
-  return ok;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      // "  sl  local_address rem_address   st ...": local is ADDR:PORT in hex, st 0A is LISTEN.
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      if (!(fields >> slot >> local >> remote >> state) || state != "0A") continue;
+      auto colon = local.rfind(':');
+      if (colon != std::string::npos && std::stoi(local.substr(colon + 1), nullptr, 16) == port) return false;
+    }
+  }
+  return true;
 }
 
 // A process this driver did not start (a cpnd before a restart did): alive,

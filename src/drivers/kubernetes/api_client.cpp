@@ -160,8 +160,9 @@ Result<Reply> ApiClient::request(const std::string& method, const std::string& t
     boost::system::error_code ignored;
     beast::get_lowest_layer(stream).socket().close(ignored);  // what is pending ends with the io_context
   }
-  if (!failed.empty())
-    return fail(Error::internal(fmt::format("Kubernetes API {} {}: {}", method, impl_->settings.endpoint, failed)));
+  if (!failed.empty())  // the cluster is out of reach (not an answer of its): unavailable
+    return fail(Error{ErrorKind::unavailable,
+                      fmt::format("Kubernetes API {} {}: {}", method, impl_->settings.endpoint, failed), {}});
   return reply;
 }
 

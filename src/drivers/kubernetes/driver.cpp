@@ -48,12 +48,31 @@ class KubernetesCompute : public ComputeDriver {
 
   std::string name() const override { return "kubernetes"; }
 
+  // {reachable, since, reason?, failures?, retry_in_ms?}: what the last
+  // request to the site's API server found.
+  Json condition(const std::string& site) const override {
+    std::lock_guard lock(mutex_);
+    auto it = health_.find(site);
+    if (it == health_.end()) return nullptr;
+    const Health& h = it->second;
+    Json out = {{"type", "ControllerReachable"}, {"status", h.failures == 0}, {"since", h.since}};
+    if (h.failures > 0) {
+      out["reason"] = h.reason;
+      out["failures"] = h.failures;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(h.retry_at - std::chrono::steady_clock::now());
+      out["retry_in_ms"] = std::max<long>(0, static_cast<long>(left.count()));
+    }
+    return out;
+  }
+
   Status start(const Json& instance) override {
     auto found = locate(instance);
     if (!found) return fail(found.error());
-    ApiClient api(cluster_of(found->first.site), timeout_);
+    const std::string& site = found->first.site;
+    if (auto open = admit(site); !open) return open;
+    ApiClient api(cluster_of(site), timeout_);
     for (const Json* object : {&found->first.service, &found->first.deployment})
-      if (auto r = api.apply(*object); !r) return fail(r.error());
+      if (auto r = noted(site, api.apply(*object)); !r) return fail(r.error());
     forget(ApiClient::path_of(found->first.deployment));
     return {};
   }
@@ -65,11 +84,13 @@ class KubernetesCompute : public ComputeDriver {
     if (instance.value("desired", "stopped") == "running") return {};
     auto found = locate(instance);
     if (!found) return stop_retired(instance);
-    ApiClient api(cluster_of(found->first.site), timeout_);
+    const std::string& site = found->first.site;
+    if (auto open = admit(site); !open) return open;
+    ApiClient api(cluster_of(site), timeout_);
     std::string path = ApiClient::path_of(found->first.deployment);
     forget(path);
-    if (auto s = api.remove(path); !s) return s;
-    return api.remove(ApiClient::path_of(found->first.service));
+    if (auto s = noted(site, api.remove(path)); !s) return s;
+    return noted(site, api.remove(ApiClient::path_of(found->first.service)));
   }
 
   Observation observe(const Json& instance) override {
@@ -102,9 +123,50 @@ class KubernetesCompute : public ComputeDriver {
     std::string error;  // the read failed (and nothing was ever read)
   };
 
+  // A site whose API server was out of reach is not tried again before its
+  // backoff (1 s, doubled per failure, up to a minute) is over: calls fail
+  // at once meanwhile, instead of each holding a worker for a timeout.
+  struct Health {
+    int failures = 0;
+    std::string reason, since;
+    std::chrono::steady_clock::time_point retry_at{};
+  };
+  Status admit(const std::string& site) const {
+    std::lock_guard lock(mutex_);
+    auto it = health_.find(site);
+    if (it == health_.end() || it->second.failures == 0 || std::chrono::steady_clock::now() >= it->second.retry_at)
+      return {};
+    return fail(Error{ErrorKind::unavailable,
+                      fmt::format("site '{}': its Kubernetes API server is out of reach ({} failures; tried again "
+                                  "after a backoff): {}", site, it->second.failures, it->second.reason),
+                      {}});
+  }
+  template <typename R>
+  R noted(const std::string& site, R result) {
+    bool unreachable = !result && result.error().kind == ErrorKind::unavailable;
+    std::lock_guard lock(mutex_);
+    Health& h = health_[site];
+    if (!unreachable) {
+      if (h.failures > 0 || h.since.empty()) h = Health{0, "", format_time(std::chrono::system_clock::now())};
+      return result;
+    }
+    auto now = std::chrono::steady_clock::now();
+    h.reason = result.error().message;
+    if (h.failures > 0 && now < h.retry_at) return result;  // one of the calls already under way when it failed
+    if (h.failures == 0) h.since = format_time(std::chrono::system_clock::now());
+    ++h.failures;
+    auto backoff = std::min<std::chrono::milliseconds>(std::chrono::minutes(1),
+                                                       std::chrono::milliseconds(1000) * (1 << std::min(h.failures - 1, 6)));
+    h.retry_at = now + backoff;
+    return result;
+  }
+
+  // What was cached of a path is stale (it was just applied or deleted); a
+  // read already under way when this came must not store its older answer.
   void forget(const std::string& path) {
     std::lock_guard lock(mutex_);
     seen_.erase(path);
+    ++generation_[path];
   }
 
   // GET through a short cache: one read serves every replica of a group in
@@ -112,6 +174,7 @@ class KubernetesCompute : public ComputeDriver {
   // unreachable cluster costs one timeout per group, not one per replica.
   // When the cluster is out of reach, what it last said still holds.
   Result<std::optional<Json>> fetch(const std::string& site, const std::string& path) {
+    std::uint64_t generation = 0;
     {
       std::lock_guard lock(mutex_);
       auto cached = seen_.find(path);
@@ -119,9 +182,15 @@ class KubernetesCompute : public ComputeDriver {
         if (!cached->second.error.empty()) return fail(Error::internal(cached->second.error));
         return cached->second.object;
       }
+      generation = generation_[path];
     }
-    auto got = ApiClient(cluster_of(site), timeout_).get(path);  // not under the lock: other groups go on meanwhile
+    if (auto open = admit(site); !open) return fail(open.error());
+    auto got = noted(site, ApiClient(cluster_of(site), timeout_).get(path));  // not under the lock: others go on
     std::lock_guard lock(mutex_);
+    if (generation_[path] != generation) {  // forgotten meanwhile: answer this once, keep nothing
+      if (!got) return fail(got.error());
+      return *got;
+    }
     auto now = std::chrono::steady_clock::now();
     auto cached = seen_.find(path);
     if (got)
@@ -162,14 +231,16 @@ class KubernetesCompute : public ComputeDriver {
   Status stop_retired(const Json& instance) {
     auto retired = retired_group(instance);
     if (!retired) return {};  // nothing of it was ever rendered: nothing to stop
-    ApiClient api(cluster_of(instance.value("site", "")), timeout_);
+    std::string site = instance.value("site", "");
+    if (auto open = admit(site); !open) return open;
+    ApiClient api(cluster_of(site), timeout_);
     forget(retired->path);
     if (retired->still) {  // fewer replicas of the group
-      if (auto r = api.apply(retired->still->deployment); !r) return fail(r.error());
+      if (auto r = noted(site, api.apply(retired->still->deployment)); !r) return fail(r.error());
       return {};
     }
-    if (auto s = api.remove(retired->path); !s) return s;
-    return retired->service_in_use ? Status{} : api.remove(retired->service_path);
+    if (auto s = noted(site, api.remove(retired->path)); !s) return s;
+    return retired->service_in_use ? Status{} : noted(site, api.remove(retired->service_path));
   }
 
   static Observation read(const std::optional<Json>& object, std::size_t index) {
@@ -198,8 +269,10 @@ class KubernetesCompute : public ComputeDriver {
   std::function<std::optional<Json>(const std::string&)> template_of_;
   SiteLookup sites_;
   std::chrono::milliseconds timeout_;
-  std::mutex mutex_;  // guards seen_: calls come from several workers at once
+  mutable std::mutex mutex_;  // guards seen_ and health_: calls come from several workers at once
   std::map<std::string, Seen> seen_;
+  std::map<std::string, std::uint64_t> generation_;  // by path: bumped by forget()
+  std::map<std::string, Health> health_;  // by site
 };
 
 }  // namespace
