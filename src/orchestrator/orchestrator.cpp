@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "cpn/core/history.hpp"
 #include "cpn/core/log.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
 #include "cpn/template/template.hpp"
@@ -28,8 +29,7 @@ void note(Json& body, const std::string& state, const std::string& at, const std
   body["state"] = state;
   Json entry = {{"state", state}, {"at", at}};
   if (!reason.empty()) entry["reason"] = reason;
-  if (!body["history"].is_array()) body["history"] = Json::array();
-  body["history"].push_back(entry);
+  append_history(body, std::move(entry));
 }
 
 std::chrono::system_clock::time_point parse_time_or(const std::string& text, std::chrono::system_clock::time_point fallback) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cpn/core/crypto.hpp"
+#include "cpn/core/history.hpp"
 #include "cpn/core/quantity.hpp"
 #include "cpn/orders/orders.hpp"
 #include "cpn/template/deployments.hpp"
@@ -41,7 +42,7 @@ void record(Json& order, const std::string& state, const std::string& at, const 
   order["state"] = state;
   Json entry = {{"state", state}, {"at", at}};
   if (!reason.empty()) entry["reason"] = reason;
-  order["history"].push_back(entry);
+  append_history(order, std::move(entry));
 }
 
 }  // namespace
@@ -249,7 +250,7 @@ Result<Json> Orders::cancel(const std::string& id, const auth::Principal& who) {
       Json body = dep->body;
       body["reservation_released"] = true;
       body["state"] = "cancelled";
-      body["history"].push_back({{"state", "cancelled"}, {"at", engine_.now()}, {"reason", "order cancelled"}});
+      append_history(body, {{"state", "cancelled"}, {"at", engine_.now()}, {"reason", "order cancelled"}});
       changes.insert(changes.begin(), {engine::Change::Op::put, templates::kDeployment, dep->id, body, "DeploymentCancelled"});
     }
   } else if (state != "quoted" && state != "expired") {
