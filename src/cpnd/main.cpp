@@ -270,7 +270,10 @@ int main(int argc, char** argv) {
   // The reconciler: a resync of every active deployment each
   // orchestrator.reconcile_ms (0 pauses it), and between resyncs the
   // deployments that commits made due, as soon as the thread is free.
-  auto publish_queue = [&] { metrics.set_work_queue(orchestrator.queue().depth(), orchestrator.queue().retries()); };
+  auto publish_queue = [&] {
+    metrics.set_work_queue(orchestrator.queue().depth(), orchestrator.queue().retries());
+    metrics.set_orphans_stopped(orchestrator.orphans_stopped());
+  };
   daemon::PeriodicTask reconciler(io, "reconcile", std::chrono::milliseconds(cfg->orchestration.reconcile_ms), [&] {
     orchestrator.reconcile();
     publish_queue();
@@ -283,6 +286,14 @@ int main(int argc, char** argv) {
   });
   orchestrator.on_due([&] { reconciler.wake(); });
   reconciler.start();
+  // Workloads nothing wants (a restored backup, a failed stop): at start, then every
+  // orchestrator.orphan_sweep_s (default 60).
+  daemon::PeriodicTask orphan_sweep(io, "orphan-sweep", std::chrono::seconds(cfg->orchestration.orphan_sweep_s), [&] {
+    orchestrator.sweep_orphans();
+    metrics.set_orphans_stopped(orchestrator.orphans_stopped());
+    return Status{};
+  }, metrics);
+  if (cfg->orchestration.reconcile_ms > 0) orphan_sweep.start();
 
   net::signal_set stop_signals(io, SIGTERM, SIGINT);
   net::signal_set hup(io, SIGHUP);
@@ -297,6 +308,7 @@ int main(int argc, char** argv) {
     housekeeping.cancel();
     quote_expiry.cancel();
     reconciler.cancel();
+    orphan_sweep.cancel();
     grace.expires_after(std::chrono::seconds(25));
     grace.async_wait([&](boost::system::error_code ge) {
       if (!ge) {

@@ -69,6 +69,7 @@ void apply_file(Config& c, const Json& j) {
     c.orchestration.retry_backoff_ms = o->value("retry_backoff_ms", c.orchestration.retry_backoff_ms);
     c.orchestration.retry_backoff_cap_ms = o->value("retry_backoff_cap_ms", c.orchestration.retry_backoff_cap_ms);
     c.orchestration.driver_threads = o->value("driver_threads", c.orchestration.driver_threads);
+    c.orchestration.orphan_sweep_s = o->value("orphan_sweep_s", c.orchestration.orphan_sweep_s);
   }
   if (auto t = j.find("sim"); t != j.end()) c.sim_start_delay_ms = t->value("start_delay_ms", c.sim_start_delay_ms);
   if (auto k = j.find("kubernetes"); k != j.end()) c.kube_timeout_ms = k->value("timeout_ms", c.kube_timeout_ms);
@@ -154,7 +155,8 @@ Json Config::to_json() const {
           {"orchestrator", {{"reconcile_ms", orchestration.reconcile_ms}, {"max_attempts", orchestration.max_attempts},
                             {"retry_backoff_ms", orchestration.retry_backoff_ms},
                             {"retry_backoff_cap_ms", orchestration.retry_backoff_cap_ms},
-                            {"driver_threads", orchestration.driver_threads}}},
+                            {"driver_threads", orchestration.driver_threads},
+                            {"orphan_sweep_s", orchestration.orphan_sweep_s}}},
           {"sim", {{"start_delay_ms", sim_start_delay_ms}}},
           {"kubernetes", {{"timeout_ms", kube_timeout_ms}}},
           {"limits", {{"rate", rates_json()}, {"tenant", {{"max_open_orders", quotas.max_open_orders},

@@ -90,6 +90,9 @@ std::string Metrics::render() const {
   out += "# HELP cpnd_reconcile_retries_total Deployment steps that failed and were queued again with backoff.\n"
          "# TYPE cpnd_reconcile_retries_total counter\n";
   out += fmt::format("cpnd_reconcile_retries_total {}\n", queue_retries_);
+  out += "# HELP cpnd_orphans_stopped_total Workloads found running that no deployment wanted, stopped by the sweep.\n"
+         "# TYPE cpnd_orphans_stopped_total counter\n";
+  out += fmt::format("cpnd_orphans_stopped_total {}\n", orphans_stopped_);
   return out;
 }
 

@@ -60,6 +60,44 @@ Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, d
   engine_.on_commit([this](const std::vector<engine::Event>& events) { noticed(events); });
 }
 
+void Orchestrator::sweep_orphans() {
+  for (drivers::ComputeDriver* driver : compute_.all()) {
+    auto found = std::make_shared<std::vector<std::string>>();
+    auto work = [driver, found] { *found = driver->running_instances(); };
+    auto then = [this, driver, found] {
+      std::set<std::string> still;
+      for (const auto& id : *found) {
+        const engine::Object* inst = engine_.find(kInstance, id);
+        if ((inst && inst->body.value("state", "") != "stopped") || in_flight(id)) continue;
+        still.insert(id);
+        if (orphans_.insert(id).second) {
+          ++orphans_stopped_;
+          log::warning("instance '{}': a {} workload runs that no deployment wants; stopping it", id, driver->name());
+        }
+        Json body = inst ? inst->body : Json{{"id", id}, {"driver", driver->name()}};
+        body["desired"] = "stopped";
+        dispatch(*driver, engine::Object{kInstance, id, 0, "", "", body}, Call::Op::stop);
+      }
+      // Gone since the last sweep: forgotten (and what their stops left behind).
+      for (auto it = orphans_.begin(); it != orphans_.end();) {
+        bool mine = std::find(found->begin(), found->end(), *it) != found->end();
+        if (!mine && !still.count(*it)) {
+          if (!engine_.find(kInstance, *it) && !in_flight(*it)) calls_.erase(*it);
+          it = orphans_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    };
+    if (offload_ && driver->blocking()) {
+      offload_(std::move(work), std::move(then));
+    } else {
+      work();
+      then();
+    }
+  }
+}
+
 Json Orchestrator::site_condition(const std::string& site) const {
   const drivers::ComputeDriver* driver = compute_.find(driver_of(engine_, site));
   return driver ? driver->condition(site) : Json(nullptr);

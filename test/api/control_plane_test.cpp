@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "support/daemon.hpp"
@@ -232,4 +234,56 @@ TEST_CASE("a workload that ignores SIGTERM is killed after the grace and never h
   wait_gone(op, dep);
   CHECK(op.get(dep).status == 404);
   for (pid_t p : pids) CHECK(::kill(p, 0) != 0);  // killed: cpnd's own children, reaped
+}
+
+TEST_CASE("workloads no deployment wants are stopped by the orphan sweep", "[api][control-plane]") {
+  test::Daemon d(fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
+  auto op = d.as("operator");
+  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
+  Json image = {{"name", "detector"},
+                {"version", "1"},
+                {"variants",
+                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'c')}, {"size", 1},
+                   {"command", {DETECTOR_BINARY, "--fps", "5"}}}}}};
+  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
+  std::string dep = created(op, test::deployment_template(
+                                    "lab", {{{"name", "detect"},
+                                             {"tier", "edge"},
+                                             {"image", "detector:1"},
+                                             {"placements",
+                                              {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
+                                                {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}));
+  REQUIRE(test::wait_state(op, dep, "running") == "running");
+  std::vector<pid_t> pids;
+  struct Reap {
+    std::vector<pid_t>& pids;
+    ~Reap() {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+    }
+  } reap{pids};
+  Json instances = op.get(dep + "/instances").json()["items"];
+  for (const auto& i : instances) pids.push_back(std::stoi(test::read_file(d.data() + "/run/" + i["id"].get<std::string>() + ".pid")));
+  REQUIRE(pids.size() == 2);
+
+  // cpnd dies and comes back on an older database (here: none), which knows nothing of them.
+  d.kill9();
+  for (const char* f : {"/cpnd.db", "/cpnd.db-wal", "/cpnd.db-shm"}) std::filesystem::remove(d.data() + f);
+  d.start();
+  auto admin = d.admin();
+  // Alive and not a zombie (orphans of the killed cpnd wait for whatever reaps orphans here).
+  auto alive = [](pid_t p) {
+    std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+    std::string pid_field, comm, state;
+    return (stat >> pid_field >> comm >> state) && state != "Z" && state != "X";
+  };
+  for (int i = 0; i < 500 && (alive(pids[0]) || alive(pids[1])); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (pid_t p : pids) CHECK_FALSE(alive(p));  // stopped (SIGTERM: the detector exits at once)
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.find("cpnd_orphans_stopped_total 2") == std::string::npos; ++i) {
+    metrics = admin.get("/metrics").body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK_THAT(metrics, Catch::Contains("cpnd_orphans_stopped_total 2"));
 }

@@ -41,6 +41,7 @@ struct Config {
     int max_attempts = 5;                  // starts of one instance
     std::int64_t retry_backoff_ms = 1000, retry_backoff_cap_ms = 30000;
     int driver_threads = 8;                // workers for blocking driver calls
+    std::int64_t orphan_sweep_s = 60;      // how often workloads nothing wants are looked for
   } orchestration;
   std::int64_t sim_start_delay_ms = 2000;  // twin instances: start to running
   std::int64_t kube_timeout_ms = 5000;     // one request to a cluster

@@ -47,6 +47,10 @@ class ComputeDriver {
   // How the driver finds a site's controller now (GET /v1/sites/{id}
   // shows it), or null when it has nothing to say. Any thread.
   virtual Json condition(const std::string& /*site*/) const { return nullptr; }
+  // The ids of the instances whose workloads it finds running on its own
+  // (not asked about one by one): what an orphan sweep compares with the
+  // instances cpnd wants. Drivers that cannot tell answer none. Blocking.
+  virtual std::vector<std::string> running_instances() const { return {}; }
 };
 
 // Drivers by name, filled by register_builtin_drivers; a name is registered once.
@@ -54,6 +58,7 @@ class Registry {
  public:
   Status add(std::unique_ptr<ComputeDriver> driver);
   ComputeDriver* find(const std::string& name) const;
+  std::vector<ComputeDriver*> all() const;
 
  private:
   std::map<std::string, std::unique_ptr<ComputeDriver>> drivers_;

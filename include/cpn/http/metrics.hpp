@@ -28,6 +28,7 @@ class Metrics {
   }
   // The reconciler's work queue: keys due or waiting, and steps that failed (requeued with backoff).
   void set_work_queue(std::size_t depth, std::uint64_t retries) { queue_depth_ = depth; queue_retries_ = retries; }
+  void set_orphans_stopped(std::uint64_t n) { orphans_stopped_ = n; }
   // The HTTP families; the caller appends its own.
   std::string render() const;
 
@@ -48,6 +49,7 @@ class Metrics {
   std::map<std::string, std::uint64_t> task_failures_;
   std::size_t queue_depth_ = 0;
   std::uint64_t queue_retries_ = 0;
+  std::uint64_t orphans_stopped_ = 0;
 };
 
 inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

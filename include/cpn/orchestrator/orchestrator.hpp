@@ -75,6 +75,12 @@ class Orchestrator {
   // deployment's component to this many instances (adjusting until done).
   Result<Json> scale(const std::string& deployment_id, const Json& request, const auth::Principal& who);
 
+  // Workloads the drivers run that no instance wants (none recorded, or
+  // stopped: cpnd restored from an older backup, a stop that failed) are
+  // stopped, logged and counted; asked again each sweep until gone.
+  void sweep_orphans();
+  std::uint64_t orphans_stopped() const { return orphans_stopped_; }
+
   // What the driver of a site finds of its controller (null: nothing to say).
   Json site_condition(const std::string& site) const;
 
@@ -129,6 +135,8 @@ class Orchestrator {
   // own deployment's instances, never at every instance ever recorded.
   std::map<std::string, std::set<std::string>> instances_by_deployment_;
   std::set<std::string> active_;  // deployments not finished: what a resync looks at
+  std::set<std::string> orphans_;  // being stopped by the sweep
+  std::uint64_t orphans_stopped_ = 0;
   mutable std::mt19937_64 rng_{std::random_device{}()};
 };
 

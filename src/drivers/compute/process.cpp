@@ -321,6 +321,18 @@ class ProcessCompute : public ComputeDriver {
     return {};
   }
 
+  // Every pid file whose process is alive and is that instance.
+  std::vector<std::string> running_instances() const override {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(settings_.run_dir, ec)) {
+      if (f.path().extension() != ".pid") continue;
+      std::string id = f.path().stem().string();
+      if (running_pid(id) > 0) out.push_back(id);
+    }
+    return out;
+  }
+
   Observation observe(const Json& instance) override {
     std::string id = instance.value("id", "");
     std::ifstream in(pid_file(id));

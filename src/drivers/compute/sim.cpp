@@ -22,6 +22,12 @@ Status Registry::add(std::unique_ptr<ComputeDriver> driver) {
   return {};
 }
 
+std::vector<ComputeDriver*> Registry::all() const {
+  std::vector<ComputeDriver*> out;
+  for (const auto& [name, d] : drivers_) out.push_back(d.get());
+  return out;
+}
+
 ComputeDriver* Registry::find(const std::string& name) const {
   auto it = drivers_.find(name);
   return it == drivers_.end() ? nullptr : it->second.get();
