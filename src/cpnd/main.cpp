@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   // (POST /v1/sim/faults) on the node or its site.
   auto node_up = [&engine](const std::string& node) { return sim::conditions_of(engine).node_up(engine, node); };
   if (auto s = compute.add(drivers::make_sim_compute(clock, std::chrono::milliseconds(cfg->sim_start_delay_ms),
-                                                     node_up));
+                                                     node_up, std::chrono::milliseconds(cfg->sim_stop_delay_ms)));
       !s)
     return fatal(s.error());
   // Earlier builds kept the process driver's files in DATA/instances/{run,logs}: moved, so its processes are adopted.

@@ -71,7 +71,10 @@ void apply_file(Config& c, const Json& j) {
     c.orchestration.driver_threads = o->value("driver_threads", c.orchestration.driver_threads);
     c.orchestration.orphan_sweep_s = o->value("orphan_sweep_s", c.orchestration.orphan_sweep_s);
   }
-  if (auto t = j.find("sim"); t != j.end()) c.sim_start_delay_ms = t->value("start_delay_ms", c.sim_start_delay_ms);
+  if (auto t = j.find("sim"); t != j.end()) {
+    c.sim_start_delay_ms = t->value("start_delay_ms", c.sim_start_delay_ms);
+    c.sim_stop_delay_ms = t->value("stop_delay_ms", c.sim_stop_delay_ms);
+  }
   if (auto k = j.find("kubernetes"); k != j.end()) c.kube_timeout_ms = k->value("timeout_ms", c.kube_timeout_ms);
   if (auto l = j.find("limits"); l != j.end()) {
     if (auto rates = l->find("rate"); rates != l->end())
@@ -157,7 +160,7 @@ Json Config::to_json() const {
                             {"retry_backoff_cap_ms", orchestration.retry_backoff_cap_ms},
                             {"driver_threads", orchestration.driver_threads},
                             {"orphan_sweep_s", orchestration.orphan_sweep_s}}},
-          {"sim", {{"start_delay_ms", sim_start_delay_ms}}},
+          {"sim", {{"start_delay_ms", sim_start_delay_ms}, {"stop_delay_ms", sim_stop_delay_ms}}},
           {"kubernetes", {{"timeout_ms", kube_timeout_ms}}},
           {"limits", {{"rate", rates_json()}, {"tenant", {{"max_open_orders", quotas.max_open_orders},
                                                          {"max_active_deployments", quotas.max_active_deployments},
@@ -241,6 +244,8 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
   if (auto s = env_number(env, "CPND_RETRY_BACKOFF_MS", o.retry_backoff_ms, std::int64_t{1}, std::int64_t{3600000}); !s)
     return fail(s.error());
   if (auto s = env_number(env, "CPND_SIM_START_DELAY_MS", c.sim_start_delay_ms, std::int64_t{0}, std::int64_t{3600000}); !s)
+    return fail(s.error());
+  if (auto s = env_number(env, "CPND_SIM_STOP_DELAY_MS", c.sim_stop_delay_ms, std::int64_t{0}, std::int64_t{3600000}); !s)
     return fail(s.error());
   if (auto s = env_number(env, "CPND_KUBE_TIMEOUT_MS", c.kube_timeout_ms, std::int64_t{100}, std::int64_t{600000}); !s)
     return fail(s.error());

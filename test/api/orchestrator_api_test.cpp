@@ -127,7 +127,9 @@ TEST_CASE("a node that goes down during provisioning rolls the deployment back, 
 }
 
 TEST_CASE("kill -9 at any point of provisioning or teardown converges after a restart", "[api][orchestrator]") {
-  test::Daemon d(fast());
+  // Twin instances take 600 ms to run and 300 ms to stop: every kill below (within 250 ms of the
+  // confirm, within 30 ms of the complete) lands in provisioning or in teardown.
+  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "600"}, {"CPND_SIM_STOP_DELAY_MS", "300"}}));
   auto customer = d.as("customer");
   auto admin = d.admin();
   // An order that stays: a double release of the other one would eat into its reservation.
@@ -140,14 +142,18 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
     Json order = test::confirm_video_order(customer, 32 + 16 * round);
     std::string id = order["id"], dep = order["deployment"];
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 250)(rng)));
+    std::string at_kill = get(customer, "/v1/orders/" + id)["state"];
     d.kill9();  // somewhere in provisioning
+    CHECK((at_kill == "confirmed" || at_kill == "provisioning"));  // the crash landed where it was meant to
     d.start();
     customer = d.as("customer");
     admin = d.admin();
     REQUIRE(test::wait_state(customer, "/v1/orders/" + id, "running") == "running");
     REQUIRE(customer.post("/v1/orders/" + id + "/complete", Json::object()).status == 200);
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 120)(rng)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 30)(rng)));
+    at_kill = get(customer, "/v1/orders/" + id)["state"];
     d.kill9();  // somewhere in teardown
+    CHECK(at_kill == "completing");
     d.start();
     customer = d.as("customer");
     admin = d.admin();

@@ -114,7 +114,7 @@ TEST_CASE("the reconciler's and the drivers' timings are settings like any other
   Json cfg = Json::parse(r.out);
   CHECK(cfg["orchestrator"] == Json{{"reconcile_ms", 250}, {"max_attempts", 7}, {"retry_backoff_ms", 300},
                                     {"retry_backoff_cap_ms", 9000}, {"driver_threads", 8}, {"orphan_sweep_s", 60}});
-  CHECK(cfg["sim"]["start_delay_ms"] == 40);
+  CHECK(cfg["sim"] == Json{{"start_delay_ms", 40}, {"stop_delay_ms", 0}});
   CHECK(cfg["kubernetes"]["timeout_ms"] == 800);
   CHECK(cfg["process"]["grace_ms"] == 1500);
   auto defaults = Json::parse(test::run_cpnd({"--check-config", "--dev"}).out);

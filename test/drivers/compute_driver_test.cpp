@@ -100,6 +100,17 @@ TEST_CASE("the sim twin starts instances after a modelled delay and fails them w
   REQUIRE(sim->stop(instance));
   CHECK(sim->observe(instance).phase == Phase::absent);
 
+  // With a stop delay (its graceful shutdown in the model) it is still there until that has passed.
+  auto slow = drivers::make_sim_compute(clock, std::chrono::milliseconds(0), nullptr, std::chrono::milliseconds(500));
+  REQUIRE(slow->start(instance));
+  CHECK(slow->observe(instance).phase == Phase::running);
+  REQUIRE(slow->stop(instance));
+  clock.advance(std::chrono::milliseconds(300));
+  REQUIRE(slow->stop(instance));  // asked again: the first ask counts
+  CHECK(slow->observe(instance).phase == Phase::running);
+  clock.advance(std::chrono::milliseconds(200));
+  CHECK(slow->observe(instance).phase == Phase::absent);
+
   drivers::Registry registry;
   REQUIRE(registry.add(std::move(sim)));
   CHECK(registry.find("sim"));

@@ -44,6 +44,7 @@ struct Config {
     std::int64_t orphan_sweep_s = 60;      // how often workloads nothing wants are looked for
   } orchestration;
   std::int64_t sim_start_delay_ms = 2000;  // twin instances: start to running
+  std::int64_t sim_stop_delay_ms = 0;      // twin instances: stop to gone
   std::int64_t kube_timeout_ms = 5000;     // one request to a cluster
   auth::RateLimits rates;                 // per token, by role
   auth::Quotas quotas;                    // per tenant

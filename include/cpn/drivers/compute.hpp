@@ -65,10 +65,11 @@ class Registry {
 };
 
 // The digital twin: an instance starts after start_delay and then runs in
-// the model; it fails while its node is not up (node_up answers from the
+// the model, and takes stop_delay to stop; it fails while its node is not up (node_up answers from the
 // inventory, where operators and fault injection mark nodes down).
 std::unique_ptr<ComputeDriver> make_sim_compute(const Clock& clock, std::chrono::milliseconds start_delay,
-                                                std::function<bool(const std::string& node)> node_up);
+                                                std::function<bool(const std::string& node)> node_up,
+                                                std::chrono::milliseconds stop_delay = std::chrono::milliseconds(0));
 
 // How the process driver runs workloads (config `process`).
 struct ProcessSettings {

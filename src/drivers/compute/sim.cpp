@@ -39,20 +39,33 @@ namespace {
 // as containers are after a node reboot, and the orchestrator starts them again.
 class SimCompute : public ComputeDriver {
  public:
-  SimCompute(const Clock& clock, std::chrono::milliseconds delay, std::function<bool(const std::string&)> node_up)
-      : clock_(clock), delay_(delay), node_up_(std::move(node_up)) {}
+  SimCompute(const Clock& clock, std::chrono::milliseconds delay, std::function<bool(const std::string&)> node_up,
+             std::chrono::milliseconds stop_delay)
+      : clock_(clock), delay_(delay), stop_delay_(stop_delay), node_up_(std::move(node_up)) {}
   std::string name() const override { return "sim"; }
   bool blocking() const override { return false; }
   Status start(const Json& instance) override {
     started_.emplace(instance.value("id", ""), clock_.now());  // a running one keeps its start
     return {};
   }
+  // With a stop delay, an instance takes that long to go (its graceful shutdown, in the model).
   Status stop(const Json& instance) override {
-    started_.erase(instance.value("id", ""));
+    std::string id = instance.value("id", "");
+    if (stop_delay_.count() <= 0 || !started_.count(id)) {
+      started_.erase(id);
+      return {};
+    }
+    stopping_.try_emplace(id, clock_.now());  // asked again: keeps its first ask
     return {};
   }
   Observation observe(const Json& instance) override {
-    auto it = started_.find(instance.value("id", ""));
+    std::string id = instance.value("id", "");
+    if (auto s = stopping_.find(id); s != stopping_.end()) {
+      if (clock_.now() < s->second + stop_delay_) return {Phase::running, "stopping in the model"};
+      stopping_.erase(s);
+      started_.erase(id);
+    }
+    auto it = started_.find(id);
     if (it == started_.end()) return {Phase::absent, ""};
     std::string node = instance.value("node", "");
     if (node_up_ && !node_up_(node)) return {Phase::failed, fmt::format("node '{}' is down", node)};
@@ -62,16 +75,17 @@ class SimCompute : public ComputeDriver {
 
  private:
   const Clock& clock_;
-  std::chrono::milliseconds delay_;
+  std::chrono::milliseconds delay_, stop_delay_;
   std::function<bool(const std::string&)> node_up_;
-  std::map<std::string, std::chrono::system_clock::time_point> started_;
+  std::map<std::string, std::chrono::system_clock::time_point> started_, stopping_;
 };
 
 }  // namespace
 
 std::unique_ptr<ComputeDriver> make_sim_compute(const Clock& clock, std::chrono::milliseconds start_delay,
-                                                std::function<bool(const std::string& node)> node_up) {
-  return std::make_unique<SimCompute>(clock, start_delay, std::move(node_up));
+                                                std::function<bool(const std::string& node)> node_up,
+                                                std::chrono::milliseconds stop_delay) {
+  return std::make_unique<SimCompute>(clock, start_delay, std::move(node_up), stop_delay);
 }
 
 }  // namespace cpn::drivers
