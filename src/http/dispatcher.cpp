@@ -115,7 +115,7 @@ void Dispatcher::flush_audit() {
 }
 
 Response Dispatcher::handle(Request& req) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = req.received == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : req.received;
   req.request_id = clean_request_id(req.request_id);
   if (req.request_id.empty()) req.request_id = random_hex(8);
   const Route* route = nullptr;

@@ -55,7 +55,7 @@ std::string Metrics::render() const {
   for (const auto& [k, v] : requests_)
     out += fmt::format("cpnd_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
                        escape_label(std::get<0>(k)), std::get<1>(k), std::get<2>(k), v);
-  out += "# HELP cpnd_http_request_duration_seconds Time from a full request to its answer, by route template.\n";
+  out += "# HELP cpnd_http_request_duration_seconds Time from a request's header being read to its answer (its body and any wait included), by route template.\n";
   out += "# TYPE cpnd_http_request_duration_seconds histogram\n";
   for (const auto& [k, h] : latency_)
     out += histogram("cpnd_http_request_duration_seconds",

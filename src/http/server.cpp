@@ -327,6 +327,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         break;
       }
       Request req;
+      req.received = std::chrono::steady_clock::now();
       req.method = std::string(head.get().method_string());
       req.target = std::string(head.get().target());
       copy_headers(head.get(), req);

@@ -2,6 +2,8 @@
 // Handlers are plain functions from a Request to a Response.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -28,6 +30,9 @@ struct Request {
   std::string request_id;
   std::optional<auth::Principal> principal;
   bool rate_counted = false;  // taken from its token's bucket once, at preflight
+  // When its header had been read: durations count from here, so time spent
+  // reading its body or waiting behind other work shows.
+  std::chrono::steady_clock::time_point received{};
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
