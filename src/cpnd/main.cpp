@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
   orchestration.backoff_cap = std::chrono::milliseconds(cfg->orchestration.retry_backoff_cap_ms);
   orchestration.first_port = cfg->process.port_min;
   orchestration.port_count = cfg->process.port_max - cfg->process.port_min + 1;
+  orchestration.calls_per_site = std::max(1, cfg->orchestration.driver_threads / 2);
   if (cfg->orchestration.reconcile_ms > 0)
     orchestration.observe_interval = std::chrono::milliseconds(cfg->orchestration.reconcile_ms);
   orchestrator::Orchestrator orchestrator(engine, compute, *network, orchestration);

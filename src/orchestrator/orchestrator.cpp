@@ -349,7 +349,17 @@ std::string Orchestrator::retry_at(int attempts) const {
 // on a worker (offload_) and its result comes back here, to be acted on by
 // the next step of the deployment, which it makes due; the sim twin's calls
 // run inline. Either way the step only ever acts on a finished call.
-void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object& inst, Call::Op op) {
+// A site may hold at most this many workers at once: a slow or hung
+// cluster delays its own deployments, never every other site's calls.
+bool Orchestrator::site_has_room(const drivers::ComputeDriver& driver, const std::string& site) const {
+  if (!offload_ || !driver.blocking()) return true;
+  auto it = busy_by_site_.find(site);
+  return it == busy_by_site_.end() || it->second < settings_.calls_per_site;
+}
+
+bool Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object& inst, Call::Op op) {
+  std::string site = inst.body.value("site", "");
+  if (!site_has_room(driver, site)) return false;
   struct Outcome {
     Status status;
     std::optional<drivers::Observation> seen;
@@ -384,10 +394,12 @@ void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
   if (!offload_ || !driver.blocking()) {
     work();
     land();
-    return;
+    return true;
   }
-  offload_(std::move(work), [this, land = std::move(land), outcome, op, id = inst.id,
+  ++busy_by_site_[site];
+  offload_(std::move(work), [this, land = std::move(land), outcome, op, id = inst.id, site,
                               deployment = inst.body.value("deployment", "")] {
+    if (auto b = busy_by_site_.find(site); b != busy_by_site_.end() && --b->second <= 0) busy_by_site_.erase(b);
     land();
     // An observation that says what the record says changes nothing: the next resync takes it.
     // Others make the deployment due, unless it waits out a backoff (then they wait with it).
@@ -399,6 +411,7 @@ void Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
     queue_.resync(deployment);
     if (wake_) wake_();
   });
+  return true;
 }
 
 // The finished call of an instance, taken (nothing while one is in flight or none finished).
@@ -443,8 +456,8 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
     Call& c = calls_[inst.id];
     auto now = std::chrono::steady_clock::now();
     if (offload_ && driver->blocking() && now - c.observed < settings_.observe_interval) return 0;
-    c.observed = now;
-    dispatch(*driver, inst, Call::Op::observe);
+    if (!dispatch(*driver, inst, Call::Op::observe)) return 0;  // its site's workers are all busy: next pass
+    calls_[inst.id].observed = now;
     call = take_call(inst.id);  // there already when the driver runs inline
     if (!call || !call->seen) return 0;
   }
@@ -478,6 +491,7 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
   }
   // Intent, then the call: a crash between the two starts it again next pass.
   // A retry gets another port: what failed may have been another process holding this one.
+  if (!site_has_room(*driver, inst.body.value("site", ""))) return 0;  // no attempt counted while it cannot be made
   Json intent = {{"attempts", attempts + 1}};
   if (state == "failed") intent["port"] = settings_.first_port + first_port_offset();
   if (auto s = commit_state(inst, "starting", "InstanceStarting", intent); !s) return fail(s.error());

@@ -80,9 +80,19 @@ void wait_gone(client::HttpClient& c, const std::string& path) {
 TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployment beside it", "[api][control-plane]") {
   test::KubeApiServer cluster(test::make_temp_dir("kube-hung"), "cluster-token");
   // Each call to the cluster waits out its 1.5 s deadline.
-  test::Daemon d(fast({{"CPND_KUBE_TIMEOUT_MS", "1500"}}));
+  test::Daemon d(fast({{"CPND_KUBE_TIMEOUT_MS", "1500"}, {"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
   add_cluster_site(op, cluster);
+  // A site of local processes beside it: its calls share the workers with the hung cluster's.
+  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
+  Json image = {{"name", "detector"},
+                {"version", "1"},
+                {"variants",
+                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'd')}, {"size", 1},
+                   {"command", {DETECTOR_BINARY, "--fps", "5"}}}}}};
+  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
   cluster.hang(true);
   std::string stuck = created(op, cluster_template("stuck", 20));
   // Twenty groups provisioning on the hung cluster (each call a 1.5 s timeout; inline, a pass would take 30 s).
@@ -109,6 +119,17 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
   CHECK(orders < 750);
   CHECK(test::wait_state(op, sim, "running") == "running");
   CHECK(op.get(stuck).json()["state"] != "running");
+  // A process deployment started now runs too: the hung site holds at most half the workers.
+  std::string local = created(op, test::deployment_template(
+                                      "local", {{{"name", "detect"},
+                                                 {"tier", "edge"},
+                                                 {"image", "detector:1"},
+                                                 {"placements",
+                                                  {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"},
+                                                    {"instances", 2}, {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}));
+  CHECK(test::wait_state(op, local, "running") == "running");
+  REQUIRE(op.del(local).status == 202);
+  wait_gone(op, local);
   // The site says why: its API server is out of reach (calls to it fail fast meanwhile, with a backoff).
   Json site = op.get("/v1/sites/k8s-sz").json();
   REQUIRE(site["conditions"].size() == 1);

@@ -37,6 +37,7 @@ struct Settings {
   // A blocking driver is asked about an instance at most this often (its
   // answers wake the deployment, which must not ask again at once).
   std::chrono::milliseconds observe_interval{500};
+  int calls_per_site = 4;  // blocking calls of one site at once (half the workers)
 };
 
 class Orchestrator {
@@ -97,7 +98,9 @@ class Orchestrator {
     Status status;                              // of a start or stop
     std::optional<drivers::Observation> seen;   // of an observe, or the look after a stop
   };
-  void dispatch(drivers::ComputeDriver& driver, const engine::Object& instance, Call::Op op);
+  // False (nothing sent) when the instance's site has no room for another call.
+  bool dispatch(drivers::ComputeDriver& driver, const engine::Object& instance, Call::Op op);
+  bool site_has_room(const drivers::ComputeDriver& driver, const std::string& site) const;
   std::optional<Call> take_call(const std::string& instance_id);
   bool in_flight(const std::string& instance_id) const;
   Result<int> step(const std::string& deployment_id);
@@ -135,6 +138,7 @@ class Orchestrator {
   // own deployment's instances, never at every instance ever recorded.
   std::map<std::string, std::set<std::string>> instances_by_deployment_;
   std::set<std::string> active_;  // deployments not finished: what a resync looks at
+  std::map<std::string, int> busy_by_site_;  // blocking calls in flight, by site
   std::set<std::string> orphans_;  // being stopped by the sweep
   std::uint64_t orphans_stopped_ = 0;
   mutable std::mt19937_64 rng_{std::random_device{}()};
