@@ -75,6 +75,53 @@ void wait_gone(client::HttpClient& c, const std::string& path) {
   for (int i = 0; i < 1000 && c.get(path).status != 404; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
+// A site "lab" of local processes with one node, and an image "NAME:1"
+// whose command (from the registry) is the detector with these arguments.
+void add_process_site(test::Daemon& d, client::HttpClient& op, const std::string& image,
+                      const std::vector<std::string>& detector_args) {
+  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
+              .status == 201);
+  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
+  Json command = Json::array({DETECTOR_BINARY});
+  for (const auto& a : detector_args) command.push_back(a);
+  Json variant = {{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'a')}, {"size", 1}, {"command", command}};
+  REQUIRE(d.as("designer").post("/v1/images", {{"name", image}, {"version", "1"}, {"variants", {variant}}}).status == 201);
+}
+
+// Two instances of IMAGE:1 on the lab site.
+Json lab_template(const std::string& name, const std::string& image) {
+  return test::deployment_template(name, {{{"name", "detect"},
+                                           {"tier", "edge"},
+                                           {"image", image + ":1"},
+                                           {"placements",
+                                            {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
+                                              {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}});
+}
+
+// Workloads outlive cpnd by design: whatever a test does, these do not outlive it.
+struct Reap {
+  std::vector<pid_t> pids;
+  ~Reap() {
+    for (pid_t p : pids) ::kill(p, SIGKILL);
+  }
+};
+
+// The pids of a deployment's process instances, from their pid files.
+std::vector<pid_t> pids_of(test::Daemon& d, client::HttpClient& op, const std::string& deployment) {
+  std::vector<pid_t> out;
+  Json instances = op.get(deployment + "/instances").json()["items"];  // held: a loop over a temporary's member dangles
+  for (const auto& i : instances)
+    out.push_back(std::stoi(test::read_file(d.data() + "/run/" + i["id"].get<std::string>() + ".pid")));
+  return out;
+}
+
+// Alive and not a zombie (orphans of a killed cpnd wait for whatever reaps orphans here).
+bool alive(pid_t p) {
+  std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+  std::string pid_field, comm, state;
+  return (stat >> pid_field >> comm >> state) && state != "Z" && state != "X";
+}
+
 }  // namespace
 
 TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployment beside it", "[api][control-plane]") {
@@ -84,15 +131,7 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
   auto op = d.as("operator");
   add_cluster_site(op, cluster);
   // A site of local processes beside it: its calls share the workers with the hung cluster's.
-  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
-              .status == 201);
-  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
-  Json image = {{"name", "detector"},
-                {"version", "1"},
-                {"variants",
-                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'd')}, {"size", 1},
-                   {"command", {DETECTOR_BINARY, "--fps", "5"}}}}}};
-  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
+  add_process_site(d, op, "detector", {"--fps", "5"});
   cluster.hang(true);
   std::string stuck = created(op, cluster_template("stuck", 20));
   // Twenty groups provisioning on the hung cluster (each call a 1.5 s timeout; inline, a pass would take 30 s).
@@ -120,13 +159,7 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
   CHECK(test::wait_state(op, sim, "running") == "running");
   CHECK(op.get(stuck).json()["state"] != "running");
   // A process deployment started now runs too: the hung site holds at most half the workers.
-  std::string local = created(op, test::deployment_template(
-                                      "local", {{{"name", "detect"},
-                                                 {"tier", "edge"},
-                                                 {"image", "detector:1"},
-                                                 {"placements",
-                                                  {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"},
-                                                    {"instances", 2}, {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}));
+  std::string local = created(op, lab_template("local", "detector"));
   CHECK(test::wait_state(op, local, "running") == "running");
   REQUIRE(op.del(local).status == 202);
   wait_gone(op, local);
@@ -216,34 +249,12 @@ TEST_CASE("a workload that ignores SIGTERM is killed after the grace and never h
   options.args = {"--config", dir + "/cpnd.yaml"};
   test::Daemon d(options);
   auto op = d.as("operator");
-  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
-              .status == 201);
-  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
   // It drains for a minute after SIGTERM: far past the grace.
-  Json image = {{"name", "slow-stop"},
-                {"version", "1"},
-                {"variants",
-                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'b')}, {"size", 1},
-                   {"command", {DETECTOR_BINARY, "--fps", "5", "--drain-seconds", "60"}}}}}};
-  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
-  std::string dep = created(op, test::deployment_template(
-                                    "slow", {{{"name", "detect"},
-                                              {"tier", "edge"},
-                                              {"image", "slow-stop:1"},
-                                              {"placements",
-                                               {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
-                                                 {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}));
+  add_process_site(d, op, "slow-stop", {"--fps", "5", "--drain-seconds", "60"});
+  std::string dep = created(op, lab_template("slow", "slow-stop"));
   REQUIRE(test::wait_state(op, dep, "running") == "running");
-  std::vector<pid_t> pids;
-  // Workloads outlive cpnd by design: whatever happens here, these do not outlive the test.
-  struct Reap {
-    std::vector<pid_t>& pids;
-    ~Reap() {
-      for (pid_t p : pids) ::kill(p, SIGKILL);
-    }
-  } reap{pids};
-  Json instances = op.get(dep + "/instances").json()["items"];  // held: a loop over a temporary's member dangles
-  for (const auto& i : instances) pids.push_back(std::stoi(test::read_file(d.data() + "/run/" + i["id"].get<std::string>() + ".pid")));
+  Reap reap{pids_of(d, op, dep)};
+  const std::vector<pid_t>& pids = reap.pids;
   REQUIRE(pids.size() == 2);
 
   REQUIRE(op.del(dep).status == 202);
@@ -260,32 +271,11 @@ TEST_CASE("a workload that ignores SIGTERM is killed after the grace and never h
 TEST_CASE("workloads no deployment wants are stopped by the orphan sweep", "[api][control-plane]") {
   test::Daemon d(fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
-  REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
-              .status == 201);
-  REQUIRE(op.post("/v1/nodes", {{"id", "lab-1"}, {"site", "lab"}, {"arch", "x86_64"}, {"cpu", 8}, {"memory", 16}}).status == 201);
-  Json image = {{"name", "detector"},
-                {"version", "1"},
-                {"variants",
-                 {{{"platform", "linux/amd64"}, {"digest", "sha256:" + std::string(64, 'c')}, {"size", 1},
-                   {"command", {DETECTOR_BINARY, "--fps", "5"}}}}}};
-  REQUIRE(d.as("designer").post("/v1/images", image).status == 201);
-  std::string dep = created(op, test::deployment_template(
-                                    "lab", {{{"name", "detect"},
-                                             {"tier", "edge"},
-                                             {"image", "detector:1"},
-                                             {"placements",
-                                              {{{"site", "lab"}, {"node", "lab-1"}, {"arch", "x86_64"}, {"instances", 2},
-                                                {"requests", {{"cpu", 1}, {"memory", 1}}}}}}}}));
+  add_process_site(d, op, "detector", {"--fps", "5"});
+  std::string dep = created(op, lab_template("lab", "detector"));
   REQUIRE(test::wait_state(op, dep, "running") == "running");
-  std::vector<pid_t> pids;
-  struct Reap {
-    std::vector<pid_t>& pids;
-    ~Reap() {
-      for (pid_t p : pids) ::kill(p, SIGKILL);
-    }
-  } reap{pids};
-  Json instances = op.get(dep + "/instances").json()["items"];
-  for (const auto& i : instances) pids.push_back(std::stoi(test::read_file(d.data() + "/run/" + i["id"].get<std::string>() + ".pid")));
+  Reap reap{pids_of(d, op, dep)};
+  const std::vector<pid_t>& pids = reap.pids;
   REQUIRE(pids.size() == 2);
 
   // cpnd dies and comes back on an older database (here: none), which knows nothing of them.
@@ -293,12 +283,6 @@ TEST_CASE("workloads no deployment wants are stopped by the orphan sweep", "[api
   for (const char* f : {"/cpnd.db", "/cpnd.db-wal", "/cpnd.db-shm"}) std::filesystem::remove(d.data() + f);
   d.start();
   auto admin = d.admin();
-  // Alive and not a zombie (orphans of the killed cpnd wait for whatever reaps orphans here).
-  auto alive = [](pid_t p) {
-    std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
-    std::string pid_field, comm, state;
-    return (stat >> pid_field >> comm >> state) && state != "Z" && state != "X";
-  };
   for (int i = 0; i < 500 && (alive(pids[0]) || alive(pids[1])); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (pid_t p : pids) CHECK_FALSE(alive(p));  // stopped (SIGTERM: the detector exits at once)
   std::string metrics;
