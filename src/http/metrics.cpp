@@ -39,6 +39,12 @@ std::string histogram(const std::string& name, const std::string& labels, const 
   return out;
 }
 
+// One family of a single sample: HELP, TYPE and its value.
+template <typename V>
+std::string scalar(const char* name, const char* type, const char* help, V value) {
+  return fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+}
+
 }  // namespace
 
 void Metrics::observe(const std::string& route, const std::string& method, int status, double seconds) {
@@ -55,7 +61,8 @@ std::string Metrics::render() const {
   for (const auto& [k, v] : requests_)
     out += fmt::format("cpnd_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
                        escape_label(std::get<0>(k)), std::get<1>(k), std::get<2>(k), v);
-  out += "# HELP cpnd_http_request_duration_seconds Time from a request's header being read to its answer (its body and any wait included), by route template.\n";
+  out += "# HELP cpnd_http_request_duration_seconds Time from a request's header being read to its answer "
+         "(its body and any wait included), by route template.\n";
   out += "# TYPE cpnd_http_request_duration_seconds histogram\n";
   for (const auto& [k, h] : latency_)
     out += histogram("cpnd_http_request_duration_seconds",
@@ -69,12 +76,10 @@ std::string Metrics::render() const {
   for (const char* reason : {"total", "per_client"})
     out += fmt::format("cpnd_http_connections_rejected_total{{limit=\"{}\"}} {}\n", reason,
                        connections_rejected_.count(reason) ? connections_rejected_.at(reason) : 0);
-  out += "# HELP cpnd_http_accept_failures_total Failed accepts (out of descriptors or memory); accepting backs off.\n"
-         "# TYPE cpnd_http_accept_failures_total counter\n";
-  out += fmt::format("cpnd_http_accept_failures_total {}\n", accept_failures_);
-  out += "# HELP cpnd_http_body_budget_refusals_total Requests answered 503 because the bodies held in memory were at their budget.\n"
-         "# TYPE cpnd_http_body_budget_refusals_total counter\n";
-  out += fmt::format("cpnd_http_body_budget_refusals_total {}\n", body_budget_refusals_);
+  out += scalar("cpnd_http_accept_failures_total", "counter",
+                "Failed accepts (out of descriptors or memory); accepting backs off.", accept_failures_);
+  out += scalar("cpnd_http_body_budget_refusals_total", "counter",
+                "Requests answered 503 because the bodies held in memory were at their budget.", body_budget_refusals_);
   out += "# HELP cpnd_task_duration_seconds Runs of cpnd's periodic tasks (reconcile: one pass), by task.\n"
          "# TYPE cpnd_task_duration_seconds histogram\n";
   for (const auto& [task, h] : task_duration_)
@@ -84,15 +89,12 @@ std::string Metrics::render() const {
   for (const auto& [task, h] : task_duration_)
     out += fmt::format("cpnd_task_failures_total{{task=\"{}\"}} {}\n", escape_label(task),
                        task_failures_.count(task) ? task_failures_.at(task) : 0);
-  out += "# HELP cpnd_reconcile_queue_depth Deployments queued for the reconciler, due or waiting out a backoff.\n"
-         "# TYPE cpnd_reconcile_queue_depth gauge\n";
-  out += fmt::format("cpnd_reconcile_queue_depth {}\n", queue_depth_);
-  out += "# HELP cpnd_reconcile_retries_total Deployment steps that failed and were queued again with backoff.\n"
-         "# TYPE cpnd_reconcile_retries_total counter\n";
-  out += fmt::format("cpnd_reconcile_retries_total {}\n", queue_retries_);
-  out += "# HELP cpnd_orphans_stopped_total Workloads found running that no deployment wanted, stopped by the sweep.\n"
-         "# TYPE cpnd_orphans_stopped_total counter\n";
-  out += fmt::format("cpnd_orphans_stopped_total {}\n", orphans_stopped_);
+  out += scalar("cpnd_reconcile_queue_depth", "gauge",
+                "Deployments queued for the reconciler, due or waiting out a backoff.", queue_depth_);
+  out += scalar("cpnd_reconcile_retries_total", "counter",
+                "Deployment steps that failed and were queued again with backoff.", queue_retries_);
+  out += scalar("cpnd_orphans_stopped_total", "counter",
+                "Workloads found running that no deployment wanted, stopped by the sweep.", orphans_stopped_);
   return out;
 }
 
