@@ -35,6 +35,19 @@ std::optional<Response> over_quota(Services& s, const Request& req, const char* 
                req);
 }
 
+// The solving part of a request, for Route::prepare: the pending solve
+// taken here, its work for a solver worker.
+std::function<void()> solving(Request& req, Result<std::shared_ptr<orders::Orders::Pending>> pending) {
+  if (!pending) return {};  // the handler answers the same error
+  req.prepared = *pending;
+  return [p = *pending] { orders::Orders::work(*p); };
+}
+
+// The prepared solve, when there is one.
+std::shared_ptr<orders::Orders::Pending> prepared(const Request& req) {
+  return std::static_pointer_cast<orders::Orders::Pending>(req.prepared);
+}
+
 }  // namespace
 
 void add_order_routes(http::Router& router, Services& s) {
@@ -55,12 +68,20 @@ void add_order_routes(http::Router& router, Services& s) {
                        if (auto over = over_quota(s, req, orders::kOrder, s.settings.quotas.max_open_orders,
                                                   "limits.tenant.max_open_orders"))
                          return *over;
-                       auto r = orders.create(req.document, *req.principal);
+                       auto p = prepared(req);
+                       auto r = p ? orders.finish(*p) : orders.create(req.document, *req.principal);
                        return created(r, req, r ? "/v1/orders/" + (*r)["id"].get<std::string>() : "");
                      },
                      "createOrder", "Order an offering: the answer holds the demand and priced solutions", "orders",
                      "order-request", 201, "Created (state quoted)"};
   create.creates = true;
+  // The checks run again in the handler: what changed while the solver ran counts.
+  create.prepare = [&orders, &s](Request& req) -> std::function<void()> {
+    if (check("order-request", req, "order") ||
+        over_quota(s, req, orders::kOrder, s.settings.quotas.max_open_orders, "limits.tenant.max_open_orders"))
+      return {};
+    return solving(req, orders.begin_create(req.document, *req.principal));
+  };
   router.add(std::move(create));
 
   router.add({"GET", "/v1/orders/{id}", roles,
@@ -103,17 +124,31 @@ void add_order_routes(http::Router& router, Services& s) {
               },
               "completeOrder", "End the service: drain and stop every instance, give back compute and bandwidth",
               "orders"});
-  router.add({"POST", "/v1/orders/{id}/requote", roles,
-              [&orders](Request& req) { return answer(orders.requote(req.param("id"), *req.principal), req); },
-              "requoteOrder", "Solve a quoted or expired order again on today's inventory, with a fresh expiry", "orders"});
+  http::Route requote{"POST", "/v1/orders/{id}/requote", roles,
+                      [&orders](Request& req) {
+                        auto p = prepared(req);
+                        return answer(p ? orders.finish(*p) : orders.requote(req.param("id"), *req.principal), req);
+                      },
+                      "requoteOrder", "Solve a quoted or expired order again on today's inventory, with a fresh expiry",
+                      "orders"};
+  requote.prepare = [&orders](Request& req) -> std::function<void()> {
+    return solving(req, orders.begin_requote(req.param("id"), *req.principal));
+  };
+  router.add(std::move(requote));
 
-  router.add({"POST", "/v1/solve", {"operator"},
-              [&orders](Request& req) {
-                if (auto bad = check("solve-request", req, "what-if")) return *bad;
-                return answer(orders.solve(req.document), req);
-              },
-              "solve", "What-if: translate parameters into demand and priced solutions, storing nothing", "orders",
-              "solve-request"});
+  http::Route what_if{"POST", "/v1/solve", {"operator"},
+                      [&orders](Request& req) {
+                        if (auto bad = check("solve-request", req, "what-if")) return *bad;
+                        auto p = prepared(req);
+                        return answer(p ? orders.finish(*p) : orders.solve(req.document), req);
+                      },
+                      "solve", "What-if: translate parameters into demand and priced solutions, storing nothing",
+                      "orders", "solve-request"};
+  what_if.prepare = [&orders](Request& req) -> std::function<void()> {
+    if (check("solve-request", req, "what-if")) return {};
+    return solving(req, orders.begin_solve(req.document));
+  };
+  router.add(std::move(what_if));
 }
 
 }  // namespace cpn::api

@@ -217,6 +217,16 @@ int main(int argc, char** argv) {
   dispatcher.set_max_idempotency_keys(cfg->quotas.max_idempotency_keys);
   dispatcher.set_max_yaml_bytes(cfg->limits.max_yaml_bytes);
   http::Server server(io, dispatcher, engine, cfg->limits, [&files] { return files.temp_path(); });
+  // Solving (orders, requotes, what-ifs) is CPU work over an immutable
+  // snapshot: on these workers, so the API never waits behind it.
+  net::thread_pool solver_workers(static_cast<std::size_t>(cfg->solver.threads));
+  dispatcher.set_max_prepared(cfg->solver.max_pending);
+  server.set_offload([&](std::function<void()> work, std::function<void()> then) {
+    net::post(solver_workers, [&io, work = std::move(work), then = std::move(then)]() mutable {
+      work();
+      net::post(io, std::move(then));
+    });
+  });
   if (!cfg->tls_cert.empty())
     if (auto s = server.set_tls(cfg->tls_cert, cfg->tls_key); !s) return fatal(s.error());
   auto port = server.listen(cfg->host(), cfg->port());
@@ -364,6 +374,8 @@ int main(int argc, char** argv) {
   // Calls in flight finish (each within its driver's deadline); their results are dropped, and the next cpnd observes again.
   driver_workers.stop();
   driver_workers.join();
+  solver_workers.stop();  // solves still waiting are dropped with their requests
+  solver_workers.join();
   dispatcher.flush_audit();
   engine.store().checkpoint();
   log::notice("cpnd stopped");

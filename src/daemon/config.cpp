@@ -71,6 +71,10 @@ void apply_file(Config& c, const Json& j) {
     c.orchestration.driver_threads = o->value("driver_threads", c.orchestration.driver_threads);
     c.orchestration.orphan_sweep_s = o->value("orphan_sweep_s", c.orchestration.orphan_sweep_s);
   }
+  if (auto v = j.find("solver"); v != j.end()) {
+    c.solver.threads = v->value("threads", c.solver.threads);
+    c.solver.max_pending = v->value("max_pending", c.solver.max_pending);
+  }
   if (auto t = j.find("sim"); t != j.end()) {
     c.sim_start_delay_ms = t->value("start_delay_ms", c.sim_start_delay_ms);
     c.sim_stop_delay_ms = t->value("stop_delay_ms", c.sim_stop_delay_ms);
@@ -160,6 +164,7 @@ Json Config::to_json() const {
                             {"retry_backoff_cap_ms", orchestration.retry_backoff_cap_ms},
                             {"driver_threads", orchestration.driver_threads},
                             {"orphan_sweep_s", orchestration.orphan_sweep_s}}},
+          {"solver", {{"threads", solver.threads}, {"max_pending", solver.max_pending}}},
           {"sim", {{"start_delay_ms", sim_start_delay_ms}, {"stop_delay_ms", sim_stop_delay_ms}}},
           {"kubernetes", {{"timeout_ms", kube_timeout_ms}}},
           {"limits", {{"rate", rates_json()}, {"tenant", {{"max_open_orders", quotas.max_open_orders},
@@ -247,6 +252,8 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
     return fail(s.error());
   if (auto s = env_number(env, "CPND_SIM_STOP_DELAY_MS", c.sim_stop_delay_ms, std::int64_t{0}, std::int64_t{3600000}); !s)
     return fail(s.error());
+  if (auto s = env_number(env, "CPND_SOLVER_THREADS", c.solver.threads, 1, 64); !s) return fail(s.error());
+  if (auto s = env_number(env, "CPND_SOLVER_MAX_PENDING", c.solver.max_pending, 1, 100000); !s) return fail(s.error());
   if (auto s = env_number(env, "CPND_KUBE_TIMEOUT_MS", c.kube_timeout_ms, std::int64_t{100}, std::int64_t{600000}); !s)
     return fail(s.error());
   if (o.retry_backoff_cap_ms < o.retry_backoff_ms)

@@ -75,10 +75,64 @@ std::optional<Response> Dispatcher::preflight(Request& req) {
   const Route* route = nullptr;
   Response r = dispatch_head(req, route);
   if (r.status == 0) return std::nullopt;
+  answered_early(req, route, r);
+  return r;
+}
+
+void Dispatcher::answered_early(Request& req, const Route* route, Response& r) {
   r.header("X-Request-Id", req.request_id);
   metrics_.observe(route ? route->path : "unmatched", method_label(req.method), r.status, 0);
   audit(req, route, r.status);
-  return r;
+}
+
+Dispatcher::Preparation Dispatcher::prepare(Request& req) {
+  const Route* route = nullptr;
+  try {
+    // Whatever goes wrong here is answered by handle(), the usual way.
+    if (dispatch_head(req, route).status != 0 || !route->prepare) return {};
+    if (parse_body(req, *route).status != 0) return {};
+    std::string key = req.header("idempotency-key");
+    if (route->creates && !key.empty() &&
+        engine_.store().find_idempotency(req.principal ? req.principal->token_id : "-", key))
+      return {};  // a replay: nothing to work out
+    if (prepared_ >= max_prepared_) {
+      ++prepared_refused_;
+      metrics_.set_prepared(prepared_, prepared_refused_);
+      Response r = problem(Error{ErrorKind::unavailable,
+                                 fmt::format("{} requests are being solved, as many as may wait (solver.max_pending); "
+                                             "try again shortly",
+                                             prepared_),
+                                 {}},
+                           req.path, req.request_id);
+      r.header("Retry-After", "1");
+      answered_early(req, route, r);
+      return {{}, {}, std::move(r)};
+    }
+    auto job = route->prepare(req);
+    if (!job) return {};
+    ++prepared_;
+    metrics_.set_prepared(prepared_, prepared_refused_);
+    auto seconds = std::make_shared<double>(0);
+    return {[job = std::move(job), seconds] {
+              auto t0 = std::chrono::steady_clock::now();
+              try {
+                job();
+              } catch (const std::exception& e) {
+                log::error("prepared work failed: {}", e.what());  // the handler works it out again
+              }
+              *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            },
+            [this, seconds] {
+              --prepared_;
+              metrics_.set_prepared(prepared_, prepared_refused_);
+              metrics_.task_ran("solve", *seconds);
+            },
+            std::nullopt};
+  } catch (const std::exception& e) {
+    log::error("request {} preparing: {}", req.request_id, e.what());
+    req.prepared.reset();
+    return {};
+  }
 }
 
 // Every write of a known principal, in its own table. A write that changed
@@ -217,7 +271,17 @@ Response Dispatcher::dispatch_head(Request& req, const Route*& matched) {
 }
 
 Response Dispatcher::dispatch_body(Request& req, const Route& route) {
+  if (Response parsed = parse_body(req, route); parsed.status != 0) return parsed;
+  if (route.creates && !req.header("idempotency-key").empty()) return idempotent(req, route);
+  Response r = route.handler(req);
+  if (r.status >= 400 && r.content_type.empty() && !r.json) r.content_type = "application/problem+json";
+  return r;
+}
 
+Response Dispatcher::parse_body(Request& req, const Route& route) {
+  Response ok;
+  ok.status = 0;
+  if (req.document_ready) return ok;
   if (!route.request_schema.empty() && route.request_schema != "binary") {
     std::string type = media_type(req.header("content-type"));
     if (req.body.empty() && type.empty())
@@ -241,11 +305,8 @@ Response Dispatcher::dispatch_body(Request& req, const Route& route) {
     if (!doc) return problem(doc.error(), req.path, req.request_id);
     req.document = std::move(*doc);
   }
-
-  if (route.creates && !req.header("idempotency-key").empty()) return idempotent(req, route);
-  Response r = route.handler(req);
-  if (r.status >= 400 && r.content_type.empty() && !r.json) r.content_type = "application/problem+json";
-  return r;
+  req.document_ready = true;
+  return ok;
 }
 
 // Idempotency-Key (as in the IETF draft and Stripe): the same key and body

@@ -95,6 +95,11 @@ std::string Metrics::render() const {
                 "Deployment steps that failed and were queued again with backoff.", queue_retries_);
   out += scalar("cpnd_orphans_stopped_total", "counter",
                 "Workloads found running that no deployment wanted, stopped by the sweep.", orphans_stopped_);
+  out += scalar("cpnd_solves_in_flight", "gauge",
+                "Requests being solved on the solver's workers (orders, requotes, what-ifs) or waiting for one.",
+                prepared_);
+  out += scalar("cpnd_solves_refused_total", "counter",
+                "Requests answered 503 because solver.max_pending were already waiting.", prepared_refused_);
   return out;
 }
 

@@ -53,10 +53,27 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   std::chrono::steady_clock::time_point accept_reported{};
   bool stopping = false;
   std::function<void()> on_done;
+  Server::Offload offload;
 
   Impl(net::io_context& io_, Dispatcher& d, engine::Engine& e, Limits l, std::function<std::string()> t)
       : io(io_), dispatcher(d), metrics(d.metrics()), engine(e), limits(l), temp_file(std::move(t)) {
     bodies.set(limits.max_buffered_body_bytes, limits.max_body_bytes);
+  }
+
+  // The session waits on a timer that the work's completion, posted back
+  // here, cancels; other sessions go on meanwhile.
+  net::awaitable<void> run_prepared(Dispatcher::Preparation prepared) {
+    if (!offload) {
+      prepared.job();
+      prepared.done();
+      co_return;
+    }
+    auto wake = std::make_shared<net::steady_timer>(io, net::steady_timer::time_point::max());
+    offload(std::move(prepared.job), [wake, done = std::move(prepared.done)] {
+      done();
+      wake->cancel();
+    });
+    co_await wake->async_wait(use_tuple);
   }
 
   void wake_watchers() {
@@ -418,7 +435,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         break;
       }
 
-      Response res = dispatcher.handle(req);
+      Response res;
+      if (auto prepared = dispatcher.prepare(req); prepared.refused) {
+        res = std::move(*prepared.refused);
+      } else {
+        if (prepared.job) co_await run_prepared(std::move(prepared));
+        res = dispatcher.handle(req);
+      }
       upload.drop();
       if (stopping) keep_alive = false;
       if (res.stream) {
@@ -473,6 +496,8 @@ void Server::set_limits(Limits limits) {
   impl_->limits = limits;
   impl_->bodies.set(limits.max_buffered_body_bytes, limits.max_body_bytes);
 }
+
+void Server::set_offload(Offload offload) { impl_->offload = std::move(offload); }
 
 std::size_t Server::open_sessions() const { return impl_->sessions.size(); }
 

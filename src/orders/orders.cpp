@@ -81,24 +81,62 @@ bool Orders::visible(const engine::Object& order, const auth::Principal& who) {
   return auth::sees_tenant(who, order.body.value("tenant", ""));
 }
 
-Result<Json> Orders::quote_into(Json order) {
+// What one solve needs, taken on the engine thread; work() reads nothing else.
+struct Orders::Pending {
+  enum Kind { create, requote, solve } kind = create;
+  Json order;       // the order to store (create, requote) or the what-if's answer so far (solve)
+  Json offering;    // its body, or null: priced at cost
+  Json blueprint;   // {name, version}
+  bool customer = false;
+  std::shared_ptr<const blueprint::Blueprint> compiled;
+  std::shared_ptr<const solver::Snapshot> snapshot;
+  Json parameters;
+  std::string billing_mode;
+  double hours = 0;
+  std::optional<Result<detail::Translated>> result;
+};
+
+void Orders::work(Pending& p) {
+  try {
+    p.result = detail::translate(*p.snapshot, *p.compiled, p.offering, p.parameters, p.billing_mode, p.hours);
+  } catch (const std::exception& e) {
+    p.result = fail(Error::internal(std::string("solving failed: ") + e.what()));
+  }
+}
+
+Result<std::shared_ptr<Orders::Pending>> Orders::begin_quote(Json order, int kind) {
   const engine::Object* offering = engine_.find(catalog::kOffering, order["offering"].get<std::string>());
   if (!offering) return fail(Error::conflict(fmt::format("offering '{}' is gone", order["offering"].get<std::string>())));
-  const Json& bpref = offering->body["blueprint"];
-  auto bp = library_.compiled(bpref["name"], bpref["version"]);
+  auto p = std::make_shared<Pending>();
+  p->kind = static_cast<Pending::Kind>(kind);
+  p->blueprint = offering->body["blueprint"];
+  auto bp = library_.compiled(p->blueprint["name"], p->blueprint["version"]);
   if (!bp) return fail(bp.error());
   auto snapshot = snapshots_.current();
   if (!snapshot) return fail(snapshot.error());
-  auto t = detail::translate(**snapshot, **bp, offering->body, order["parameters"], order.value("billing_mode", ""),
-                             order["duration_hours"].get<double>());
-  if (!t) return fail(t.error());
-  order["blueprint"] = bpref;
-  order["parameters"] = t->demand["parameters"];
-  order["demand"] = std::move(t->demand);
+  p->compiled = *bp;
+  p->snapshot = *snapshot;
+  p->offering = offering->body;
+  p->parameters = order["parameters"];
+  p->billing_mode = order.value("billing_mode", "");
+  p->hours = order["duration_hours"].get<double>();
+  p->order = std::move(order);
+  return p;
+}
+
+// The solved quote written into the order (the one in p, or a fresher copy of it).
+Result<Json> Orders::quoted(Pending& p) {
+  if (!p.result) work(p);
+  if (!*p.result) return fail(p.result->error());
+  detail::Translated& t = **p.result;
+  Json order = p.order;
+  order["blueprint"] = p.blueprint;
+  order["parameters"] = t.demand["parameters"];
+  order["demand"] = t.demand;
   order["demand"].erase("parameters");
-  order["solutions"] = std::move(t->solutions);
-  if (t->infeasible.is_null()) order.erase("infeasible");
-  else order["infeasible"] = std::move(t->infeasible);
+  order["solutions"] = t.solutions;
+  if (t.infeasible.is_null()) order.erase("infeasible");
+  else order["infeasible"] = t.infeasible;
   if (order.value("billing_mode", "").empty() && !order["solutions"].empty())
     order["billing_mode"] = order["solutions"][0]["quote"]["billing_mode"];
   auto now = engine_.clock().now();
@@ -107,7 +145,23 @@ Result<Json> Orders::quote_into(Json order) {
   return order;
 }
 
+Result<Json> Orders::finish(Pending& p) {
+  switch (p.kind) {
+    case Pending::create: return finish_create(p);
+    case Pending::requote: return finish_requote(p);
+    case Pending::solve: return finish_solve(p);
+  }
+  return fail(Error::internal("unknown solve"));
+}
+
 Result<Json> Orders::create(const Json& request, const auth::Principal& who) {
+  auto p = begin_create(request, who);
+  if (!p) return fail(p.error());
+  work(**p);
+  return finish(**p);
+}
+
+Result<std::shared_ptr<Orders::Pending>> Orders::begin_create(const Json& request, const auth::Principal& who) {
   std::string name = request.value("offering", "");
   const engine::Object* offering = engine_.find(catalog::kOffering, name);
   std::string state = offering ? offering->body.value("/status/state"_json_pointer, "") : "";
@@ -125,23 +179,43 @@ Result<Json> Orders::create(const Json& request, const auth::Principal& who) {
                 {"duration_hours", *hours},
                 {"billing_mode", request.value("billing_mode", "")},
                 {"history", Json::array()}};
-  auto quoted = quote_into(std::move(order));
-  if (!quoted) return fail(quoted.error());
-  record(*quoted, "quoted", quoted->value("quoted_at", ""));
-  std::string id = (*quoted)["id"];
-  auto events = engine_.commit({{engine::Change::Op::put, kOrder, id, *quoted, "OrderQuoted"}});
+  auto p = begin_quote(std::move(order), Pending::create);
+  if (p) (*p)->customer = who.role == "customer";
+  return p;
+}
+
+Result<Json> Orders::finish_create(Pending& p) {
+  // The offering may have been withdrawn or repointed while the solver ran.
+  std::string name = p.order["offering"];
+  const engine::Object* offering = engine_.find(catalog::kOffering, name);
+  if (!offering || (p.customer && offering->body.value("/status/state"_json_pointer, "") != "published") ||
+      offering->body["blueprint"] != p.blueprint)
+    return fail(Error::conflict(fmt::format("offering '{}' changed while the order was being solved; order again", name)));
+  auto order = quoted(p);
+  if (!order) return fail(order.error());
+  record(*order, "quoted", order->value("quoted_at", ""));
+  std::string id = (*order)["id"];
+  auto events = engine_.commit({{engine::Change::Op::put, kOrder, id, *order, "OrderQuoted"}});
   if (!events) return fail(events.error());
   return orders_.get(id);
 }
 
 Result<Json> Orders::solve(const Json& request) {
-  Json offering_body;
+  auto p = begin_solve(request);
+  if (!p) return fail(p.error());
+  work(**p);
+  return finish(**p);
+}
+
+Result<std::shared_ptr<Orders::Pending>> Orders::begin_solve(const Json& request) {
+  auto p = std::make_shared<Pending>();
+  p->kind = Pending::solve;
   std::string name, version;
-  Json parameters = request.value("parameters", Json::object());
+  p->parameters = request.value("parameters", Json::object());
   if (request.contains("offering")) {
     const engine::Object* o = engine_.find(catalog::kOffering, request.value("offering", ""));
     if (!o) return fail(Error::invalid_field("/offering", fmt::format("there is no offering '{}'", request.value("offering", ""))));
-    offering_body = o->body;
+    p->offering = o->body;
     name = o->body["blueprint"]["name"];
     version = o->body["blueprint"]["version"];
   } else if (request.contains("blueprint")) {
@@ -153,22 +227,32 @@ Result<Json> Orders::solve(const Json& request) {
   auto bp = library_.compiled(name, version);
   if (!bp) return fail(Error::invalid_field("/blueprint", bp.error().message));
   // An operator's what-if binds like an order (required parameters included).
-  auto bound = (*bp)->bind(parameters, "/parameters");
+  auto bound = (*bp)->bind(p->parameters, "/parameters");
   if (!bound) return fail(bound.error());
   auto hours = duration_hours(request, settings_.default_duration_hours);
   if (!hours) return fail(hours.error());
   auto snapshot = snapshots_.current();
   if (!snapshot) return fail(snapshot.error());
-  auto t = detail::translate(**snapshot, **bp, offering_body, parameters, request.value("billing_mode", ""), *hours);
-  if (!t) return fail(t.error());
-  Json out = {{"blueprint", {{"name", name}, {"version", version}}},
-              {"parameters", t->demand["parameters"]},
-              {"duration_hours", *hours},
-              {"demand", t->demand},
-              {"solutions", t->solutions}};
+  p->compiled = *bp;
+  p->snapshot = *snapshot;
+  p->blueprint = {{"name", name}, {"version", version}};
+  p->billing_mode = request.value("billing_mode", "");
+  p->hours = *hours;
+  return p;
+}
+
+Result<Json> Orders::finish_solve(Pending& p) {
+  if (!p.result) work(p);
+  if (!*p.result) return fail(p.result->error());
+  const detail::Translated& t = **p.result;
+  Json out = {{"blueprint", p.blueprint},
+              {"parameters", t.demand["parameters"]},
+              {"duration_hours", p.hours},
+              {"demand", t.demand},
+              {"solutions", t.solutions}};
   out["demand"].erase("parameters");
-  if (!offering_body.is_null()) out["offering"] = offering_body["name"];
-  if (!t->infeasible.is_null()) out["infeasible"] = t->infeasible;
+  if (!p.offering.is_null()) out["offering"] = p.offering["name"];
+  if (!t.infeasible.is_null()) out["infeasible"] = t.infeasible;
   return out;
 }
 
@@ -264,19 +348,46 @@ Result<Json> Orders::cancel(const std::string& id, const auth::Principal& who) {
 }
 
 Result<Json> Orders::requote(const std::string& id, const auth::Principal& who) {
-  auto o = find(id, who);
-  if (!o) return fail(o.error());
-  Json order = (*o)->body;
+  auto p = begin_requote(id, who);
+  if (!p) return fail(p.error());
+  work(**p);
+  return finish(**p);
+}
+
+namespace {
+std::optional<Error> not_requotable(const Json& order, const std::string& id, const engine::Engine& engine) {
   std::string state = state_of(order);
   if (state != "quoted" && state != "expired")
-    return fail(Error::conflict(fmt::format("order '{}' is {}: only a quoted or expired order is requoted", id, state)));
-  const engine::Object* offering = engine_.find(catalog::kOffering, order.value("offering", ""));
+    return Error::conflict(fmt::format("order '{}' is {}: only a quoted or expired order is requoted", id, state));
+  const engine::Object* offering = engine.find(catalog::kOffering, order.value("offering", ""));
   if (!offering || offering->body.value("/status/state"_json_pointer, "") != "published")
-    return fail(Error::conflict(fmt::format("offering '{}' takes no new orders", order.value("offering", ""))));
-  auto quoted = quote_into(std::move(order));
-  if (!quoted) return fail(quoted.error());
-  record(*quoted, "quoted", quoted->value("quoted_at", ""), "requoted");
-  auto e = engine_.commit({{engine::Change::Op::put, kOrder, id, *quoted, "OrderRequoted"}});
+    return Error::conflict(fmt::format("offering '{}' takes no new orders", order.value("offering", "")));
+  return std::nullopt;
+}
+}  // namespace
+
+Result<std::shared_ptr<Orders::Pending>> Orders::begin_requote(const std::string& id, const auth::Principal& who) {
+  auto o = find(id, who);
+  if (!o) return fail(o.error());
+  if (auto bad = not_requotable((*o)->body, id, engine_)) return fail(*bad);
+  return begin_quote((*o)->body, Pending::requote);
+}
+
+Result<Json> Orders::finish_requote(Pending& p) {
+  // Confirmed, cancelled or withdrawn while the solver ran: the new quote is not wanted.
+  std::string id = p.order["id"];
+  const engine::Object* o = engine_.find(kOrder, id);
+  if (!o) return fail(Error::not_found(fmt::format("order '{}' not found", id)));
+  if (auto bad = not_requotable(o->body, id, engine_)) return fail(*bad);
+  const engine::Object* offering = engine_.find(catalog::kOffering, o->body.value("offering", ""));
+  if (offering->body["blueprint"] != p.blueprint)
+    return fail(Error::conflict(fmt::format("offering '{}' changed while the order was being solved; requote again",
+                                            o->body.value("offering", ""))));
+  p.order = o->body;
+  auto order = quoted(p);
+  if (!order) return fail(order.error());
+  record(*order, "quoted", order->value("quoted_at", ""), "requoted");
+  auto e = engine_.commit({{engine::Change::Op::put, kOrder, id, *order, "OrderRequoted"}});
   if (!e) return fail(e.error());
   return orders_.get(id);
 }

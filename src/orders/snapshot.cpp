@@ -90,7 +90,10 @@ Result<std::shared_ptr<const solver::Snapshot>> SnapshotCache::current() {
     if (!s) return fail(s.error());
     snapshot_ = std::make_shared<solver::Snapshot>(std::move(*s));
     stale_ = false;
-  } else {
+  } else if (!nodes_changed_.empty() || !links_changed_.empty()) {
+    // Solves on other threads may still read the snapshot they were given:
+    // patch a copy then (copy on write), the one in hand when nobody else has it.
+    if (snapshot_.use_count() > 1) snapshot_ = std::make_shared<solver::Snapshot>(*snapshot_);
     for (const auto& id : nodes_changed_) {
       const engine::Object* o = engine_.find(inventory::kNode, id);
       auto index = snapshot_->node_index(id);

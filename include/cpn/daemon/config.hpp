@@ -43,6 +43,10 @@ struct Config {
     int driver_threads = 8;                // workers for blocking driver calls
     std::int64_t orphan_sweep_s = 60;      // how often workloads nothing wants are looked for
   } orchestration;
+  struct Solver {                          // orders, requotes and what-ifs are solved off the API's thread
+    int threads = 2;                       // workers
+    int max_pending = 64;                  // solving or waiting at once; more: 503
+  } solver;
   std::int64_t sim_start_delay_ms = 2000;  // twin instances: start to running
   std::int64_t sim_stop_delay_ms = 0;      // twin instances: stop to gone
   std::int64_t kube_timeout_ms = 5000;     // one request to a cluster

@@ -5,6 +5,7 @@
 // YAML by Accept), ETag, metrics and the access log.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <set>
 
@@ -39,12 +40,28 @@ class Dispatcher {
   // Whether this request's body should be streamed to a file (decided from
   // the header alone, before the body is read).
   bool streams_body(const std::string& method, const std::string& path) const;
+
+  // A route's work to run off this thread before handle() (see Route::prepare):
+  // job runs on a worker, then done back on this thread, then handle(). Neither
+  // set: handle() at once. refused: the answer instead (too much work waiting).
+  struct Preparation {
+    std::function<void()> job, done;
+    std::optional<Response> refused;
+  };
+  Preparation prepare(Request& request);
+  // At most this many prepared jobs wait or run at once (solver.max_pending).
+  void set_max_prepared(int n) { max_prepared_ = n; }
+  int prepared_in_flight() const { return prepared_; }
   Metrics& metrics() { return metrics_; }
 
  private:
   Response dispatch(Request& request, const Route*& matched);
   Response dispatch_head(Request& request, const Route*& matched);
   Response dispatch_body(Request& request, const Route& route);
+  // Parses the body into request.document; status 0 when it went well.
+  Response parse_body(Request& request, const Route& route);
+  // Headers, metrics and audit of an answer given before the handler ran.
+  void answered_early(Request& request, const Route* route, Response& answer);
   Response idempotent(Request& request, const Route& route);
   void audit(const Request& request, const Route* route, int status);
   Router& router_;
@@ -58,6 +75,9 @@ class Dispatcher {
   std::vector<store::AuditRecord> pending_audit_;
   std::uint64_t audit_dropped_ = 0;
   std::set<std::pair<std::string, std::string>> in_flight_;  // (principal, key)
+  int max_prepared_ = 64;
+  int prepared_ = 0;
+  std::uint64_t prepared_refused_ = 0;
 };
 
 // Serialises a JSON answer as YAML when the client asks for it.

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct Request {
   // When its header had been read: durations count from here, so time spent
   // reading its body or waiting behind other work shows.
   std::chrono::steady_clock::time_point received{};
+  bool document_ready = false;  // document already parsed (by a route's prepare step)
+  // What a route's prepare step worked out on another thread, for its handler.
+  std::shared_ptr<void> prepared;
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);

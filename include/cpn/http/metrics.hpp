@@ -29,6 +29,8 @@ class Metrics {
   // The reconciler's work queue: keys due or waiting, and steps that failed (requeued with backoff).
   void set_work_queue(std::size_t depth, std::uint64_t retries) { queue_depth_ = depth; queue_retries_ = retries; }
   void set_orphans_stopped(std::uint64_t n) { orphans_stopped_ = n; }
+  // Requests whose solving runs on the solver's workers, and those refused for want of room.
+  void set_prepared(int in_flight, std::uint64_t refused) { prepared_ = in_flight; prepared_refused_ = refused; }
   // The HTTP families; the caller appends its own.
   std::string render() const;
 
@@ -50,6 +52,8 @@ class Metrics {
   std::size_t queue_depth_ = 0;
   std::uint64_t queue_retries_ = 0;
   std::uint64_t orphans_stopped_ = 0;
+  int prepared_ = 0;
+  std::uint64_t prepared_refused_ = 0;
 };
 
 inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

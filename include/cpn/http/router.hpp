@@ -15,6 +15,13 @@ using Handler = std::function<Response(Request&)>;
 // What a caller's role may see of an answer (customers: their price, not
 // the operator's cost): applied to a JSON answer, or to each of its items.
 using View = std::function<void(Json& object, const auth::Principal& who)>;
+// The CPU-heavy part of a request (solving an order) taken off the thread
+// that serves every other request: called there once the request is
+// authenticated and its body parsed, it takes what the work needs (into
+// Request::prepared) and returns the work, which runs on a worker and must
+// touch nothing but what it took. The handler then runs as usual, finding
+// Request::prepared filled. An empty function: nothing to do beforehand.
+using Prepare = std::function<std::function<void()>(Request&)>;
 
 struct QueryParam {
   std::string name;
@@ -54,6 +61,7 @@ struct Route {
   bool yaml = true;             // the answer can be YAML (Accept)
   std::vector<std::string> not_replayed;  // answer fields an Idempotency-Key replay leaves out
   View view;                    // the projection of the answer by role (empty: as it is)
+  Prepare prepare;              // work to run off the engine thread before the handler
 };
 
 struct Match {

@@ -41,6 +41,10 @@ class Server {
   // Binds and starts accepting; returns the bound port (useful with port 0).
   Result<unsigned short> listen(const std::string& host, unsigned short port);
   void set_limits(Limits limits);
+  // Where prepared work (Dispatcher::prepare) runs: work on a worker, then
+  // `then` back on the io_context. Unset: inline, on the io thread.
+  using Offload = std::function<void(std::function<void()> work, std::function<void()> then)>;
+  void set_offload(Offload offload);
   // Serve HTTPS with this PEM chain and key (from then on, new connections;
   // called again on SIGHUP to reload). A file that does not load, or a key
   // that is not the certificate's, is an error naming /tls/...; the context

@@ -29,7 +29,9 @@ struct Settings {
 
 // The live inventory as the solver sees it: free capacity net of what
 // deployments hold. Rebuilt after the inventory changed; a reservation
-// taken or given back only updates the nodes and links it touched.
+// taken or given back only updates the nodes and links it touched. A
+// snapshot handed out is never changed after: solves on other threads read
+// it while this one moves on.
 class SnapshotCache {
  public:
   explicit SnapshotCache(engine::Engine& engine);
@@ -59,6 +61,20 @@ class Orders {
   // an offering or a blueprint {name, version}.
   Result<Json> solve(const Json& request);
 
+  // Solving in three steps, so that the long middle one runs on another
+  // thread: begin_* checks the request and takes what the solver reads (an
+  // immutable snapshot, the compiled blueprint, copies of the offering and
+  // order); work() solves, touching nothing else; finish() checks what
+  // changed meanwhile (the order confirmed or cancelled, the offering
+  // withdrawn) and commits. create(), solve() and requote() are the three
+  // run back to back.
+  struct Pending;
+  Result<std::shared_ptr<Pending>> begin_create(const Json& request, const auth::Principal& who);
+  Result<std::shared_ptr<Pending>> begin_requote(const std::string& id, const auth::Principal& who);
+  Result<std::shared_ptr<Pending>> begin_solve(const Json& request);
+  static void work(Pending& pending);
+  Result<Json> finish(Pending& pending);
+
   // Reading and acting on one order; a customer only reaches its tenant's.
   Result<const engine::Object*> find(const std::string& id, const auth::Principal& who) const;
   Result<Json> confirm(const std::string& id, const Json& request, const auth::Principal& who);
@@ -72,8 +88,12 @@ class Orders {
   static bool visible(const engine::Object& order, const auth::Principal& who);
 
  private:
-  // Fills an order's demand, solutions and expiry from its parameters.
-  Result<Json> quote_into(Json order);
+  // Takes what solving an order needs; fills its demand, solutions and expiry from the result.
+  Result<std::shared_ptr<Pending>> begin_quote(Json order, int kind);
+  Result<Json> quoted(Pending& pending);
+  Result<Json> finish_create(Pending& pending);
+  Result<Json> finish_requote(Pending& pending);
+  Result<Json> finish_solve(Pending& pending);
 
   engine::Engine& engine_;
   catalog::Catalog& catalog_;
