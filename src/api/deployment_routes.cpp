@@ -94,6 +94,21 @@ void add_deployment_routes(http::Router& router, Services& s) {
               "Scale a component of a running deployment to a number of instances (operators; the deployment and "
               "its order are adjusting until every new instance runs or every retired one is stopped)",
               "deployments", "scale-request", 202, "Accepted: adjusting"});
+  router.add({"POST", "/v1/deployments/{id}/instances/{instance}/replace", {"operator"},
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
+                if (!d) return error(d.error(), req);
+                if (auto v = schema::validate("replace-request", req.document, "replace request"); !v)
+                  return error(v.error(), req);
+                auto r = s.orchestrator.replace(req.param("id"), req.param("instance"), req.document, req.principal->name);
+                if (!r) return error(r.error(), req);
+                return json(s.deployments.collection().render(*s.engine.find(templates::kDeployment, req.param("id"))),
+                            202);
+              },
+              "replaceInstance",
+              "Replace one instance of a running deployment by a new one on another node of its kind (operators; the "
+              "others keep running untouched; the deployment is adjusting until the new one runs and the old one stopped)",
+              "deployments", "replace-request", 202, "Accepted: adjusting"});
   router.add({"GET", "/v1/deployments/{id}/metrics", roles,
               [&s](Request& req) {
                 auto d = s.deployments.find(req.param("id"), *req.principal);

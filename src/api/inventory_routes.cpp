@@ -43,8 +43,9 @@ void add_inventory_routes(http::Router& router, Services& s) {
   };
   for (StateAction a : {StateAction{"cordon", "cordoned", "NodeCordoned", "Cordon a node: no new placements on it"},
                         StateAction{"uncordon", "ready", "NodeUncordoned", "Make a cordoned or down node ready again"},
-                        StateAction{"drain", "cordoned", "NodeDrained",
-                                    "Drain a node: cordon it and move its workloads elsewhere"}}) {
+                        StateAction{"drain", "cordoned", "NodeDraining",
+                                    "Drain a node: cordon it, then move each of its instances to another node of its "
+                                    "kind (one at a time per deployment); the node's `drain` says how far it got"}}) {
     std::string verb = a.verb;
     router.add({"POST", "/v1/nodes/{id}/" + verb, {"operator"},
                 [&inv, a](Request& req) {

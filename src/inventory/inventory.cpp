@@ -65,13 +65,15 @@ resource::Rules node_rules() {
   r.dependents = [](const Object& o, const Engine& e) { return holders(o, e, "nodes"); };
   r.schema = "node";
   r.title = "node";
-  r.read_only = {"allocated", "allocatable", "free", "capability"};
+  r.read_only = {"allocated", "allocatable", "free", "capability", "drain"};
   r.admit = [](Json& body, const Object* existing, const Engine& e) {
     auto errs = normalize_node(body, "");
     if (!e.find(kSite, body.value("site", "")))
       errs.push_back({"/site", fmt::format("unknown site '{}'", body.value("site", ""))});
     // Allocations belong to cpnd: a write never changes them.
     body["allocated"] = existing && existing->body.contains("allocated") ? existing->body["allocated"] : zero_allocation();
+    // So is a drain's progress (POST /v1/nodes/{id}/drain starts one; the orchestrator reports on it).
+    if (existing && existing->body.contains("drain")) body["drain"] = existing->body["drain"];
     return errs;
   };
   r.id_of = [](const Json& b) { return b["id"].get<std::string>(); };
@@ -183,6 +185,8 @@ Result<ImportSummary> Inventory::import_topology(const Json& doc) {
       // A topology that does not say a node's state keeps what operators set.
       if (!had_state && existing) node["state"] = existing->body.value("state", "ready");
       node["allocated"] = existing ? existing->body.value("allocated", zero_allocation()) : zero_allocation();
+      node.erase("drain");  // the orchestrator's report, never a document's
+      if (existing && existing->body.contains("drain")) node["drain"] = existing->body["drain"];
       stage(kNode, nid, std::move(node));
     }
   }
@@ -244,6 +248,7 @@ Json Inventory::export_topology() const {
       Json node = n->body;
       node.erase("site");
       node.erase("allocated");
+      node.erase("drain");
       nodes.push_back(std::move(node));
     }
     site["nodes"] = std::move(nodes);
@@ -343,6 +348,13 @@ Result<Json> Inventory::set_node_state(const std::string& id, const std::string&
       id, if_match,
       [&](Json& body) -> Status {
         body["state"] = state;
+        // A drain cordons, then the orchestrator moves the node's instances
+        // and reports in `drain`; making the node ready again ends it.
+        if (event_type == "NodeDraining")
+          body["drain"] = {{"state", "draining"}, {"started_at", engine_.now()}, {"left", nullptr}, {"moved", Json::array()},
+                           {"waiting", Json::array()}};
+        else if (state == "ready")
+          body.erase("drain");
         return {};
       },
       event_type);

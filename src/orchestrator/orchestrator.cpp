@@ -13,6 +13,7 @@
 #include "cpn/core/history.hpp"
 #include "cpn/core/log.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
+#include "cpn/template/instances.hpp"
 #include "cpn/template/template.hpp"
 
 namespace cpn::orchestrator {
@@ -57,6 +58,8 @@ Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, d
   for (const auto* i : engine_.list(kInstance)) instances_by_deployment_[i->body.value("deployment", "")].insert(i->id);
   for (const auto* d : engine_.list(templates::kDeployment))
     if (!finished(d->body.value("state", ""))) active_.insert(d->id);
+  for (const auto* n : engine_.list("node"))
+    if (n->body.value("/drain/state"_json_pointer, "") == "draining") draining_.insert(n->id);
   engine_.on_commit([this](const std::vector<engine::Event>& events) { noticed(events); });
 }
 
@@ -156,6 +159,12 @@ void Orchestrator::noticed(const std::vector<engine::Event>& events) {
       queue_.add(e.object.value("deployment", ""));
       any = true;
     } else if (e.kind == "node" || e.kind == "site" || e.kind == "link" || e.kind == "sim-fault") {
+      if (e.kind == "node") {
+        const engine::Object* n = engine_.find("node", e.id);
+        if (n && n->body.value("/drain/state"_json_pointer, "") == "draining") draining_.insert(e.id);
+        else draining_.erase(e.id);
+        if (e.type == "NodeDrainProgress" || e.type == "NodeDrained") continue;  // only its own report
+      }
       all = true;  // what instances run on changed: every active deployment looks
     }
   }
@@ -167,6 +176,7 @@ void Orchestrator::noticed(const std::vector<engine::Event>& events) {
 }
 
 void Orchestrator::resync() {
+  drain_nodes();
   for (const auto& id : active_) queue_.resync(id);
 }
 
@@ -229,14 +239,16 @@ int Orchestrator::first_port_offset() const {
 Result<int> Orchestrator::provision(const engine::Object& d) {
   std::vector<engine::Change> changes;
   int port = first_port_offset();
-  for (const auto& comp : d.body["template"]["spec"]["components"]) {
-    int k = 0;
-    for (const auto& p : comp["placements"])
-      for (int i = 0; i < p["instances"].get<int>(); ++i, ++k)
-        changes.push_back({engine::Change::Op::put, kInstance, templates::instance_id(d.id, comp["name"].get<std::string>(), k),
-                           new_instance(d.id, comp, p, k, settings_.first_port + port++ % settings_.port_count), "InstancePending"});
-  }
   Json body = d.body;
+  templates::assign_ids(body);
+  for (const auto& comp : body["template"]["spec"]["components"]) {
+    auto ids = templates::placement_ids(d.id, comp);
+    for (std::size_t j = 0; j < ids.size(); ++j)
+      for (const auto& iid : ids[j])
+        changes.push_back({engine::Change::Op::put, kInstance, iid,
+                           new_instance(iid, d.id, comp, comp["placements"][j], settings_.first_port + port++ % settings_.port_count),
+                           "InstancePending"});
+  }
   note(body, "provisioning", engine_.now());
   changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentProvisioning"});
   if (auto s = set_order_state(d.body, "provisioning", changes); !s) return fail(s.error());
@@ -244,8 +256,9 @@ Result<int> Orchestrator::provision(const engine::Object& d) {
   return 1;
 }
 
-Json Orchestrator::new_instance(const std::string& deployment, const Json& comp, const Json& p, int k, int port) const {
-  Json inst = {{"id", templates::instance_id(deployment, comp["name"].get<std::string>(), k)},
+Json Orchestrator::new_instance(const std::string& id, const std::string& deployment, const Json& comp, const Json& p,
+                                int port) const {
+  Json inst = {{"id", id},
                {"deployment", deployment}, {"component", comp["name"]}, {"site", p["site"]},
                {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p.value("variant", Json::object())},
                {"requests", p["requests"]}, {"model", templates::model_ref(comp)}, {"port", port},

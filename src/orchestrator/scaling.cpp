@@ -1,10 +1,12 @@
-// Scaling a running deployment's component to a number of instances. Like
-// everything the orchestrator does, the intent is one commit: scaling out
-// appends placements to the template, takes their capacity and creates the
-// new instance records; scaling in takes the newest instances out of the
-// template and lists them as retiring. The reconciler then starts the new
-// ones, or drains the retiring ones and gives back each one's capacity in
-// the commit that removes it. A crash anywhere resumes from the records.
+// Scaling a running deployment's component to a number of instances, and
+// replacing one instance. Like everything the orchestrator does, the
+// intent is one commit: scaling out appends placements to the template
+// (with fresh instance ids), takes their capacity and creates the new
+// instance records; scaling in takes chosen instances out of the template
+// and lists them as retiring; a replacement does both for one instance.
+// The reconciler then starts the new ones, or drains the retiring ones and
+// gives back each one's capacity in the commit that removes it. Instances
+// not named are never touched. A crash anywhere resumes from the records.
 #include <algorithm>
 #include <cmath>
 
@@ -14,6 +16,7 @@
 #include "cpn/inventory/inventory.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
 #include "cpn/sim/twin.hpp"
+#include "cpn/template/instances.hpp"
 #include "cpn/template/template.hpp"
 
 namespace cpn::orchestrator {
@@ -62,25 +65,45 @@ Json Orchestrator::held_by(const Json& tmpl, const Json& retiring) {
   return templates::reservation_of(doc);
 }
 
-// In: the newest instances go first (the last placements), so the
-// numbering of those that stay does not move. They are listed as retiring.
-void Orchestrator::retire_newest(Json& body, Json& comp, const std::string& id, int want) {
-  std::string component = comp["name"];
-  Json& placements = comp["placements"];
-  Json retiring = body.value("retiring", Json::array());
-  for (int k = total_instances(comp) - 1; k >= want; --k) {
-    Json& last = placements.back();
-    Json one = last;
-    one["instances"] = 1;
-    if (one.contains("capacity")) one["capacity"] = last["capacity"].get<double>() / last["instances"].get<int>();
-    retiring.push_back({{"instance", templates::instance_id(id, component, k)}, {"placement", one}});
-    if (last["instances"].get<int>() == 1) {
-      placements.erase(placements.size() - 1);
+// Which instances a scale-in retires, in this order: those not running
+// (failed, pending, starting), then those on a node that is cordoned, down
+// or faulted in the twin, then the newest (highest ordinal). The others
+// keep running untouched.
+std::vector<std::string> Orchestrator::to_retire(const std::string& deployment, const Json& comp, int count) const {
+  const sim::Conditions twin = sim::conditions_of(engine_);
+  struct Ranked {
+    int rank;
+    long ordinal;
+    std::string id;
+  };
+  std::vector<Ranked> ranked;
+  for (const auto& iid : templates::instance_ids(deployment, comp)) {
+    const engine::Object* inst = engine_.find(kInstance, iid);
+    int rank = 2;
+    if (!inst || inst->body.value("state", "") != "running") {
+      rank = 0;
     } else {
-      if (last.contains("capacity")) last["capacity"] = last["capacity"].get<double>() - one["capacity"].get<double>();
-      last["instances"] = last["instances"].get<int>() - 1;
+      const engine::Object* node = engine_.find(inventory::kNode, inst->body.value("node", ""));
+      if (!node || node->body.value("state", "ready") != "ready" || !twin.node_up(engine_, node->id)) rank = 1;
     }
+    auto dash = iid.rfind('-');
+    long ordinal = dash == std::string::npos ? 0 : std::strtol(iid.c_str() + dash + 1, nullptr, 10);
+    ranked.push_back({rank, ordinal, iid});
   }
+  std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
+    return a.rank != b.rank ? a.rank < b.rank : a.ordinal > b.ordinal;
+  });
+  std::vector<std::string> out;
+  for (int i = 0; i < count && i < static_cast<int>(ranked.size()); ++i) out.push_back(ranked[i].id);
+  return out;
+}
+
+// Takes these instances out of the template and lists them as retiring.
+void Orchestrator::retire_ids(Json& body, Json& comp, const std::vector<std::string>& ids, const std::string& reason) {
+  Json retiring = body.value("retiring", Json::array());
+  for (const auto& iid : ids)
+    if (auto one = templates::take_out(comp, iid))
+      retiring.push_back({{"instance", iid}, {"component", comp["name"]}, {"placement", *one}, {"reason", reason}});
   body["retiring"] = retiring;
 }
 
@@ -89,17 +112,24 @@ void Orchestrator::retire_newest(Json& body, Json& comp, const std::string& id, 
 Result<bool> Orchestrator::revert_scale_out(const engine::Object& d, const std::string& failed_instance,
                                             const std::string& reason) {
   const Json scaling = d.body.value("scaling", Json::object());
-  if (d.body.value("state", "") != "adjusting" || scaling.value("reverted", false)) return false;
+  if (d.body.value("state", "") != "adjusting" || scaling.value("reverted", false) || scaling.contains("replaces"))
+    return false;
   int from = scaling.value("from", 0), to = scaling.value("to", 0);
   std::string component = scaling.value("component", "");
-  bool is_new = false;
-  for (int k = from; k < to; ++k) is_new = is_new || templates::instance_id(d.id, component, k) == failed_instance;
-  if (!is_new) return false;
   Json body = d.body;
   Json& components = body["template"]["spec"]["components"];
   auto comp = std::find_if(components.begin(), components.end(), [&](const Json& c) { return c["name"] == component; });
   if (comp == components.end()) return false;
-  retire_newest(body, *comp, d.id, from);
+  std::vector<std::string> added;
+  if (scaling.contains("added")) {
+    added = scaling["added"].get<std::vector<std::string>>();
+  } else {  // recorded before ids were kept: the new ones were the last positions
+    auto ids = templates::instance_ids(d.id, *comp);
+    for (int k = from; k < to && k < static_cast<int>(ids.size()); ++k) added.push_back(ids[k]);
+  }
+  if (std::find(added.begin(), added.end(), failed_instance) == added.end()) return false;
+  templates::assign_ids(body);
+  retire_ids(body, *comp, added, "scale-out reverted");
   body["reservation"] = held_by(body["template"], body["retiring"]);
   body["scaling"]["reverted"] = true;
   body["scaling"]["reason"] = reason;
@@ -111,6 +141,84 @@ Result<bool> Orchestrator::revert_scale_out(const engine::Object& d, const std::
   return true;
 }
 
+// Nodes of a component's own kinds (site, architecture, accelerator) with
+// room for more of its instances, each with the placement whose shape new
+// instances take there. Nodes not ready, down in the twin or excluded are
+// left out.
+std::vector<Orchestrator::Candidate> Orchestrator::candidates(const Json& comp, const std::vector<const Json*>& like,
+                                                              const std::set<std::string>& exclude) const {
+  const sim::Conditions twin = sim::conditions_of(engine_);
+  std::vector<Candidate> out;
+  for (const Json* p : like)
+    for (const auto* n : engine_.list(inventory::kNode)) {
+      const Json& nb = n->body;
+      if (exclude.count(n->id) || nb.value("site", "") != (*p)["site"] || nb.value("arch", "") != (*p)["arch"] ||
+          nb.value("state", "ready") != "ready" || !twin.node_up(engine_, n->id))
+        continue;
+      if (std::any_of(out.begin(), out.end(), [&](const Candidate& c) { return c.node == n->id; })) continue;
+      int room = fits(nb, (*p)["requests"], p->value("accelerator", ""));
+      if (room <= 0) continue;
+      int already = 0;
+      for (const auto& q : comp["placements"])
+        if (q["node"] == n->id) already += q["instances"].get<int>();
+      out.push_back({n->id, p, room, 0, already});
+    }
+  return out;
+}
+
+// Gives n more instances to candidates: each to the node with the fewest
+// of the component's instances, then the most room, so they spread.
+// Answers how many found a place.
+int Orchestrator::spread(std::vector<Candidate>& candidates, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto best = candidates.end();
+    for (auto c = candidates.begin(); c != candidates.end(); ++c) {
+      if (c->room - c->given <= 0) continue;
+      if (best == candidates.end() || c->already + c->given < best->already + best->given ||
+          (c->already + c->given == best->already + best->given && c->room - c->given > best->room - best->given))
+        best = c;
+    }
+    if (best == candidates.end()) return i;
+    ++best->given;
+  }
+  return n;
+}
+
+// The placements the candidates were given, each with fresh instance ids, added
+// to the component; their reservation and instance records join changes.
+Result<std::vector<std::string>> Orchestrator::add_instances(Json& body, Json& comp, const std::vector<Candidate>& given,
+                                                             std::vector<engine::Change>& changes) {
+  Json added = Json::array();
+  for (const auto& c : given) {
+    if (c.given == 0) continue;
+    Json p = *c.like;
+    int per = std::max(1, p["instances"].get<int>());
+    p["node"] = c.node;
+    p["instances"] = c.given;
+    if (p.contains("capacity")) p["capacity"] = p["capacity"].get<double>() / per * c.given;
+    Json ids = Json::array();
+    for (int i = 0; i < c.given; ++i) ids.push_back(templates::next_id(body, comp["name"]));
+    p["instance_ids"] = ids;
+    added.push_back(p);
+  }
+  auto take = templates::reserve(templates::reservation_of(placements_doc(added)), +1, engine_, "/instances");
+  if (!take) return fail(take.error());
+  changes.insert(changes.end(), take->begin(), take->end());
+  std::vector<std::string> out;
+  int port = first_port_offset();
+  std::string id = body["id"];
+  for (const auto& p : added) {
+    comp["placements"].push_back(p);
+    for (const auto& iid : p["instance_ids"]) {
+      out.push_back(iid);
+      changes.push_back({engine::Change::Op::put, kInstance, iid,
+                         new_instance(iid, id, comp, p, settings_.first_port + port++ % settings_.port_count),
+                         "InstancePending"});
+    }
+  }
+  return out;
+}
+
 Result<Json> Orchestrator::scale(const std::string& id, const Json& request, const auth::Principal& who) {
   const engine::Object* d = engine_.find(templates::kDeployment, id);
   if (!d) return fail(Error::not_found(fmt::format("deployment '{}' not found", id)));
@@ -120,6 +228,7 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
   std::string component = request["component"];
   int want = request["instances"];
   Json body = d->body;
+  templates::assign_ids(body);
   Json& components = body["template"]["spec"]["components"];
   auto comp = std::find_if(components.begin(), components.end(), [&](const Json& c) { return c["name"] == component; });
   if (comp == components.end())
@@ -130,71 +239,21 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
   std::vector<engine::Change> changes;
   Json scaling = {{"component", component}, {"from", have}, {"to", want}, {"at", engine_.now()}, {"by", who.name}};
   if (want > have) {
-    // Out: the component's own kinds of node (site, architecture,
-    // accelerator, variant); each new instance goes to the node with the
-    // fewest of the component's instances, then the most room, so they
-    // spread; nodes not ready, or down in the twin, are skipped.
-    const sim::Conditions twin = sim::conditions_of(engine_);
-    struct Candidate {
-      std::string node;
-      const Json* like;  // the placement whose shape a new instance takes
-      int room;
-      int given = 0;
-      int already = 0;  // the component's instances on it now
-    };
-    std::vector<Candidate> candidates;
-    for (const auto& p : (*comp)["placements"])
-      for (const auto* n : engine_.list(inventory::kNode)) {
-        const Json& nb = n->body;
-        if (nb.value("site", "") != p["site"] || nb.value("arch", "") != p["arch"] || nb.value("state", "ready") != "ready" ||
-            !twin.node_up(engine_, n->id))
-          continue;
-        std::string acc = p.value("accelerator", "");
-        if (std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) { return c.node == n->id; })) continue;
-        int room = fits(nb, p["requests"], acc);
-        if (room <= 0) continue;
-        int already = 0;
-        for (const auto& q : (*comp)["placements"])
-          if (q["node"] == n->id) already += q["instances"].get<int>();
-        candidates.push_back({n->id, &p, room, 0, already});
-      }
-    for (int i = have; i < want; ++i) {
-      auto best = candidates.end();
-      for (auto c = candidates.begin(); c != candidates.end(); ++c) {
-        if (c->room - c->given <= 0) continue;
-        if (best == candidates.end() || c->already + c->given < best->already + best->given ||
-            (c->already + c->given == best->already + best->given && c->room - c->given > best->room - best->given))
-          best = c;
-      }
-      if (best == candidates.end())
-        return fail(Error::conflict(
-            fmt::format("component '{}' has room for {} more instances at its sites, not {}", component, i - have, want - have),
-            {{"/instances", "not enough free capacity at the component's sites"}}));
-      ++best->given;
-    }
-    Json added = Json::array();
-    for (const auto& c : candidates) {
-      if (c.given == 0) continue;
-      Json p = *c.like;
-      int per = std::max(1, p["instances"].get<int>());
-      p["node"] = c.node;
-      p["instances"] = c.given;
-      if (p.contains("capacity")) p["capacity"] = p["capacity"].get<double>() / per * c.given;
-      added.push_back(p);
-    }
-    auto take = templates::reserve(templates::reservation_of(placements_doc(added)), +1, engine_, "/instances");
-    if (!take) return fail(take.error());
-    changes = std::move(*take);
-    int k = have;
-    int port = first_port_offset();
-    for (const auto& p : added) {
-      (*comp)["placements"].push_back(p);
-      for (int i = 0; i < p["instances"].get<int>(); ++i)
-        changes.push_back({engine::Change::Op::put, kInstance, templates::instance_id(id, component, k++),
-                           new_instance(d->id, *comp, p, k - 1, settings_.first_port + port++ % settings_.port_count), "InstancePending"});
-    }
+    // Out: on the component's own kinds of node, spread.
+    std::vector<const Json*> like;
+    for (const auto& p : (*comp)["placements"]) like.push_back(&p);
+    auto found = candidates(*comp, like, {});
+    if (int placed = spread(found, want - have); placed < want - have)
+      return fail(Error::conflict(
+          fmt::format("component '{}' has room for {} more instances at its sites, not {}", component, placed, want - have),
+          {{"/instances", "not enough free capacity at the component's sites"}}));
+    auto added = add_instances(body, *comp, found, changes);
+    if (!added) return fail(added.error());
+    scaling["added"] = *added;
   } else {
-    retire_newest(body, *comp, id, want);
+    auto chosen = to_retire(id, *comp, have - want);
+    retire_ids(body, *comp, chosen, fmt::format("scaled in to {}", want));
+    scaling["retired"] = chosen;
   }
   body["reservation"] = held_by(body["template"], body.value("retiring", Json::array()));
   body["scaling"] = scaling;
@@ -204,6 +263,68 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
       !s)
     return fail(s.error());
   if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  return engine_.find(templates::kDeployment, id)->body;
+}
+
+Result<Json> Orchestrator::replace(const std::string& id, const std::string& instance, const Json& request,
+                                   const std::string& by) {
+  const engine::Object* d = engine_.find(templates::kDeployment, id);
+  if (!d) return fail(Error::not_found(fmt::format("deployment '{}' not found", id)));
+  std::string state = d->body.value("state", "");
+  if (state != "running")
+    return fail(Error::conflict(
+        fmt::format("deployment '{}' is {}: only a running deployment changes an instance (one change at a time)", id, state)));
+  Json body = d->body;
+  templates::assign_ids(body);
+  Json* comp = nullptr;
+  const Json* like = nullptr;
+  for (auto& c : body["template"]["spec"]["components"])
+    for (const auto& p : c["placements"])
+      for (const auto& iid : p["instance_ids"])
+        if (iid == instance) comp = &c, like = &p;
+  if (!comp)
+    return fail(Error::not_found(fmt::format("deployment '{}' has no instance '{}' in its template", id, instance)));
+  std::string from = (*like)["node"];
+  std::string node = request.value("node", "");
+  bool move = request.value("move", false) || !node.empty();
+  std::set<std::string> exclude;
+  if (move) exclude.insert(from);
+  auto found = candidates(*comp, {like}, exclude);
+  if (!node.empty()) {
+    if (node == from) return fail(Error::invalid_field("/node", fmt::format("instance '{}' is on '{}' already", instance, node)));
+    std::erase_if(found, [&](const Candidate& c) { return c.node != node; });
+    if (found.empty())
+      return fail(Error::invalid_field(
+          "/node", fmt::format("node '{}' cannot take instance '{}': it must be ready, at site '{}', {}{}, with room for "
+                               "its requests",
+                               node, instance, (*like)["site"].get<std::string>(), (*like)["arch"].get<std::string>(),
+                               like->contains("accelerator") ? " with " + (*like)["accelerator"].get<std::string>() : "")));
+  }
+  // Another node first (what a replacement is usually for), its own node when it is the only one with room.
+  if (!move && found.size() > 1) std::erase_if(found, [&](const Candidate& c) { return c.node == from; });
+  if (spread(found, 1) < 1)
+    return fail(Error::conflict(fmt::format("no node at site '{}' of the instance's kind has room for a replacement of '{}'",
+                                            (*like)["site"].get<std::string>(), instance),
+                                {{move ? "/node" : "", "no room for the replacement"}}));
+  std::vector<engine::Change> changes;
+  Json shape = *like;  // like points into the component, which changes below
+  for (auto& c : found) c.like = &shape;
+  std::string reason = request.value("reason", std::string(move ? "moved" : "replaced"));
+  retire_ids(body, *comp, {instance}, reason);
+  auto added = add_instances(body, *comp, found, changes);
+  if (!added) return fail(added.error());
+  std::string to;
+  for (const auto& c : found)
+    if (c.given) to = c.node;
+  body["reservation"] = held_by(body["template"], body["retiring"]);
+  body["scaling"] = {{"component", (*comp)["name"]}, {"replaces", instance}, {"added", *added}, {"from_node", from},
+                     {"to_node", to}, {"reason", reason}, {"at", engine_.now()}, {"by", by}};
+  std::string why = fmt::format("{} '{}' by '{}' on '{}'", move ? "moving" : "replacing", instance, added->front(), to);
+  note_state(body, "adjusting", why);
+  changes.push_back({engine::Change::Op::put, templates::kDeployment, id, body, "DeploymentInstanceReplaced"});
+  if (auto s = set_order_state(d->body, "adjusting", changes, why); !s) return fail(s.error());
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  log::info("deployment '{}': {} ({})", id, why, reason);
   return engine_.find(templates::kDeployment, id)->body;
 }
 
@@ -238,6 +359,62 @@ Result<int> Orchestrator::retire(const engine::Object& d) {
     ++n;
   }
   return n;
+}
+
+}  // namespace cpn::orchestrator
+
+namespace cpn::orchestrator {
+
+// Each draining node: every instance on it that still runs is moved, one
+// change per deployment at a time (a deployment busy with another change
+// waits), through the same path as a replacement. The node's `drain` says
+// what moved, what waits and why, and how many are left; it is drained
+// when nothing of a deployment runs on it any more.
+void Orchestrator::drain_nodes() {
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    std::string node_id = *it++;
+    const engine::Object* node = engine_.find(inventory::kNode, node_id);
+    if (!node || node->body.value("/drain/state"_json_pointer, "") != "draining") continue;
+    Json drain = node->body["drain"];
+    Json waiting = Json::array();
+    int left = 0;
+    for (const auto& dep : std::vector<std::string>(active_.begin(), active_.end())) {
+      for (const auto* inst : instances_of(dep)) {
+        if (inst->body.value("node", "") != node_id || inst->body.value("state", "") == "stopped") continue;
+        ++left;
+        const engine::Object* d = engine_.find(templates::kDeployment, dep);
+        bool retiring = false;
+        for (const auto& r : d->body.value("retiring", Json::array())) retiring = retiring || r["instance"] == inst->id;
+        if (retiring || inst->body.value("desired", "") == "stopped") continue;  // on its way out
+        if (d->body.value("state", "") != "running") {
+          waiting.push_back({{"instance", inst->id}, {"reason", fmt::format("deployment '{}' is {}", dep, d->body.value("state", ""))}});
+          continue;
+        }
+        auto moved = replace(dep, inst->id, {{"move", true}, {"reason", fmt::format("node '{}' is drained", node_id)}},
+                             "drain");
+        if (moved) {
+          drain["moved"].push_back({{"instance", inst->id}, {"by", (*moved)["scaling"]["added"][0]},
+                                    {"to", (*moved)["scaling"]["to_node"]}, {"at", engine_.now()}});
+        } else {
+          waiting.push_back({{"instance", inst->id}, {"reason", moved.error().message}});
+        }
+      }
+    }
+    drain["left"] = left;
+    drain["waiting"] = waiting;
+    if (left == 0) {
+      drain["state"] = "drained";
+      drain["finished_at"] = engine_.now();
+    }
+    node = engine_.find(inventory::kNode, node_id);
+    if (!node || node->body.value("drain", Json()) == drain) continue;
+    Json body = node->body;
+    body["drain"] = drain;
+    auto e = engine_.commit_relaxed(
+        {{engine::Change::Op::put, inventory::kNode, node_id, body, left == 0 ? "NodeDrained" : "NodeDrainProgress"}});
+    if (!e) log::warning("node '{}': recording the drain's progress: {}", node_id, e.error().message);
+    else if (left == 0) log::info("node '{}': drained ({} instances moved)", node_id, drain["moved"].size());
+  }
 }
 
 }  // namespace cpn::orchestrator

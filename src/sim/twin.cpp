@@ -5,6 +5,7 @@
 
 #include "cpn/inventory/inventory.hpp"
 #include "cpn/sim/twin.hpp"
+#include "cpn/template/instances.hpp"
 #include "cpn/template/template.hpp"
 
 namespace cpn::sim {
@@ -70,11 +71,12 @@ Json model_load(const Json& tmpl, const std::map<std::string, std::string>& inst
     Running& r = comps[name];
     order.push_back(name);
     r.demand = comp.value("demand", 0.0);
-    int k = 0;
-    for (const auto& p : comp["placements"]) {
+    auto ids = templates::placement_ids(deployment_id, comp);
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      const Json& p = comp["placements"][j];
       int n = p["instances"].get<int>(), up = 0;
-      for (int i = 0; i < n; ++i) {
-        auto it = instance_states.find(templates::instance_id(deployment_id, name, k++));
+      for (const auto& iid : ids[j]) {
+        auto it = instance_states.find(iid);
         up += it != instance_states.end() && it->second == "running";
       }
       r.running += up;

@@ -149,6 +149,7 @@ Result<Json> parse(const Json& input, const engine::Engine& engine, const artifa
       errs.push_back({base + "/name", fmt::format("component '{}' appears twice", comps[i]["name"].get<std::string>())});
     for (std::size_t j = 0; j < comps[i]["placements"].size(); ++j) {
       Json& p = comps[i]["placements"][j];
+      p.erase("instance_ids");  // cpnd names instances, never a submitter
       std::string pb = fmt::format("{}/placements/{}", base, j);
       int instances = p["instances"];
       total += instances;

@@ -75,6 +75,16 @@ class Orchestrator {
   // POST /v1/deployments/{id}/scale {component, instances}: a running
   // deployment's component to this many instances (adjusting until done).
   Result<Json> scale(const std::string& deployment_id, const Json& request, const auth::Principal& who);
+  // POST /v1/deployments/{id}/instances/{instance}/replace {node?, move?, reason?}:
+  // a new instance (fresh id) on another node of the same kind at the site
+  // (the named one; with move, never its own), then the old one drains and
+  // retires. Every other instance keeps running untouched.
+  Result<Json> replace(const std::string& deployment_id, const std::string& instance, const Json& request,
+                       const std::string& by);
+
+  // Moves the instances off every node being drained (POST /v1/nodes/{id}/drain)
+  // and reports in the node's `drain`; resync() calls it.
+  void drain_nodes();
 
   // Workloads the drivers run that no instance wants (none recorded, or
   // stopped: cpnd restored from an older backup, a stop that failed) are
@@ -112,7 +122,21 @@ class Orchestrator {
   Result<int> retire(const engine::Object& deployment);
   Result<bool> revert_scale_out(const engine::Object& deployment, const std::string& failed_instance,
                                 const std::string& reason);
-  static void retire_newest(Json& body, Json& component, const std::string& deployment_id, int want);
+  // Placing new instances of a component (scaling.cpp).
+  struct Candidate {
+    std::string node;
+    const Json* like;  // the placement whose shape a new instance takes
+    int room;
+    int given = 0;
+    int already = 0;  // the component's instances on it now
+  };
+  std::vector<Candidate> candidates(const Json& component, const std::vector<const Json*>& like,
+                                    const std::set<std::string>& exclude) const;
+  static int spread(std::vector<Candidate>& candidates, int n);
+  Result<std::vector<std::string>> add_instances(Json& body, Json& component, const std::vector<Candidate>& given,
+                                                 std::vector<engine::Change>& changes);
+  std::vector<std::string> to_retire(const std::string& deployment, const Json& component, int count) const;
+  static void retire_ids(Json& body, Json& component, const std::vector<std::string>& ids, const std::string& reason);
   Result<int> step_up(const engine::Object& instance);
   Result<int> step_down(const engine::Object& instance);
   Status commit_state(const engine::Object& object, const std::string& state, const std::string& event,
@@ -121,7 +145,8 @@ class Orchestrator {
                          const std::string& reason = "");
   std::string retry_at(int attempts) const;
   void note_state(Json& body, const std::string& state, const std::string& reason = "") const;
-  Json new_instance(const std::string& deployment, const Json& component, const Json& placement, int k, int port) const;
+  Json new_instance(const std::string& id, const std::string& deployment, const Json& component, const Json& placement,
+                    int port) const;
   static Json held_by(const Json& tmpl, const Json& retiring);
   void reserve_network(const Json& deployment);
   void release_network(const Json& deployment);
@@ -138,6 +163,7 @@ class Orchestrator {
   // own deployment's instances, never at every instance ever recorded.
   std::map<std::string, std::set<std::string>> instances_by_deployment_;
   std::set<std::string> active_;  // deployments not finished: what a resync looks at
+  std::set<std::string> draining_;  // nodes being drained
   std::map<std::string, int> busy_by_site_;  // blocking calls in flight, by site
   std::set<std::string> orphans_;  // being stopped by the sweep
   std::uint64_t orphans_stopped_ = 0;

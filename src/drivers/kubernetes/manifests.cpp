@@ -8,6 +8,7 @@
 
 #include "cpn/core/crypto.hpp"
 #include "cpn/drivers/kubernetes.hpp"
+#include "cpn/template/instances.hpp"
 #include "cpn/template/template.hpp"
 
 namespace cpn::drivers::kubernetes {
@@ -267,8 +268,9 @@ Result<std::vector<Workload>> render(const std::string& deployment_id, const Jso
     std::string component = comp["name"];
     // Group the placements by site and variant; instances keep the orchestrator's numbering.
     std::vector<Group> groups;
-    int k = 0;
-    for (const auto& p : comp["placements"]) {
+    auto ids = templates::placement_ids(deployment_id, comp);
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      const Json& p = comp["placements"][j];
       Json variant = p.value("variant", Json::object());
       Group key;
       key.site = p["site"];
@@ -292,7 +294,7 @@ Result<std::vector<Workload>> render(const std::string& deployment_id, const Jso
       g->accelerators = std::max(g->accelerators, req.value("accelerators", 0));
       if (std::find(g->nodes.begin(), g->nodes.end(), p["node"].get<std::string>()) == g->nodes.end())
         g->nodes.push_back(p["node"]);
-      for (int i = 0; i < p["instances"].get<int>(); ++i) g->instances.push_back(templates::instance_id(deployment_id, component, k++));
+      g->instances.insert(g->instances.end(), ids[j].begin(), ids[j].end());
     }
     for (const auto& g : groups) {
       auto site = sites(g.site);
