@@ -109,6 +109,22 @@ void add_deployment_routes(http::Router& router, Services& s) {
               "Replace one instance of a running deployment by a new one on another node of its kind (operators; the "
               "others keep running untouched; the deployment is adjusting until the new one runs and the old one stopped)",
               "deployments", "replace-request", 202, "Accepted: adjusting"});
+  router.add({"POST", "/v1/deployments/{id}/instances/{instance}/update", {"operator"},
+              [&s](Request& req) {
+                auto d = s.deployments.find(req.param("id"), *req.principal);
+                if (!d) return error(d.error(), req);
+                if (auto v = schema::validate("update-request", req.document, "update request"); !v)
+                  return error(v.error(), req);
+                std::string before = (*d)->body.value("state", "");
+                auto r = s.orchestrator.update(req.param("id"), req.param("instance"), req.document, req.principal->name);
+                if (!r) return error(r.error(), req);
+                return json(s.deployments.collection().render(*s.engine.find(templates::kDeployment, req.param("id"))),
+                            r->value("state", "") == before ? 200 : 202);
+              },
+              "updateInstance",
+              "Give one instance of a running deployment another model version, restarting it alone in place "
+              "(operators; the others keep theirs; 200 when it has that version already)",
+              "deployments", "update-request", 202, "Accepted: adjusting"});
   router.add({"GET", "/v1/deployments/{id}/metrics", roles,
               [&s](Request& req) {
                 auto d = s.deployments.find(req.param("id"), *req.principal);

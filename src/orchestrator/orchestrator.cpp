@@ -453,6 +453,7 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
     return 1;
   }
   if (in_flight(inst.id)) return 0;
+  if (state == "updating") return restart(*driver, inst);
   auto call = take_call(inst.id);
   if (call && call->op == Call::Op::start) {
     if (!call->status) {
@@ -476,10 +477,22 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
   }
   const drivers::Observation seen = *call->seen;
   switch (seen.phase) {
-    case drivers::Phase::running:
-      if (state == "running") return 0;
-      if (auto s = commit_state(inst, "running", "InstanceRunning", {{"attempts", 0}}); !s) return fail(s.error());
+    case drivers::Phase::running: {
+      // What the workload says it runs is kept beside what it should run.
+      bool model_known = !seen.model.empty() && inst.body.value("running_model", "") != seen.model;
+      if (state == "running" && !model_known) return 0;
+      Json extra = {{"attempts", 0}};
+      if (!seen.model.empty()) extra["running_model"] = seen.model;
+      if (state == "running") {
+        Json body = inst.body;
+        body["running_model"] = seen.model;
+        auto e = engine_.commit_relaxed({{engine::Change::Op::put, kInstance, inst.id, std::move(body), "InstanceObserved"}});
+        if (!e) return fail(e.error());
+        return 1;
+      }
+      if (auto s = commit_state(inst, "running", "InstanceRunning", extra); !s) return fail(s.error());
       return 1;
+    }
     case drivers::Phase::starting:
       if (state == "starting") return 0;
       if (auto s = commit_state(inst, "starting", "InstanceStarting"); !s) return fail(s.error());
@@ -505,7 +518,7 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
   // Intent, then the call: a crash between the two starts it again next pass.
   // A retry gets another port: what failed may have been another process holding this one.
   if (!site_has_room(*driver, inst.body.value("site", ""))) return 0;  // no attempt counted while it cannot be made
-  Json intent = {{"attempts", attempts + 1}};
+  Json intent = {{"attempts", attempts + 1}, {"started_model", inst.body.value("model", "")}};
   if (state == "failed") intent["port"] = settings_.first_port + first_port_offset();
   if (auto s = commit_state(inst, "starting", "InstanceStarting", intent); !s) return fail(s.error());
   dispatch(*driver, *engine_.find(kInstance, inst.id), Call::Op::start);
@@ -513,6 +526,39 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
     const engine::Object* now = engine_.find(kInstance, inst.id);
     if (auto s = commit_state(*now, "failed", "InstanceFailed",
                               {{"reason", done->status.error().message}, {"retry_at", retry_at(attempts)}});
+        !s)
+      return fail(s.error());
+  }
+  return 1;
+}
+
+// An instance being updated: stopped (its desired state stays running),
+// then, once its driver says it is gone, started again under the same id
+// with its record's new model. Nothing else of the deployment moves.
+Result<int> Orchestrator::restart(drivers::ComputeDriver& driver, const engine::Object& inst) {
+  auto call = take_call(inst.id);
+  if (!call || call->op != Call::Op::stop) {
+    if (!dispatch(driver, inst, Call::Op::stop)) return 0;  // no room at its site: next pass
+    call = take_call(inst.id);
+    if (!call) return 0;  // on a worker: its result makes the deployment due
+  }
+  if (!call->status) {
+    auto s = commit_state(inst, "updating", "InstanceUpdating", {{"reason", call->status.error().message}});
+    if (!s) return fail(s.error());
+    return fail(call->status.error());  // the step backs off and asks again
+  }
+  if (auto phase = call->seen ? call->seen->phase : drivers::Phase::absent;
+      phase == drivers::Phase::running || phase == drivers::Phase::starting)
+    return 0;  // still going (a process's grace)
+  // Gone: the start, intent first, as any start.
+  if (auto s = commit_state(inst, "starting", "InstanceStarting",
+                            {{"attempts", 1}, {"started_model", inst.body.value("model", "")}, {"reason", "updated"}});
+      !s)
+    return fail(s.error());
+  dispatch(driver, *engine_.find(kInstance, inst.id), Call::Op::start);
+  if (auto done = take_call(inst.id); done && !done->status) {
+    const engine::Object* now = engine_.find(kInstance, inst.id);
+    if (auto s = commit_state(*now, "failed", "InstanceFailed", {{"reason", done->status.error().message}, {"retry_at", retry_at(1)}});
         !s)
       return fail(s.error());
   }

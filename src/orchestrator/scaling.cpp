@@ -365,6 +365,52 @@ Result<int> Orchestrator::retire(const engine::Object& d) {
 
 namespace cpn::orchestrator {
 
+Result<Json> Orchestrator::update(const std::string& id, const std::string& instance, const Json& request,
+                                  const std::string& by) {
+  const engine::Object* d = engine_.find(templates::kDeployment, id);
+  if (!d) return fail(Error::not_found(fmt::format("deployment '{}' not found", id)));
+  std::string state = d->body.value("state", "");
+  if (state != "running")
+    return fail(Error::conflict(
+        fmt::format("deployment '{}' is {}: only a running deployment changes an instance (one change at a time)", id, state)));
+  const engine::Object* inst = engine_.find(kInstance, instance);
+  bool in_template = false;
+  for (const auto& c : d->body["template"]["spec"]["components"])
+    for (const auto& iid : templates::instance_ids(id, c)) in_template = in_template || iid == instance;
+  if (!inst || !in_template)
+    return fail(Error::not_found(fmt::format("deployment '{}' has no instance '{}' in its template", id, instance)));
+  const Json* comp = nullptr;
+  for (const auto& c : d->body["template"]["spec"]["components"])
+    if (c["name"] == inst->body["component"]) comp = &c;
+  std::string model = comp ? comp->value("/model/name"_json_pointer, "") : "";
+  if (model.empty())
+    return fail(Error::invalid_field("/version", fmt::format("component '{}' loads no model",
+                                                             inst->body.value("component", ""))));
+  drivers::ComputeDriver* driver = compute_.find(inst->body.value("driver", "sim"));
+  if (driver && !driver->updates_one())
+    return fail(Error::conflict(fmt::format("the {} driver runs instances in groups: one cannot be updated alone yet",
+                                            driver->name())));
+  std::string want = model + "@" + request["version"].get<std::string>();
+  if (inst->body.value("model", "") == want) return d->body;
+  std::string from = inst->body.value("model", "");
+  std::string reason = request.value("reason", fmt::format("model {} -> {}", from, want));
+  Json ib = inst->body;
+  ib["model"] = want;
+  ib["previous_model"] = from;
+  note_state(ib, "updating", reason);
+  Json body = d->body;
+  body["scaling"] = {{"component", inst->body["component"]}, {"updates", instance}, {"from_model", from},
+                     {"to_model", want}, {"reason", reason}, {"at", engine_.now()}, {"by", by}};
+  std::string why = fmt::format("updating '{}' to {}", instance, want);
+  note_state(body, "adjusting", why);
+  std::vector<engine::Change> changes = {{engine::Change::Op::put, kInstance, instance, std::move(ib), "InstanceUpdating"},
+                                         {engine::Change::Op::put, templates::kDeployment, id, body, "DeploymentInstanceUpdated"}};
+  if (auto s = set_order_state(d->body, "adjusting", changes, why); !s) return fail(s.error());
+  if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
+  log::info("deployment '{}': {}", id, why);
+  return engine_.find(templates::kDeployment, id)->body;
+}
+
 // Each draining node: every instance on it that still runs is moved, one
 // change per deployment at a time (a deployment busy with another change
 // waits), through the same path as a replacement. The node's `drain` says

@@ -292,3 +292,33 @@ TEST_CASE("workloads no deployment wants are stopped by the orphan sweep", "[api
   }
   CHECK_THAT(metrics, Catch::Contains("cpnd_orphans_stopped_total 2"));
 }
+
+TEST_CASE("updating one process instance restarts it alone, with the new model in its environment", "[api][control-plane]") {
+  test::Daemon d(fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
+  auto op = d.as("operator");
+  add_process_site(d, op, "detector", {"--fps", "5"});
+  Json tmpl = lab_template("canary", "detector");
+  tmpl["spec"]["components"][0]["model"] = {{"name", "det"}, {"version", "1"}};
+  std::string dep = created(op, tmpl);
+  REQUIRE(test::wait_state(op, dep, "running") == "running");
+  Reap reap{pids_of(d, op, dep)};
+  Json instances = op.get(dep + "/instances").json()["items"];
+  REQUIRE(instances.size() == 2);
+  std::string canary = instances[0]["id"], other = instances[1]["id"];
+  auto pid_of = [&](const std::string& id) { return std::stoi(test::read_file(d.data() + "/run/" + id + ".pid")); };
+  pid_t canary_pid = pid_of(canary), other_pid = pid_of(other);
+
+  REQUIRE(op.post(dep + "/instances/" + canary + "/update", {{"version", "2"}}).status == 202);
+  REQUIRE(test::wait_state(op, dep, "running") == "running");
+  pid_t fresh = pid_of(canary);
+  reap.pids.push_back(fresh);
+  CHECK(fresh != canary_pid);
+  CHECK_FALSE(alive(canary_pid));
+  CHECK(pid_of(other) == other_pid);  // never restarted
+  CHECK(alive(other_pid));
+  std::string env = test::read_file("/proc/" + std::to_string(fresh) + "/environ");
+  CHECK(env.find(std::string("CPN_MODEL_VERSION=det@2") + '\0') != std::string::npos);
+  Json now = op.get(dep + "/instances").json()["items"];
+  for (const auto& i : now)
+    CHECK(i["running_model"] == (i["id"] == canary ? "det@2" : "det@1"));
+}

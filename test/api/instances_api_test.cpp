@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/daemon.hpp"
+#include "support/templates.hpp"
 
 using namespace cpn;
 
@@ -255,4 +256,42 @@ TEST_CASE("draining a node moves its instances to other nodes and reports how fa
     if (i["component"] == "detect") CHECK(i["state"] == "running");
   REQUIRE(op.post("/v1/nodes/" + busy + "/uncordon", Json::object()).status == 200);
   CHECK_FALSE(op.get("/v1/nodes/" + busy).json().contains("drain"));
+}
+
+TEST_CASE("one instance gets another model version while the others keep theirs", "[api][instances]") {
+  test::Daemon d(fast());
+  auto op = d.as("operator");
+  Json read = test::plate_reader();
+  read["model"] = {{"name", "plates"}, {"version", "1"}};
+  auto created = op.post("/v1/deployments", test::deployment_template("canary", {read}));
+  REQUIRE(created.status == 201);
+  std::string path = created.header("location");
+  std::string dep = path.substr(path.rfind('/') + 1);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  auto before = instances_of(op, dep, "read");
+  REQUIRE(before.size() == 2);
+  std::string canary = before.begin()->first, other = std::next(before.begin())->first;
+  CHECK(before[canary]["running_model"] == "plates@1");
+
+  auto r = op.post(path + "/instances/" + canary + "/update", {{"version", "2"}, {"reason", "canary of plates 2"}});
+  REQUIRE(r.status == 202);
+  CHECK(r.json()["state"] == "adjusting");
+  CHECK(r.json()["scaling"]["to_model"] == "plates@2");
+  CHECK(op.get(path + "/instances").json()["items"].size() == 2);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  auto after = instances_of(op, dep, "read");
+  CHECK(after[canary]["model"] == "plates@2");
+  CHECK(after[canary]["running_model"] == "plates@2");
+  CHECK(after[canary]["previous_model"] == "plates@1");
+  CHECK(after[canary]["node"] == before[canary]["node"]);
+  CHECK(after[canary]["port"] == before[canary]["port"]);
+  CHECK(after[canary]["state"] == "running");
+  CHECK(untouched(after[other]) == untouched(before[other]));
+  CHECK(after[other]["running_model"] == "plates@1");
+  // Asked again: nothing to do. Bad asks change nothing.
+  CHECK(op.post(path + "/instances/" + canary + "/update", {{"version", "2"}}).status == 200);
+  CHECK(op.post(path + "/instances/" + canary + "/update", {{"version", "../x"}}).status == 422);
+  CHECK(op.post(path + "/instances/" + canary + "/update", Json::object()).status == 422);
+  CHECK(op.post(path + "/instances/" + dep + "-read-9/update", {{"version", "3"}}).status == 404);
+  CHECK(untouched(instances_of(op, dep, "read")[other]) == untouched(before[other]));
 }

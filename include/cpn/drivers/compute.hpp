@@ -20,8 +20,11 @@ namespace cpn::drivers {
 // What the controller says about an instance.
 enum class Phase { absent, starting, running, failed };
 struct Observation {
+  Observation(Phase p = Phase::absent, std::string r = "", std::string m = "")
+      : phase(p), reason(std::move(r)), model(std::move(m)) {}
   Phase phase = Phase::absent;
   std::string reason;  // for failed (and starting: what it waits for)
+  std::string model;   // the model (name@version) the workload runs, as it says; "" when the driver cannot tell
 };
 std::string to_string(Phase phase);
 
@@ -42,8 +45,14 @@ class ComputeDriver {
   virtual Status start(const Json& instance) = 0;
   // Stops it, or asks it to and returns at once (observe says running or
   // starting until it is gone); an instance that is not there is stopped.
+  // Updating one instance (another model version) is a stop, then a start
+  // of the same id with the new record: only that workload restarts.
   virtual Status stop(const Json& instance) = 0;
   virtual Observation observe(const Json& instance) = 0;
+  // Whether one instance can be updated alone (stopped and started again
+  // with another model while the others run); a driver that runs instances
+  // in groups (Kubernetes Deployments) cannot yet.
+  virtual bool updates_one() const { return true; }
   // How the driver finds a site's controller now (GET /v1/sites/{id}
   // shows it), or null when it has nothing to say. Any thread.
   virtual Json condition(const std::string& /*site*/) const { return nullptr; }

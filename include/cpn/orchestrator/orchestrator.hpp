@@ -81,6 +81,13 @@ class Orchestrator {
   // retires. Every other instance keeps running untouched.
   Result<Json> replace(const std::string& deployment_id, const std::string& instance, const Json& request,
                        const std::string& by);
+  // POST /v1/deployments/{id}/instances/{instance}/update {version, reason?}:
+  // that instance alone runs another version of its component's model
+  // (restarted in place: same id, node and port) while the others keep
+  // theirs, as a canary does. Its record says what it should run (`model`)
+  // and what its driver says it runs (`running_model`).
+  Result<Json> update(const std::string& deployment_id, const std::string& instance, const Json& request,
+                      const std::string& by);
 
   // Moves the instances off every node being drained (POST /v1/nodes/{id}/drain)
   // and reports in the node's `drain`; resync() calls it.
@@ -138,6 +145,7 @@ class Orchestrator {
   std::vector<std::string> to_retire(const std::string& deployment, const Json& component, int count) const;
   static void retire_ids(Json& body, Json& component, const std::vector<std::string>& ids, const std::string& reason);
   Result<int> step_up(const engine::Object& instance);
+  Result<int> restart(drivers::ComputeDriver& driver, const engine::Object& instance);
   Result<int> step_down(const engine::Object& instance);
   Status commit_state(const engine::Object& object, const std::string& state, const std::string& event,
                       const Json& extra = Json::object());

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <sstream>
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -86,15 +87,20 @@ bool port_free(int port) {
 
 // A process this driver did not start (a cpnd before a restart did): alive,
 // and this instance (its environment says so, so a reused pid never counts).
-bool adopted_instance(pid_t pid, const std::string& id) {
-  if (::kill(pid, 0) != 0) return false;
+// A variable of a process's environment as it was started (nothing when unreadable or unset).
+std::optional<std::string> environment_value(pid_t pid, const std::string& name) {
   std::ifstream env(fmt::format("/proc/{}/environ", pid), std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(env)), {});
-  std::string want = "CPN_INSTANCE_ID=" + id;
   std::istringstream vars(text);
+  std::string prefix = name + "=";
   for (std::string var; std::getline(vars, var, '\0');)
-    if (var == want) return true;
-  return false;
+    if (var.rfind(prefix, 0) == 0) return var.substr(prefix.size());
+  return std::nullopt;
+}
+
+bool adopted_instance(pid_t pid, const std::string& id) {
+  if (::kill(pid, 0) != 0) return false;
+  return environment_value(pid, "CPN_INSTANCE_ID") == id;
 }
 
 // The resolved path of a command's program, looked up as execvp would,
@@ -345,8 +351,10 @@ class ProcessCompute : public ComputeDriver {
       if (stopping_.erase(id)) return {Phase::absent, ""};  // it was asked to stop, and did
       return {Phase::failed, fmt::format("the process exited; see {}", (fs::path(settings_.log_dir) / (id + ".log")).string())};
     }
-    if (!healthy(instance.value("port", 0), 500)) return {Phase::starting, "waiting for GET /healthz"};
-    return {Phase::running, ""};
+    // The model it runs is the one it was started with, in its own environment.
+    std::string model = environment_value(pid, "CPN_MODEL_VERSION").value_or("");
+    if (!healthy(instance.value("port", 0), 500)) return {Phase::starting, "waiting for GET /healthz", model};
+    return {Phase::running, "", model};
   }
 
  private:

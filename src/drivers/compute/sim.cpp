@@ -45,7 +45,8 @@ class SimCompute : public ComputeDriver {
   std::string name() const override { return "sim"; }
   bool blocking() const override { return false; }
   Status start(const Json& instance) override {
-    started_.emplace(instance.value("id", ""), clock_.now());  // a running one keeps its start
+    std::string id = instance.value("id", "");
+    if (started_.emplace(id, clock_.now()).second) models_[id] = instance.value("model", "");  // a running one keeps its start
     return {};
   }
   // With a stop delay, an instance takes that long to go (its graceful shutdown, in the model).
@@ -53,6 +54,7 @@ class SimCompute : public ComputeDriver {
     std::string id = instance.value("id", "");
     if (stop_delay_.count() <= 0 || !started_.count(id)) {
       started_.erase(id);
+      models_.erase(id);
       return {};
     }
     stopping_.try_emplace(id, clock_.now());  // asked again: keeps its first ask
@@ -64,13 +66,14 @@ class SimCompute : public ComputeDriver {
       if (clock_.now() < s->second + stop_delay_) return {Phase::running, "stopping in the model"};
       stopping_.erase(s);
       started_.erase(id);
+      models_.erase(id);
     }
     auto it = started_.find(id);
     if (it == started_.end()) return {Phase::absent, ""};
     std::string node = instance.value("node", "");
     if (node_up_ && !node_up_(node)) return {Phase::failed, fmt::format("node '{}' is down", node)};
-    if (clock_.now() < it->second + delay_) return {Phase::starting, "starting in the model"};
-    return {Phase::running, ""};
+    if (clock_.now() < it->second + delay_) return {Phase::starting, "starting in the model", models_[id]};
+    return {Phase::running, "", models_[id]};
   }
 
  private:
@@ -78,6 +81,7 @@ class SimCompute : public ComputeDriver {
   std::chrono::milliseconds delay_, stop_delay_;
   std::function<bool(const std::string&)> node_up_;
   std::map<std::string, std::chrono::system_clock::time_point> started_, stopping_;
+  std::map<std::string, std::string> models_;  // what each was started with
 };
 
 }  // namespace

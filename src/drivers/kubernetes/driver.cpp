@@ -93,6 +93,9 @@ class KubernetesCompute : public ComputeDriver {
     return noted(site, api.remove(ApiClient::path_of(found->first.service)));
   }
 
+  // Instances run as replicas of one Deployment per group: one cannot get another model alone.
+  bool updates_one() const override { return false; }
+
   Observation observe(const Json& instance) override {
     auto found = locate(instance);
     if (!found) {
