@@ -192,10 +192,7 @@ void add_event_routes(http::Router& router, Services& s) {
                        for (const auto& e : s.engine.events_since(since, limit)) {
                          last = e.seq;
                          if (!kind.empty() && e.kind != kind) continue;
-                         Json obj = e.object;
-                         if (e.kind == auth::kToken && obj.is_object()) obj.erase("sha256");
-                         items.push_back({{"seq", e.seq}, {"time", e.time}, {"type", e.type}, {"kind", e.kind},
-                                          {"id", e.id}, {"object", obj}});
+                         items.push_back(store::event_json(e));
                        }
                        return json({{"items", items}, {"last", last}});
                      },

@@ -389,4 +389,17 @@ Result<Json> load_document_file(const std::string& path) {
   return doc;
 }
 
+Json merge_diff(const Json& from, const Json& to) {
+  if (!from.is_object() || !to.is_object()) return to;
+  Json patch = Json::object();
+  for (const auto& [key, value] : to.items()) {
+    auto old = from.find(key);
+    if (old == from.end()) patch[key] = value;
+    else if (*old != value) patch[key] = old->is_object() && value.is_object() ? merge_diff(*old, value) : value;
+  }
+  for (const auto& [key, value] : from.items())
+    if (!to.contains(key)) patch[key] = nullptr;
+  return patch;
+}
+
 }  // namespace cpn

@@ -258,16 +258,22 @@ int main(int argc, char** argv) {
   watchdog.start();
 
   // Idempotency keys are kept for a day (as Stripe does), then forgotten;
-  // the event log keeps its newest events.retain entries.
+  // audit records for audit.retain_days.
   daemon::PeriodicTask housekeeping(io, "housekeeping", std::chrono::hours(1), [&]() -> Status {
     engine.store().expire_idempotency(format_time(clock.now() - std::chrono::hours(24)));
     if (auto gone = engine.store().expire_audit(format_time(clock.now() - std::chrono::hours(24) * cfg->audit_retain_days)); gone > 0)
       log::notice("audit log: {} records older than {} days removed", gone, cfg->audit_retain_days);
-    if (auto gone = engine.store().compact_events(cfg->events_retained); gone > 0)
-      log::notice("event log compacted: {} events older than the newest {} removed", gone, cfg->events_retained);
     return {};
   }, metrics);
   housekeeping.start();
+  // The event log, by count and age, every minute: often enough that it never runs far past either.
+  daemon::PeriodicTask compaction(io, "event-compaction", std::chrono::minutes(1), [&]() -> Status {
+    if (auto gone = engine.store().compact_events(cfg->events_retained, format_time(clock.now() - cfg->events_max_age)); gone > 0)
+      log::info("event log compacted: {} events removed (over {} or older than {}s)", gone, cfg->events_retained,
+                cfg->events_max_age.count());
+    return {};
+  }, metrics);
+  compaction.start();
 
   // Quotes past their expiry become `expired` (an event each), checked every
   // second; the audit records of refused writes are written in one batch.
@@ -359,6 +365,7 @@ int main(int argc, char** argv) {
         dispatcher.set_max_yaml_bytes(fresh->limits.max_yaml_bytes);
         services.settings.metrics_business_without_token = fresh->metrics_business_without_token;
         services.settings.quotas = fresh->quotas;
+        dispatcher.set_max_prepared(fresh->solver.max_pending);
         log::set_level(log::parse_level(fresh->log_level, log::Level::info));
         fresh->listen = cfg->listen;
         fresh->data = cfg->data;

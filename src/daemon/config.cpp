@@ -97,7 +97,11 @@ void apply_file(Config& c, const Json& j) {
   }
   if (auto a = j.find("audit"); a != j.end()) c.audit_retain_days = a->value("retain_days", c.audit_retain_days);
   if (auto f = j.find("files"); f != j.end() && f->contains("max_bytes")) c.limits.max_file_bytes = (*f)["max_bytes"];
-  if (auto e = j.find("events"); e != j.end() && e->contains("retain")) c.events_retained = (*e)["retain"];
+  if (auto e = j.find("events"); e != j.end()) {
+    if (e->contains("retain")) c.events_retained = (*e)["retain"];
+    if (e->contains("max_age"))  // the schema has checked the pattern
+      c.events_max_age = std::chrono::seconds(std::llround(parse_duration_seconds((*e)["max_age"].get<std::string>()).value_or(604800)));
+  }
   if (auto n = j.find("network"); n != j.end()) {
     c.network_driver = n->value("driver", c.network_driver);
     c.network_prefix = n->value("namespace_prefix", c.network_prefix);
@@ -149,7 +153,7 @@ Json Config::to_json() const {
             {"max_yaml_bytes", limits.max_yaml_bytes},
             {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
           {"files", {{"max_bytes", limits.max_file_bytes}}},
-          {"events", {{"retain", events_retained}}},
+          {"events", {{"retain", events_retained}, {"max_age", fmt::format("{}s", events_max_age.count())}}},
           {"orders", {{"quote_ttl", fmt::format("{}s", quote_ttl.count())},
                       {"default_duration", fmt::format("{}h", order_duration_hours)}}},
           {"network", {{"driver", network_driver}, {"namespace_prefix", network_prefix}}},

@@ -1,5 +1,6 @@
 #include "cpn/engine/engine.hpp"
 
+#include <map>
 #include <utility>
 
 namespace cpn::engine {
@@ -39,8 +40,13 @@ Result<std::vector<Event>> Engine::commit_relaxed(std::vector<Change> changes) {
 Result<std::vector<Event>> Engine::commit(std::vector<Change> changes, bool durable) {
   std::vector<Change> effective;
   effective.reserve(changes.size());
+  std::vector<const Json*> before;  // what each object was, for the log's patch
+  std::map<std::pair<std::string, std::string>, std::size_t> earlier;  // an object written twice in one commit
   for (auto& c : changes) {
     const Object* existing = find(c.kind, c.id);
+    const Json* was = existing ? &existing->body : nullptr;
+    if (auto e = earlier.find({c.kind, c.id}); e != earlier.end())
+      was = effective[e->second].op == Change::Op::put ? &effective[e->second].body : nullptr;
     if (c.op == Change::Op::remove) {
       if (!existing) continue;
       if (c.body.is_null()) c.body = existing->body;  // the event carries what was deleted
@@ -48,12 +54,14 @@ Result<std::vector<Event>> Engine::commit(std::vector<Change> changes, bool dura
     } else if (c.op == Change::Op::put && c.event_type.empty()) {
       c.event_type = existing ? "Modified" : "Added";
     }
+    if (c.op != Change::Op::note) earlier[{c.kind, c.id}] = effective.size();
+    before.push_back(was);
     effective.push_back(std::move(c));
   }
   std::optional<store::IdempotencyRecord> record;
   if (!effective.empty()) record = std::exchange(pending_idem_, std::nullopt);
   if (effective.empty() && !record) return std::vector<Event>{};
-  auto events = store_->commit(effective, now(), record, durable || record.has_value());
+  auto events = store_->commit(effective, now(), record, durable || record.has_value(), before);
   if (!events) return events;
   for (std::size_t i = 0; i < effective.size(); ++i) {
     const auto& c = effective[i];

@@ -68,12 +68,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       prepared.done();
       co_return;
     }
-    auto wake = std::make_shared<net::steady_timer>(io, net::steady_timer::time_point::max());
+    struct Wake {
+      net::steady_timer timer;
+      bool done = false;  // set when `then` ran before the wait began
+    };
+    auto wake = std::make_shared<Wake>(net::steady_timer(io, net::steady_timer::time_point::max()));
     offload(std::move(prepared.job), [wake, done = std::move(prepared.done)] {
       done();
-      wake->cancel();
+      wake->done = true;
+      wake->timer.cancel();
     });
-    co_await wake->async_wait(use_tuple);
+    if (!wake->done) co_await wake->timer.async_wait(use_tuple);
   }
 
   void wake_watchers() {
@@ -217,8 +222,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& e : events) {
         es.since = e.seq;
         if (!es.kind.empty() && e.kind != es.kind) continue;
-        Json j = {{"seq", e.seq}, {"time", e.time}, {"type", e.type}, {"kind", e.kind}, {"id", e.id}, {"object", e.object}};
-        if (e.kind == "token" && j["object"].is_object()) j["object"].erase("sha256");
+        Json j = store::event_json(e);
         out += es.sse ? fmt::format("id: {}\nevent: {}\ndata: {}\n\n", e.seq, e.type, j.dump()) : j.dump() + "\n";
       }
       if (events.empty()) {

@@ -59,6 +59,12 @@ CREATE INDEX audit_time ON audit(time);
 CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql",
+    // 4: events of a change to an object carry what changed (a merge patch), not the
+    // whole object; the log is also bounded by age, through an index on time
+    R"sql(
+ALTER TABLE events ADD COLUMN patch TEXT;
+CREATE INDEX events_time ON events(time);
+)sql",
 };
 
 }  // namespace cpn::store

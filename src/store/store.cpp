@@ -57,7 +57,7 @@ struct Store::Impl {
             "ON CONFLICT(kind,id) DO UPDATE SET rv=excluded.rv, updated=excluded.updated, body=excluded.body");
     remove = std::make_unique<sql::Statement>(db, "DELETE FROM objects WHERE kind=?1 AND id=?2");
     event = std::make_unique<sql::Statement>(
-        db, "INSERT INTO events(time,type,kind,id,object) VALUES(?1,?2,?3,?4,?5) RETURNING seq");
+        db, "INSERT INTO events(time,type,kind,id,object,patch) VALUES(?1,?2,?3,?4,?5,?6) RETURNING seq");
     find_idem = std::make_unique<sql::Statement>(
         db, "SELECT request_hash,status,content_type,location,body,created FROM idempotency "
             "WHERE principal=?1 AND key=?2");
@@ -65,7 +65,7 @@ struct Store::Impl {
         db, "INSERT OR REPLACE INTO idempotency(principal,key,request_hash,status,content_type,location,body,created) "
             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
     since = std::make_unique<sql::Statement>(
-        db, "SELECT seq,time,type,kind,id,object FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        db, "SELECT seq,time,type,kind,id,object,patch FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
     expire_idem = std::make_unique<sql::Statement>(db, "DELETE FROM idempotency WHERE created < ?1");
     last_seq = std::make_unique<sql::Statement>(db, "SELECT COALESCE(MAX(seq),0) FROM events");
     count_idem = std::make_unique<sql::Statement>(db, "SELECT COUNT(*) FROM idempotency WHERE principal=?1");
@@ -140,8 +140,33 @@ int Store::schema_version() {
   return static_cast<int>(v.int64(0));
 }
 
+namespace {
+
+// What the log keeps of one change: the object when it is new, what changed
+// when it was there before, nothing more when it goes; each bounded, as a
+// summary when over kMaxEventBytes.
+constexpr std::size_t kMaxEventBytes = 64 * 1024;
+
+std::string bounded(const Json& doc, const std::string& id) {
+  std::string text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() <= kMaxEventBytes) return text;
+  return Json{{"id", id}, {"truncated", true}, {"bytes", text.size()}}.dump();
+}
+
+}  // namespace
+
+Json event_json(const Event& e) {
+  Json j = {{"seq", e.seq}, {"time", e.time}, {"type", e.type}, {"kind", e.kind}, {"id", e.id}};
+  if (!e.object.is_null()) j["object"] = e.object;
+  if (!e.patch.is_null()) j["patch"] = e.patch;
+  for (const char* part : {"object", "patch"})
+    if (e.kind == "token" && j.contains(part) && j[part].is_object()) j[part].erase("sha256");
+  return j;
+}
+
 Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, const std::string& time,
-                                         const std::optional<IdempotencyRecord>& idem, bool durable) {
+                                         const std::optional<IdempotencyRecord>& idem, bool durable,
+                                         const std::vector<const Json*>& before) {
   auto start = std::chrono::steady_clock::now();
   std::vector<Event> events;
   try {
@@ -153,13 +178,22 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
       impl_->durable = false;
     }
     sql::Transaction tx(impl_->db);
-    for (const auto& c : changes) {
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+      const Change& c = changes[i];
       std::string type = c.event_type;
       if (type.empty()) type = c.op == Change::Op::remove ? "Deleted" : "Modified";
       auto& ev = *impl_->event;
       // Bodies are valid UTF-8 by the time they get here; replace, never throw, if one is not.
       std::string body = c.body.dump(-1, ' ', false, Json::error_handler_t::replace);
-      ev.bind(1, time).bind(2, type).bind(3, c.kind).bind(4, c.id).bind(5, body);
+      const Json* was = i < before.size() ? before[i] : nullptr;
+      ev.bind(1, time).bind(2, type).bind(3, c.kind).bind(4, c.id);
+      if (c.op == Change::Op::put && was) {
+        ev.bind(5, std::string("null")).bind(6, bounded(merge_diff(*was, c.body), c.id));
+      } else if (c.op == Change::Op::put || c.op == Change::Op::note) {
+        ev.bind(5, body.size() <= kMaxEventBytes ? body : bounded(c.body, c.id)).bind_null(6);
+      } else {
+        ev.bind(5, std::string("null")).bind_null(6);
+      }
       ev.step();
       std::int64_t seq = ev.int64(0);
       ev.reset();
@@ -168,7 +202,7 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
       } else if (c.op == Change::Op::remove) {
         impl_->remove->bind(1, c.kind).bind(2, c.id).run();
       }
-      events.push_back({seq, time, type, c.kind, c.id, c.body});
+      events.push_back({seq, time, type, c.kind, c.id, c.body, nullptr});
     }
     if (idem) impl_->bind_idempotency(*idem);
     tx.commit();
@@ -190,7 +224,9 @@ std::vector<Event> Store::events_since(std::int64_t since, std::size_t limit) {
   auto& q = *impl_->since;
   q.bind(1, since).bind(2, static_cast<std::int64_t>(limit));
   std::vector<Event> out;
-  while (q.step()) out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3), q.text(4), Json::parse(q.text(5))});
+  while (q.step())
+    out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3), q.text(4), Json::parse(q.text(5)),
+                   q.is_null(6) ? Json() : Json::parse(q.text(6))});
   q.reset();
   impl_->timings.reads++;
   impl_->timings.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -270,12 +306,20 @@ std::int64_t Store::count_idempotency(const std::string& principal) {
 
 void Store::expire_idempotency(const std::string& before) { impl_->expire_idem->bind(1, before).run(); }
 
-std::int64_t Store::compact_events(std::int64_t keep) {
-  std::int64_t last = last_seq();
-  if (last - keep <= 0) return 0;
-  sql::Statement del(impl_->db, "DELETE FROM events WHERE seq <= ?1");
-  del.bind(1, last - keep).run();
-  return sqlite3_changes(impl_->db);
+std::int64_t Store::compact_events(std::int64_t keep, const std::string& older_than) {
+  std::int64_t gone = 0;
+  if (std::int64_t last = last_seq(); last - keep > 0) {
+    sql::Statement del(impl_->db, "DELETE FROM events WHERE seq <= ?1");
+    del.bind(1, last - keep).run();
+    gone += sqlite3_changes(impl_->db);
+  }
+  if (!older_than.empty()) {
+    // The newest event always stays: it carries the log's position (resourceVersion) across restarts.
+    sql::Statement del(impl_->db, "DELETE FROM events WHERE time < ?1 AND seq < (SELECT MAX(seq) FROM events)");
+    del.bind(1, older_than).run();
+    gone += sqlite3_changes(impl_->db);
+  }
+  return gone;
 }
 
 std::int64_t Store::first_seq() {

@@ -19,12 +19,15 @@ TEST_CASE("the event log lists every change after a sequence number", "[api][eve
   REQUIRE(items.size() == 3);
   CHECK(items[0]["type"] == "Added");
   CHECK(items[1]["type"] == "Modified");
-  CHECK(items[1]["object"]["city"] == "Zhongshan");
+  CHECK(items[1]["patch"] == Json{{"city", "Zhongshan"}});  // what changed, not the whole site
+  CHECK_FALSE(items[1].contains("object"));
+  CHECK(items[0]["object"]["city"] == "Zhuhai");
   CHECK(items[2]["type"] == "Deleted");
   CHECK(items[2]["seq"].get<std::int64_t>() == start + 3);
   CHECK(op.get("/v1/events?since=-1").status == 400);
   // token events never carry the hash
-  for (const auto& e : Json(d.admin().get("/v1/events?kind=token").json()["items"])) CHECK_FALSE(e["object"].contains("sha256"));
+  for (const auto& e : Json(d.admin().get("/v1/events?kind=token").json()["items"]))
+    for (const char* part : {"object", "patch"}) CHECK_FALSE(e.value(part, Json::object()).contains("sha256"));
 }
 
 TEST_CASE("a watch streams each change as it commits, as NDJSON or server-sent events", "[api][events]") {

@@ -14,7 +14,7 @@ TEST_CASE("committed objects and events survive reopening the database", "[store
   {
     auto store = store::Store::open(path);
     REQUIRE(store);
-    CHECK((*store)->schema_version() == 3);
+    CHECK((*store)->schema_version() == 4);
     engine::Engine engine(std::move(*store), clock);
     auto ev = engine.commit({{store::Change::Op::put, "site", "s1", {{"id", "s1"}}, ""},
                              {store::Change::Op::put, "site", "s2", {{"id", "s2"}}, ""}});
@@ -89,5 +89,52 @@ TEST_CASE("a database from a newer cpnd is refused", "[store]") {
   } else {
     WARN("sqlite3 CLI missing: newer-schema refusal not exercised");
   }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the log keeps what changed, not the whole object, and is bounded by count and age", "[store]") {
+  std::string dir = test::make_temp_dir("cpn-store");
+  ManualClock clock;
+  auto store = store::Store::open(dir + "/cpnd.db");
+  REQUIRE(store);
+  engine::Engine engine(std::move(*store), clock);
+  Json big = {{"id", "s1"}, {"city", "Zhuhai"}, {"notes", std::string(10000, 'x')}, {"labels", {{"a", "1"}, {"b", "2"}}}};
+  REQUIRE(engine.commit({{store::Change::Op::put, "site", "s1", big, ""}}));
+  Json changed = big;
+  changed["city"] = "Zhongshan";
+  changed["labels"].erase("b");
+  // Written twice in one commit: each patch is against what came before it.
+  Json again = changed;
+  again["labels"]["c"] = "3";
+  REQUIRE(engine.commit({{store::Change::Op::put, "site", "s1", changed, ""}, {store::Change::Op::put, "site", "s1", again, ""}}));
+  REQUIRE(engine.commit({{store::Change::Op::remove, "site", "s1", nullptr, ""}}));
+  auto events = engine.events_since(0, 10);
+  REQUIRE(events.size() == 4);
+  CHECK(events[0].object == big);
+  CHECK(events[0].patch.is_null());
+  CHECK(events[1].object.is_null());
+  CHECK(events[1].patch == Json{{"city", "Zhongshan"}, {"labels", {{"b", nullptr}}}});
+  CHECK(events[2].patch == Json{{"labels", {{"c", "3"}}}});
+  CHECK(events[3].type == "Deleted");
+  CHECK(events[3].object.is_null());
+  Json patched = big;
+  patched.merge_patch(events[1].patch);
+  CHECK(patched == changed);
+  // An object over 64 KiB is summarised.
+  REQUIRE(engine.commit({{store::Change::Op::put, "site", "s2", {{"id", "s2"}, {"notes", std::string(70000, 'y')}}, ""}}));
+  CHECK(engine.events_since(4, 1)[0].object == Json{{"id", "s2"}, {"truncated", true}, {"bytes", 70022}});
+
+  // By age: everything older than the cut goes, the newest event always stays.
+  clock.advance(std::chrono::hours(48));
+  for (int i = 0; i < 3; ++i) REQUIRE(engine.commit({{store::Change::Op::put, "site", "s" + std::to_string(10 + i), {{"id", "x"}}, ""}}));
+  CHECK(engine.store().compact_events(1000, format_time(clock.now() - std::chrono::hours(24))) == 5);
+  CHECK(engine.store().first_seq() == 6);
+  clock.advance(std::chrono::hours(48));
+  CHECK(engine.store().compact_events(1000, format_time(clock.now() - std::chrono::hours(24))) == 2);
+  CHECK(engine.store().last_seq() == 8);
+  // By count.
+  for (int i = 0; i < 5; ++i) REQUIRE(engine.commit({{store::Change::Op::put, "site", "t" + std::to_string(i), {{"id", "t"}}, ""}}));
+  CHECK(engine.store().compact_events(2) == 4);
+  CHECK(engine.store().first_seq() == 12);
   std::filesystem::remove_all(dir);
 }

@@ -26,6 +26,11 @@ Result<Json> parse_document(std::string_view text, Format format);
 std::string to_yaml(const Json& doc);
 std::string to_json(const Json& doc, bool pretty = false);
 
+// The RFC 7386 merge patch that turns `from` into `to`: changed members,
+// removed ones as null, arrays and scalars whole. (A member whose new value
+// is null reads as removed: merge patches cannot say null.)
+Json merge_diff(const Json& from, const Json& to);
+
 // Reads a YAML or JSON file (by extension) from disk.
 Result<Json> load_document_file(const std::string& path);
 

@@ -20,7 +20,8 @@ struct Config {
   bool dev = false;
   std::string log_level = "info";
   std::string topology;  // imported at start when set
-  std::int64_t events_retained = 1'000'000;  // the event log keeps the newest this many
+  std::int64_t events_retained = 1'000'000;  // the event log keeps the newest this many,
+  std::chrono::seconds events_max_age{7 * 24 * 3600};  // none older than this
   http::Limits limits;
   std::chrono::seconds quote_ttl{15 * 60};  // how long an order's quote can be confirmed
   double order_duration_hours = 24;        // when an order does not say

@@ -31,8 +31,15 @@ struct Event {
   std::string type;  // Added | Modified | Deleted | domain verbs (NodeCordoned, ...)
   std::string kind;
   std::string id;
-  Json object;  // the object after the change (before it, for Deleted)
+  Json object;  // the object after the change (before it, for Deleted); as read
+                // back from the log: Added only (bounded), null otherwise
+  Json patch;   // as read back from the log: the RFC 7386 merge patch of a change to an existing object
 };
+
+// An event as clients read it (GET /v1/events, watches): seq, time, type,
+// kind, id, and `object` (a new object) or `patch` (what changed). Token
+// hashes never leave.
+Json event_json(const Event& event);
 
 struct Change {
   enum class Op { put, remove, note };  // note: an event without an object write
@@ -106,12 +113,16 @@ class Store {
   // a client is told was written); otherwise it survives a crash of cpnd
   // but not a power loss, until the next durable commit or checkpoint
   // fsyncs the log, which holds it before anything later.
+  // `before`: each change's object as it was (null: new or unknown); the
+  // log records, for a change to an existing object, only what changed.
   Result<std::vector<Event>> commit(const std::vector<Change>& changes, const std::string& time,
-                                    const std::optional<IdempotencyRecord>& idem = std::nullopt, bool durable = true);
+                                    const std::optional<IdempotencyRecord>& idem = std::nullopt, bool durable = true,
+                                    const std::vector<const Json*>& before = {});
 
   std::vector<Event> events_since(std::int64_t since, std::size_t limit);
-  // Deletes all but the newest `keep` events; returns how many went.
-  std::int64_t compact_events(std::int64_t keep);
+  // Deletes all but the newest `keep` events, and those older than
+  // `older_than` (a timestamp; empty: no age limit); returns how many went.
+  std::int64_t compact_events(std::int64_t keep, const std::string& older_than = "");
   // The oldest sequence number still in the log (last_seq + 1 when empty).
   std::int64_t first_seq();
   std::optional<IdempotencyRecord> find_idempotency(const std::string& principal, const std::string& key);
