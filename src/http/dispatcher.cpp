@@ -95,13 +95,20 @@ Dispatcher::Preparation Dispatcher::prepare(Request& req) {
     if (route->creates && !key.empty() &&
         engine_.store().find_idempotency(req.principal ? req.principal->token_id : "-", key))
       return {};  // a replay: nothing to work out
-    if (prepared_ >= max_prepared_) {
+    // One token holds at most a quarter of the places, so one client cannot keep the others out.
+    std::string token = req.principal ? req.principal->token_id : "-";
+    int per_token = std::max(1, max_prepared_ / 4);
+    bool full = prepared_ >= max_prepared_;
+    if (full || prepared_by_token_[token] >= per_token) {
       ++prepared_refused_;
       metrics_.set_prepared(prepared_, prepared_refused_);
       Response r = problem(Error{ErrorKind::unavailable,
-                                 fmt::format("{} requests are being solved, as many as may wait (solver.max_pending); "
-                                             "try again shortly",
-                                             prepared_),
+                                 full ? fmt::format("{} requests are being solved, as many as may wait (solver.max_pending); "
+                                                    "try again shortly",
+                                                    prepared_)
+                                      : fmt::format("this token has {} requests being solved, its share of "
+                                                    "solver.max_pending; try again shortly",
+                                                    prepared_by_token_[token]),
                                  {}},
                            req.path, req.request_id);
       r.header("Retry-After", "1");
@@ -111,6 +118,7 @@ Dispatcher::Preparation Dispatcher::prepare(Request& req) {
     auto job = route->prepare(req);
     if (!job) return {};
     ++prepared_;
+    ++prepared_by_token_[token];
     metrics_.set_prepared(prepared_, prepared_refused_);
     auto seconds = std::make_shared<double>(0);
     return {[job = std::move(job), seconds] {
@@ -119,11 +127,14 @@ Dispatcher::Preparation Dispatcher::prepare(Request& req) {
                 job();
               } catch (const std::exception& e) {
                 log::error("prepared work failed: {}", e.what());  // the handler works it out again
+              } catch (...) {
+                log::error("prepared work failed");
               }
               *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             },
-            [this, seconds] {
+            [this, seconds, token] {
               --prepared_;
+              if (--prepared_by_token_[token] <= 0) prepared_by_token_.erase(token);
               metrics_.set_prepared(prepared_, prepared_refused_);
               metrics_.task_ran("solve", *seconds);
             },

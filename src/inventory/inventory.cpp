@@ -73,7 +73,7 @@ resource::Rules node_rules() {
     // Allocations belong to cpnd: a write never changes them.
     body["allocated"] = existing && existing->body.contains("allocated") ? existing->body["allocated"] : zero_allocation();
     // So is a drain's progress (POST /v1/nodes/{id}/drain starts one; the orchestrator reports on it).
-    if (existing && existing->body.contains("drain")) body["drain"] = existing->body["drain"];
+    if (existing && existing->body.contains("drain") && body.value("state", "ready") != "ready") body["drain"] = existing->body["drain"];
     return errs;
   };
   r.id_of = [](const Json& b) { return b["id"].get<std::string>(); };
@@ -186,7 +186,8 @@ Result<ImportSummary> Inventory::import_topology(const Json& doc) {
       if (!had_state && existing) node["state"] = existing->body.value("state", "ready");
       node["allocated"] = existing ? existing->body.value("allocated", zero_allocation()) : zero_allocation();
       node.erase("drain");  // the orchestrator's report, never a document's
-      if (existing && existing->body.contains("drain")) node["drain"] = existing->body["drain"];
+      if (existing && existing->body.contains("drain") && node.value("state", "ready") != "ready")
+        node["drain"] = existing->body["drain"];
       stage(kNode, nid, std::move(node));
     }
   }

@@ -107,13 +107,50 @@ void Orchestrator::retire_ids(Json& body, Json& comp, const std::vector<std::str
   body["retiring"] = retiring;
 }
 
+// The replacement of an instance gave up: it retires, and the instance it
+// was to replace, still running, goes back into the template.
+Result<bool> Orchestrator::revert_replacement(const engine::Object& d, const std::string& failed_instance,
+                                              const std::string& reason) {
+  Json body = d.body;
+  Json& components = body["template"]["spec"]["components"];
+  std::string component = body["scaling"].value("component", "");
+  auto comp = std::find_if(components.begin(), components.end(), [&](const Json& c) { return c["name"] == component; });
+  if (comp == components.end()) return false;
+  Json retiring = Json::array();
+  std::string kept;
+  for (const auto& r : body.value("retiring", Json::array())) {
+    if (r.value("after", "") == failed_instance) {
+      kept = r["instance"];
+      (*comp)["placements"].push_back(r["placement"]);
+    } else {
+      retiring.push_back(r);
+    }
+  }
+  body["retiring"] = retiring;
+  retire_ids(body, *comp, {failed_instance}, "replacement failed");
+  body["reservation"] = held_by(body["template"], body["retiring"]);
+  body["scaling"]["reverted"] = true;
+  body["scaling"]["reason"] = reason;
+  std::string why = fmt::format("replacing '{}' failed ({}): '{}' keeps running", body["scaling"].value("replaces", ""),
+                                reason, kept.empty() ? "nothing" : kept);
+  note_state(body, "adjusting", why);
+  auto e = engine_.commit_relaxed({{engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentReplaceReverted"}});
+  if (!e) return fail(e.error());
+  log::warning("deployment '{}': {}", d.id, why);
+  return true;
+}
+
 // A new instance of a scale-out gave up: the scaling is undone (its new
 // instances retire), and the service that ran before it keeps running.
 Result<bool> Orchestrator::revert_scale_out(const engine::Object& d, const std::string& failed_instance,
                                             const std::string& reason) {
   const Json scaling = d.body.value("scaling", Json::object());
-  if (d.body.value("state", "") != "adjusting" || scaling.value("reverted", false) || scaling.contains("replaces"))
-    return false;
+  if (d.body.value("state", "") != "adjusting" || scaling.value("reverted", false)) return false;
+  if (scaling.contains("replaces")) {
+    Json added = scaling.value("added", Json::array());
+    if (std::find(added.begin(), added.end(), Json(failed_instance)) == added.end()) return false;
+    return revert_replacement(d, failed_instance, reason);
+  }
   int from = scaling.value("from", 0), to = scaling.value("to", 0);
   std::string component = scaling.value("component", "");
   Json body = d.body;
@@ -267,7 +304,7 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
 }
 
 Result<Json> Orchestrator::replace(const std::string& id, const std::string& instance, const Json& request,
-                                   const std::string& by) {
+                                   const std::string& by, const AlsoCommit& also) {
   const engine::Object* d = engine_.find(templates::kDeployment, id);
   if (!d) return fail(Error::not_found(fmt::format("deployment '{}' not found", id)));
   std::string state = d->body.value("state", "");
@@ -284,6 +321,12 @@ Result<Json> Orchestrator::replace(const std::string& id, const std::string& ins
         if (iid == instance) comp = &c, like = &p;
   if (!comp)
     return fail(Error::not_found(fmt::format("deployment '{}' has no instance '{}' in its template", id, instance)));
+  // A driver that runs a group of instances as one workload (a Kubernetes
+  // Deployment's replicas) cannot swap one of them alone.
+  const engine::Object* old = engine_.find(kInstance, instance);
+  if (drivers::ComputeDriver* driver = compute_.find(old ? old->body.value("driver", "sim") : "sim"); driver && !driver->updates_one())
+    return fail(Error::conflict(fmt::format("the {} driver runs instances in groups: one cannot be replaced alone yet",
+                                            driver->name())));
   std::string from = (*like)["node"];
   std::string node = request.value("node", "");
   bool move = request.value("move", false) || !node.empty();
@@ -310,9 +353,12 @@ Result<Json> Orchestrator::replace(const std::string& id, const std::string& ins
   Json shape = *like;  // like points into the component, which changes below
   for (auto& c : found) c.like = &shape;
   std::string reason = request.value("reason", std::string(move ? "moved" : "replaced"));
+  // Make before break: the old one leaves the template now but keeps
+  // running (and holding its capacity) until its replacement runs.
   retire_ids(body, *comp, {instance}, reason);
   auto added = add_instances(body, *comp, found, changes);
   if (!added) return fail(added.error());
+  body["retiring"].back()["after"] = added->front();
   std::string to;
   for (const auto& c : found)
     if (c.given) to = c.node;
@@ -322,6 +368,7 @@ Result<Json> Orchestrator::replace(const std::string& id, const std::string& ins
   std::string why = fmt::format("{} '{}' by '{}' on '{}'", move ? "moving" : "replacing", instance, added->front(), to);
   note_state(body, "adjusting", why);
   changes.push_back({engine::Change::Op::put, templates::kDeployment, id, body, "DeploymentInstanceReplaced"});
+  if (also) also(added->front(), to, changes);
   if (auto s = set_order_state(d->body, "adjusting", changes, why); !s) return fail(s.error());
   if (auto e = engine_.commit(std::move(changes)); !e) return fail(e.error());
   log::info("deployment '{}': {} ({})", id, why, reason);
@@ -336,6 +383,17 @@ Result<int> Orchestrator::retire(const engine::Object& d) {
   for (const auto& r : retiring) {
     std::string iid = r["instance"];
     const engine::Object* inst = engine_.find(kInstance, iid);
+    if (r.contains("after")) {
+      // Replaced: it keeps running until its replacement does (then it drains, in this same pass).
+      const engine::Object* by = engine_.find(kInstance, r["after"].get<std::string>());
+      if (by && by->body.value("state", "") != "running") continue;
+      Json body = engine_.find(templates::kDeployment, d.id)->body;
+      for (auto& x : body["retiring"])
+        if (x["instance"] == iid) x.erase("after");
+      if (auto e = engine_.commit_relaxed({{engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentReplacementRunning"}}); !e)
+        return fail(e.error());
+      ++n;
+    }
     if (inst && inst->body.value("state", "") != "stopped") {
       auto step = step_down(*inst);
       if (!step) return fail(step.error());
@@ -420,7 +478,9 @@ void Orchestrator::drain_nodes() {
   for (auto it = draining_.begin(); it != draining_.end();) {
     std::string node_id = *it++;
     const engine::Object* node = engine_.find(inventory::kNode, node_id);
-    if (!node || node->body.value("/drain/state"_json_pointer, "") != "draining") continue;
+    if (!node || node->body.value("/drain/state"_json_pointer, "") != "draining" ||
+        node->body.value("state", "ready") == "ready")  // made ready again: the drain is over
+      continue;
     Json drain = node->body["drain"];
     Json waiting = Json::array();
     int left = 0;
@@ -436,24 +496,27 @@ void Orchestrator::drain_nodes() {
           waiting.push_back({{"instance", inst->id}, {"reason", fmt::format("deployment '{}' is {}", dep, d->body.value("state", ""))}});
           continue;
         }
+        // The drain's report of the move lands in the move's own commit.
+        auto record = [&](const std::string& by, const std::string& to, std::vector<engine::Change>& changes) {
+          Json nb = engine_.find(inventory::kNode, node_id)->body;
+          nb["drain"]["moved"].push_back({{"instance", inst->id}, {"by", by}, {"to", to}, {"at", engine_.now()}});
+          changes.push_back({engine::Change::Op::put, inventory::kNode, node_id, std::move(nb), "NodeDrainProgress"});
+        };
         auto moved = replace(dep, inst->id, {{"move", true}, {"reason", fmt::format("node '{}' is drained", node_id)}},
-                             "drain");
-        if (moved) {
-          drain["moved"].push_back({{"instance", inst->id}, {"by", (*moved)["scaling"]["added"][0]},
-                                    {"to", (*moved)["scaling"]["to_node"]}, {"at", engine_.now()}});
-        } else {
-          waiting.push_back({{"instance", inst->id}, {"reason", moved.error().message}});
-        }
+                             "drain", record);
+        if (!moved) waiting.push_back({{"instance", inst->id}, {"reason", moved.error().message}});
       }
     }
+    node = engine_.find(inventory::kNode, node_id);
+    if (!node) continue;
+    drain = node->body["drain"];  // with the moves just recorded
     drain["left"] = left;
     drain["waiting"] = waiting;
     if (left == 0) {
       drain["state"] = "drained";
       drain["finished_at"] = engine_.now();
     }
-    node = engine_.find(inventory::kNode, node_id);
-    if (!node || node->body.value("drain", Json()) == drain) continue;
+    if (node->body.value("drain", Json()) == drain) continue;
     Json body = node->body;
     body["drain"] = drain;
     auto e = engine_.commit_relaxed(

@@ -87,6 +87,7 @@ struct Orders::Pending {
   Json order;       // the order to store (create, requote) or the what-if's answer so far (solve)
   Json offering;    // its body, or null: priced at cost
   Json blueprint;   // {name, version}
+  std::int64_t offering_version = 0;  // its resourceVersion: terms that change meanwhile void the quote
   bool customer = false;
   std::shared_ptr<const blueprint::Blueprint> compiled;
   std::shared_ptr<const solver::Snapshot> snapshot;
@@ -101,6 +102,8 @@ void Orders::work(Pending& p) {
     p.result = detail::translate(*p.snapshot, *p.compiled, p.offering, p.parameters, p.billing_mode, p.hours);
   } catch (const std::exception& e) {
     p.result = fail(Error::internal(std::string("solving failed: ") + e.what()));
+  } catch (...) {
+    p.result = fail(Error::internal("solving failed"));
   }
 }
 
@@ -117,6 +120,7 @@ Result<std::shared_ptr<Orders::Pending>> Orders::begin_quote(Json order, int kin
   p->compiled = *bp;
   p->snapshot = *snapshot;
   p->offering = offering->body;
+  p->offering_version = offering->resource_version;
   p->parameters = order["parameters"];
   p->billing_mode = order.value("billing_mode", "");
   p->hours = order["duration_hours"].get<double>();
@@ -189,7 +193,7 @@ Result<Json> Orders::finish_create(Pending& p) {
   std::string name = p.order["offering"];
   const engine::Object* offering = engine_.find(catalog::kOffering, name);
   if (!offering || (p.customer && offering->body.value("/status/state"_json_pointer, "") != "published") ||
-      offering->body["blueprint"] != p.blueprint)
+      offering->resource_version != p.offering_version)
     return fail(Error::conflict(fmt::format("offering '{}' changed while the order was being solved; order again", name)));
   auto order = quoted(p);
   if (!order) return fail(order.error());
@@ -380,7 +384,7 @@ Result<Json> Orders::finish_requote(Pending& p) {
   if (!o) return fail(Error::not_found(fmt::format("order '{}' not found", id)));
   if (auto bad = not_requotable(o->body, id, engine_)) return fail(*bad);
   const engine::Object* offering = engine_.find(catalog::kOffering, o->body.value("offering", ""));
-  if (offering->body["blueprint"] != p.blueprint)
+  if (offering->resource_version != p.offering_version)
     return fail(Error::conflict(fmt::format("offering '{}' changed while the order was being solved; requote again",
                                             o->body.value("offering", ""))));
   p.order = o->body;

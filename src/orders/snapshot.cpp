@@ -2,6 +2,7 @@
 // has free after the reservations of confirmed orders (the engine-owned
 // `allocated` fields), rebuilt only after an inventory change.
 #include <algorithm>
+#include <atomic>
 
 #include "cpn/orders/orders.hpp"
 #include "cpn/sim/twin.hpp"
@@ -76,6 +77,8 @@ SnapshotCache::SnapshotCache(engine::Engine& engine) : engine_(engine) {
       // else about sites, nodes and links rebuilds the snapshot.
       if (e.kind == inventory::kNode && (e.type == "NodeReserved" || e.type == "NodeReleased"))
         nodes_changed_.insert(e.id);
+      else if (e.kind == inventory::kNode && (e.type == "NodeDrainProgress" || e.type == "NodeDrained"))
+        continue;  // a drain's report: nothing the solver reads
       else if (e.kind == inventory::kLink && (e.type == "LinkReserved" || e.type == "LinkReleased"))
         links_changed_.insert(e.id);
       else if (e.kind == inventory::kSite || e.kind == inventory::kNode || e.kind == inventory::kLink || e.kind == sim::kFault)
@@ -94,6 +97,7 @@ Result<std::shared_ptr<const solver::Snapshot>> SnapshotCache::current() {
     // Solves on other threads may still read the snapshot they were given:
     // patch a copy then (copy on write), the one in hand when nobody else has it.
     if (snapshot_.use_count() > 1) snapshot_ = std::make_shared<solver::Snapshot>(*snapshot_);
+    std::atomic_thread_fence(std::memory_order_acquire);  // the last reader's release of its copy happened before
     for (const auto& id : nodes_changed_) {
       const engine::Object* o = engine_.find(inventory::kNode, id);
       auto index = snapshot_->node_index(id);

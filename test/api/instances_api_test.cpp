@@ -167,7 +167,13 @@ TEST_CASE("scale-in retires the instance on a cordoned node before the newest", 
   auto op = d.as("operator");
   Scaled s = four_ingest(d);
   auto before = instances_of(op, s.deployment, "ingest");
-  std::string oldest = before.begin()->first;  // ordinal 0
+  // The oldest ingest instance alone on its node (spread: each has its own).
+  std::map<std::string, int> per_node;
+  for (const auto& [id, i] : before) ++per_node[i["node"]];
+  std::string oldest;
+  for (const auto& [id, i] : before)
+    if (oldest.empty() && per_node[i["node"]] == 1) oldest = id;
+  REQUIRE_FALSE(oldest.empty());
   REQUIRE(op.post("/v1/nodes/" + before[oldest]["node"].get<std::string>() + "/cordon", Json::object()).status == 200);
   auto in = op.post(s.path + "/scale", {{"component", "ingest"}, {"instances", 3}});
   REQUIRE(in.status == 202);
@@ -249,7 +255,10 @@ TEST_CASE("draining a node moves its instances to other nodes and reports how fa
   CHECK(waiting["state"] == "draining");
   CHECK(waiting["left"].get<int>() >= 1);
   REQUIRE_FALSE(waiting["waiting"].empty());
-  CHECK(waiting["waiting"][0]["reason"].get<std::string>().find("has room") != std::string::npos);
+  std::string why;
+  for (const auto& w : waiting["waiting"])
+    if (w["instance"].get<std::string>().find("-detect-") != std::string::npos) why = w["reason"];
+  CHECK(why.find("has room") != std::string::npos);
   REQUIRE(test::wait_state(op, s.path, "running") == "running");  // what could move, moved
   Json detect = op.get(s.path + "/instances").json()["items"];
   for (const auto& i : detect)
@@ -294,4 +303,46 @@ TEST_CASE("one instance gets another model version while the others keep theirs"
   CHECK(op.post(path + "/instances/" + canary + "/update", Json::object()).status == 422);
   CHECK(op.post(path + "/instances/" + dep + "-read-9/update", {{"version", "3"}}).status == 404);
   CHECK(untouched(instances_of(op, dep, "read")[other]) == untouched(before[other]));
+}
+
+TEST_CASE("a replacement that cannot start is undone and the instance it was to replace never stopped",
+          "[api][instances]") {
+  test::Daemon d({.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", "300"}, {"CPND_MAX_ATTEMPTS", "2"},
+                          {"CPND_RETRY_BACKOFF_MS", "20"}},
+                  .dev = true});
+  auto op = d.as("operator");
+  Scaled s = four_ingest(d);
+  auto before = instances_of(op, s.deployment, "ingest");
+  std::string victim = before.begin()->first;
+  double cpu = allocated_cpu(op);
+  // A node of the site that runs nothing (the fault below must hit only the replacement).
+  std::string spare = "spare-1";
+  REQUIRE(op.post("/v1/nodes", {{"id", spare}, {"site", before[victim]["site"]}, {"arch", before[victim]["arch"]},
+                                {"cpu", 32}, {"memory", 128}})
+              .status == 201);
+  auto r = op.post(s.path + "/instances/" + victim + "/replace", {{"node", spare}});
+  REQUIRE(r.status == 202);
+  std::string fresh = r.json()["scaling"]["added"][0];
+  // Its node fails before the replacement has started: it gives up.
+  REQUIRE(op.post("/v1/sim/faults", {{"type", "node-down"}, {"target", r.json()["scaling"]["to_node"]}}).status == 201);
+  Json dep;
+  for (int i = 0; i < 500; ++i) {
+    dep = op.get(s.path).json();
+    if (dep["state"] == "running" && dep["scaling"].value("reverted", false)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  INFO(dep.dump());
+  REQUIRE(dep["state"] == "running");
+  CHECK(dep["scaling"]["reverted"] == true);
+  settle(op, s.deployment, "ingest", 4);
+  auto after = instances_of(op, s.deployment, "ingest");
+  CHECK_FALSE(after.count(fresh));
+  for (const auto& [id, i] : before) {
+    INFO(id);
+    REQUIRE(after.count(id));
+    CHECK(untouched(after[id]) == untouched(i));  // the victim too: it ran throughout
+  }
+  auto ids = template_ids(op, s.deployment, "ingest");
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).count(victim) == 1);
+  CHECK(allocated_cpu(op) == Approx(cpu));
 }

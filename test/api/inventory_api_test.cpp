@@ -49,7 +49,10 @@ TEST_CASE("operators build the inventory through /v1/sites, /v1/nodes and /v1/li
   auto events = d.admin().get("/v1/events?kind=node").json()["items"];
   std::vector<std::string> types;
   for (const auto& e : events) types.push_back(e["type"]);
-  CHECK(types == std::vector<std::string>{"Added", "NodeCordoned", "NodeUncordoned", "NodeDraining"});
+  // (the drain of a node that runs nothing then reports itself drained, NodeDrained, when the reconciler passes)
+  REQUIRE(types.size() >= 4);
+  CHECK(std::vector<std::string>(types.begin(), types.begin() + 4) ==
+        std::vector<std::string>{"Added", "NodeCordoned", "NodeUncordoned", "NodeDraining"});
 
   // a site in use cannot go; designers read but do not write
   CHECK(op.del("/v1/sites/e1").status == 409);

@@ -79,8 +79,8 @@ TEST_CASE("orders are solved off the API's thread, and past solver.max_pending t
   CHECK(first.json().contains("infeasible"));
   CHECK(orders_stored(customer) == 1);
   std::string metrics = admin.get("/metrics").body;
-  CHECK(metrics.find("cpnd_solves_refused_total 1") != std::string::npos);
-  CHECK(metrics.find("cpnd_task_duration_seconds_count{task=\"solve\"} 1") != std::string::npos);
+  CHECK(metrics.find("\ncpnd_solves_refused_total 1\n") != std::string::npos);
+  CHECK(metrics.find("\ncpnd_task_duration_seconds_count{task=\"solve\"} 1\n") != std::string::npos);
   // Room again: the same order is taken.
   CHECK(customer.post("/v1/orders", fits_nowhere(b.ends[1])).status == 201);
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -49,7 +50,8 @@ class Dispatcher {
     std::optional<Response> refused;
   };
   Preparation prepare(Request& request);
-  // At most this many prepared jobs wait or run at once (solver.max_pending).
+  // At most this many prepared jobs wait or run at once (solver.max_pending),
+  // a quarter of them (at least one) for one token.
   void set_max_prepared(int n) { max_prepared_ = n; }
   int prepared_in_flight() const { return prepared_; }
   Metrics& metrics() { return metrics_; }
@@ -77,6 +79,7 @@ class Dispatcher {
   std::set<std::pair<std::string, std::string>> in_flight_;  // (principal, key)
   int max_prepared_ = 64;
   int prepared_ = 0;
+  std::map<std::string, int> prepared_by_token_;
   std::uint64_t prepared_refused_ = 0;
 };
 

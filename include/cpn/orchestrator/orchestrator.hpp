@@ -77,10 +77,13 @@ class Orchestrator {
   Result<Json> scale(const std::string& deployment_id, const Json& request, const auth::Principal& who);
   // POST /v1/deployments/{id}/instances/{instance}/replace {node?, move?, reason?}:
   // a new instance (fresh id) on another node of the same kind at the site
-  // (the named one; with move, never its own), then the old one drains and
-  // retires. Every other instance keeps running untouched.
+  // (the named one; with move, never its own); once it runs the old one
+  // drains and retires (make before break); if it gives up, it retires and
+  // the old one stays. Every other instance keeps running untouched.
+  // `also` adds changes to the replacement's own commit (a drain's report), given the new id and node.
+  using AlsoCommit = std::function<void(const std::string& new_id, const std::string& node, std::vector<engine::Change>&)>;
   Result<Json> replace(const std::string& deployment_id, const std::string& instance, const Json& request,
-                       const std::string& by);
+                       const std::string& by, const AlsoCommit& also = {});
   // POST /v1/deployments/{id}/instances/{instance}/update {version, reason?}:
   // that instance alone runs another version of its component's model
   // (restarted in place: same id, node and port) while the others keep
@@ -129,6 +132,8 @@ class Orchestrator {
   Result<int> retire(const engine::Object& deployment);
   Result<bool> revert_scale_out(const engine::Object& deployment, const std::string& failed_instance,
                                 const std::string& reason);
+  Result<bool> revert_replacement(const engine::Object& deployment, const std::string& failed_instance,
+                                  const std::string& reason);
   // Placing new instances of a component (scaling.cpp).
   struct Candidate {
     std::string node;
