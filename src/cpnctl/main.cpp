@@ -140,6 +140,15 @@ int main(int argc, char** argv) {
   scale->add_option("deployment", id)->required();
   scale->add_option("component", component)->required();
   scale->add_option("instances", instances)->required();
+  std::string instance, to_node, version;
+  auto* replace = app.add_subcommand("replace", "replace one instance by a new one on another node (operators)");
+  replace->add_option("deployment", id)->required();
+  replace->add_option("instance", instance)->required();
+  replace->add_option("--node", to_node, "the node the new instance goes to (a move)");
+  auto* update = app.add_subcommand("update", "give one instance another model version, restarted alone (operators)");
+  update->add_option("deployment", id)->required();
+  update->add_option("instance", instance)->required();
+  update->add_option("version", version)->required();
   auto* manifests = app.add_subcommand("manifests", "a deployment's Kubernetes objects (a List for kubectl apply -f)");
   manifests->add_option("deployment", id)->required();
   manifests->add_option("--site", selector, "only this site's objects");
@@ -217,6 +226,13 @@ int main(int argc, char** argv) {
     if (*complete) return print(http.request("POST", "/v1/orders/" + id + "/complete"), yaml);
     if (*scale)
       return print(http.post("/v1/deployments/" + id + "/scale", {{"component", component}, {"instances", instances}}), yaml);
+    if (*replace) {
+      Json body = Json::object();
+      if (!to_node.empty()) body["node"] = to_node;
+      return print(http.post("/v1/deployments/" + id + "/instances/" + instance + "/replace", body), yaml);
+    }
+    if (*update)
+      return print(http.post("/v1/deployments/" + id + "/instances/" + instance + "/update", {{"version", version}}), yaml);
     if (*manifests)
       return print(http.request("GET", "/v1/deployments/" + id + "/manifests" + (selector.empty() ? "" : "?site=" + selector),
                                 "", accept),
