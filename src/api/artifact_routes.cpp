@@ -120,6 +120,12 @@ void add_artifact_routes(http::Router& router, Services& s) {
                   "putFile", "Upload a file (streamed to disk, content-addressed; optional sha256 check)",
                   "artifacts", "binary", 201, "Stored"};
   put.streams_body = true;
+  // Its data reaches the disk on a worker: the fsync of a large upload would hold every other request.
+  put.prepare = [](Request& req) -> std::function<void()> {
+    if (req.body_file.empty()) return {};
+    return [path = req.body_file] { artifacts::Files::settle(path); };
+  };
+  put.prepare_task = "upload-sync";
   put.query = {{"sha256", "string", "Expected SHA-256 (hex) of the body; a mismatch is refused."}};
   router.add(std::move(put));
 

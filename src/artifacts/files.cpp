@@ -41,6 +41,12 @@ void fsync_path(const std::string& path, int flags) {
 
 }  // namespace
 
+void Files::settle(const std::string& temp_path) { fsync_path(temp_path, O_RDONLY); }
+
+namespace {
+
+}  // namespace
+
 Files::Files(engine::Engine& engine, std::string blob_dir)
     : engine_(engine), blob_dir_(std::move(blob_dir)), files_(engine, file_rules()) {
   fs::create_directories(blob_dir_ + "/tmp");

@@ -132,11 +132,11 @@ Dispatcher::Preparation Dispatcher::prepare(Request& req) {
               }
               *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             },
-            [this, seconds, token] {
+            [this, seconds, token, task = route->prepare_task] {
               --prepared_;
               if (--prepared_by_token_[token] <= 0) prepared_by_token_.erase(token);
               metrics_.set_prepared(prepared_, prepared_refused_);
-              metrics_.task_ran("solve", *seconds);
+              metrics_.task_ran(task, *seconds);
             },
             std::nullopt};
   } catch (const std::exception& e) {

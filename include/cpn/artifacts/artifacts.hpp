@@ -58,6 +58,10 @@ class Files {
   // the file. The temp file is gone afterwards whatever happens.
   Result<Json> store(const std::string& name, const Received& body, const std::string& expected_sha256,
                      const std::string& content_type, std::optional<std::int64_t> if_match);
+  // Writes a received body's data to disk: the slow part of store() (a
+  // second for a large upload), for another thread to do first so that
+  // store()'s own fsync finds nothing left to write. Any thread.
+  static void settle(const std::string& temp_path);
   Result<FileInfo> open(const std::string& name) const;
   // Refused while an image variant names the file.
   Status remove(const std::string& name, std::optional<std::int64_t> if_match);

@@ -61,7 +61,8 @@ struct Route {
   bool yaml = true;             // the answer can be YAML (Accept)
   std::vector<std::string> not_replayed;  // answer fields an Idempotency-Key replay leaves out
   View view;                    // the projection of the answer by role (empty: as it is)
-  Prepare prepare;              // work to run off the engine thread before the handler
+  Prepare prepare;              // work to run off the engine thread before the handler,
+  std::string prepare_task = "solve";  // timed as this task (cpnd_task_duration_seconds)
 };
 
 struct Match {
