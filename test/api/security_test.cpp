@@ -99,7 +99,13 @@ TEST_CASE("a YAML body of nested aliases is refused while it expands, before it 
   CHECK(r.status == 413);
   CHECK(r.header("content-type") == "application/problem+json");
   CHECK(pointers(r) == std::vector<std::string>{""});
+  // The API answers while the bomb is refused (the parse is bounded); under
+  // AddressSanitizer everything runs some 30 times slower, so the bound is too.
+#ifdef __SANITIZE_ADDRESS__
+  CHECK(worst < 10000);
+#else
   CHECK(worst < 1000);
+#endif
   CHECK(last_event(d) == before);
   // Keys are charged as well: a mapping with a long key, aliased many times.
   std::string keys = "a: &a {" + std::string(1000, 'k') + ": 0}\nb: [*a";
