@@ -5,12 +5,14 @@
 # confirmed orders and a submitted template with NPUs (Ascend 910 and 310),
 # an FPGA, arm64 CPUs and fractional requests, at centre and edge sites.
 # kubernetes-models is installed with npm into a cache outside the
-# repository (${CPN_NPM_CACHE:-$HOME/.cache/cpnd-npm}); exit 77 (skipped)
+# repository (${CPN_NPM_CACHE:-$HOME/.cache/cpnd-npm}/kubernetes-models); exit 77 (skipped)
 # when node/npm are missing or the install fails.
 set -euo pipefail
 
 KM_VERSION=${KM_VERSION:-4.5.1}  # 5.x needs Node.js 22; bookworm has 18
-cache=${CPN_NPM_CACHE:-${HOME:-/root}/.cache/cpnd-npm}
+# One prefix per tool: two `npm install`s into one prefix, run in parallel by
+# ctest, rewrite each other's package.json and node_modules.
+cache=${CPN_NPM_CACHE:-${HOME:-/root}/.cache/cpnd-npm}/kubernetes-models
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -2,12 +2,14 @@
 # Lints cpnd's /openapi.json (OpenAPI 3.1) with @redocly/cli's default
 # "recommended" ruleset: starts `cpnd --dev`, fetches the document and runs
 # `redocly lint`. Fails on any lint error. redocly is installed with npm into a
-# cache outside the repository (${CPN_NPM_CACHE:-$HOME/.cache/cpnd-npm}).
+# cache outside the repository (${CPN_NPM_CACHE:-$HOME/.cache/cpnd-npm}/redocly).
 # Exit 77 (skipped) when node/npm are missing or the install fails (no network).
 set -euo pipefail
 
 REDOCLY_VERSION=${REDOCLY_VERSION:-1.34.20}   # 1.34.21's respect-core dependency is not published
-cache=${CPN_NPM_CACHE:-${HOME:-/root}/.cache/cpnd-npm}
+# One prefix per tool: two `npm install`s into one prefix, run in parallel by
+# ctest, rewrite each other's package.json and node_modules.
+cache=${CPN_NPM_CACHE:-${HOME:-/root}/.cache/cpnd-npm}/redocly
 redocly=$cache/node_modules/.bin/redocly
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
