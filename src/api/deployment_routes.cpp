@@ -1,5 +1,7 @@
 // /v1/deployments: what confirmed orders and submitted templates carry
 // out, and the templates themselves (JSON or YAML).
+#include <algorithm>
+
 #include "common.hpp"
 #include "cpn/drivers/kubernetes.hpp"
 #include "cpn/schema/schema.hpp"
@@ -7,6 +9,18 @@
 #include "routes.hpp"
 
 namespace cpn::api {
+namespace {
+
+// Every instance of a deployment in id order: those live and those stopped
+// (archived, read back from the store).
+std::vector<const engine::Object*> every_instance(Services& s, const std::string& deployment) {
+  auto out = s.orchestrator.instances_of(deployment);
+  for (const auto* o : s.engine.archived_of(orchestrator::kInstance, deployment)) out.push_back(o);
+  std::sort(out.begin(), out.end(), [](const engine::Object* a, const engine::Object* b) { return a->id < b->id; });
+  return out;
+}
+
+}  // namespace
 
 void add_deployment_routes(http::Router& router, Services& s) {
   const std::vector<std::string> roles = {"customer", "operator"};
@@ -44,7 +58,7 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 if (!d) return error(d.error(), req);
                 // Progress: instances by state, per component and per site.
                 Json out = s.deployments.collection().render(**d), components = Json::object(), sites = Json::object();
-                for (const auto* i : s.orchestrator.instances_of((*d)->id)) {
+                for (const auto* i : every_instance(s, (*d)->id)) {
                   std::string state = i->body.value("state", "");
                   for (auto [group, key] : {std::pair{&components, i->body.value("component", "")},
                                             std::pair{&sites, i->body.value("site", "")}}) {
@@ -63,7 +77,7 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 auto d = s.deployments.find(req.param("id"), *req.principal);
                 if (!d) return error(d.error(), req);
                 Json items = Json::array();
-                for (const auto* i : s.orchestrator.instances_of((*d)->id)) {
+                for (const auto* i : every_instance(s, (*d)->id)) {
                   Json item = i->body;
                   item["metadata"] = {{"id", i->id}, {"resourceVersion", std::to_string(i->resource_version)}};
                   items.push_back(std::move(item));

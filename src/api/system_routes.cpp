@@ -56,7 +56,9 @@ std::string order_gauges(Services& s) {
   std::map<std::string, int> by_state;
   for (const char* state : {"quoted", "confirmed", "cancelled", "expired"}) by_state[state] = 0;
   for (const auto* o : s.engine.list(orders::kOrder)) by_state[o->body.value("state", "")]++;
-  std::string out = "# HELP cpnd_orders Orders by state.\n# TYPE cpnd_orders gauge\n";
+  // Finished ones are in the store only (until history.retention removes them).
+  for (const auto& [state, n] : s.engine.store().count_archived_by_state(orders::kOrder)) by_state[state] += static_cast<int>(n);
+  std::string out = "# HELP cpnd_orders Orders by state (finished ones while history.retention keeps them).\n# TYPE cpnd_orders gauge\n";
   for (const auto& [state, n] : by_state)
     out += fmt::format("cpnd_orders{{state=\"{}\"}} {}\n", http::escape_label(state), n);
   return out;

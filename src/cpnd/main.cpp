@@ -136,6 +136,9 @@ int main(int argc, char** argv) {
   }
 
   net::io_context io(1);
+  // Archived objects a handler reads (and those leaving memory) are held
+  // until it is done, then let go.
+  engine.on_read([&io, &engine] { net::post(io, [&engine] { engine.release_reads(); }); });
   bool ready = false;
   orders::Orders orders(engine, catalog, library, images, {cfg->quote_ttl, cfg->order_duration_hours});
   templates::Deployments deployments(engine, images, cfg->deployment_limits);
@@ -274,6 +277,16 @@ int main(int argc, char** argv) {
     return {};
   }, metrics);
   compaction.start();
+  // Finished objects past history.retention are removed, a bounded batch a
+  // minute (0s keeps them).
+  daemon::PeriodicTask retention(io, "history-retention", std::chrono::minutes(1), [&]() -> Status {
+    if (cfg->history_retention.count() == 0) return {};
+    auto gone = engine.expire_archived(format_time(clock.now() - cfg->history_retention), 2000);
+    if (!gone) return fail(gone.error());
+    if (*gone) log::info("history: {} finished objects older than {}s removed", *gone, cfg->history_retention.count());
+    return {};
+  }, metrics);
+  retention.start();
 
   // Quotes past their expiry become `expired` (an event each), checked every
   // second; the audit records of refused writes are written in one batch.

@@ -102,6 +102,8 @@ void apply_file(Config& c, const Json& j) {
     if (e->contains("max_age"))  // the schema has checked the pattern
       c.events_max_age = std::chrono::seconds(std::llround(parse_duration_seconds((*e)["max_age"].get<std::string>()).value_or(604800)));
   }
+  if (auto h = j.find("history"); h != j.end() && h->contains("retention"))
+    c.history_retention = std::chrono::seconds(std::llround(parse_duration_seconds((*h)["retention"].get<std::string>()).value_or(2592000)));
   if (auto n = j.find("network"); n != j.end()) {
     c.network_driver = n->value("driver", c.network_driver);
     c.network_prefix = n->value("namespace_prefix", c.network_prefix);
@@ -154,6 +156,7 @@ Json Config::to_json() const {
             {"request_timeout_s", limits.request_timeout.count() / 1000.0}}},
           {"files", {{"max_bytes", limits.max_file_bytes}}},
           {"events", {{"retain", events_retained}, {"max_age", fmt::format("{}s", events_max_age.count())}}},
+          {"history", {{"retention", fmt::format("{}s", history_retention.count())}}},
           {"orders", {{"quote_ttl", fmt::format("{}s", quote_ttl.count())},
                       {"default_duration", fmt::format("{}h", order_duration_hours)}}},
           {"network", {{"driver", network_driver}, {"namespace_prefix", network_prefix}}},
@@ -244,6 +247,14 @@ Result<Config> load_config(const Flags& flags, const std::map<std::string, std::
     if (!secs || *secs < 1)
       return fail(Error::invalid_field("/env/CPND_QUOTE_TTL", fmt::format("'{}' is not a duration such as 15m", it->second)));
     c.quote_ttl = std::chrono::seconds(std::llround(*secs));
+  }
+
+  if (auto it = env.find("CPND_HISTORY_RETENTION"); it != env.end()) {
+    auto secs = parse_duration_seconds(it->second);
+    if (!secs)
+      return fail(Error::invalid_field("/env/CPND_HISTORY_RETENTION",
+                                       fmt::format("'{}' is not a duration such as 30d (0s keeps everything)", it->second)));
+    c.history_retention = std::chrono::seconds(std::llround(*secs));
   }
 
   // The reconciler and the drivers' timings (the schema's bounds).

@@ -4,18 +4,63 @@
 #include <utility>
 
 namespace cpn::engine {
+namespace {
+
+std::string state_of(const Json& body) {
+  auto it = body.is_object() ? body.find("state") : body.end();
+  return it != body.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+bool Engine::archives(const std::string& kind) {
+  return kind == "order" || kind == "deployment" || kind == "instance";
+}
+
+bool Engine::finished(const std::string& kind, const Json& body) {
+  std::string state = state_of(body);
+  if (kind == "instance") return state == "stopped";
+  if (kind == "order") return state == "completed" || state == "cancelled" || state == "expired" || state == "failed";
+  if (kind == "deployment") return state == "completed" || state == "cancelled" || state == "failed";
+  return false;
+}
 
 Engine::Engine(std::unique_ptr<store::Store> store, const Clock& clock) : store_(std::move(store)), clock_(clock) {
-  for (auto& o : store_->load_all())
+  // What a database from before archiving (or a crash between a write and
+  // its archiving) holds finished is archived now.
+  std::vector<std::pair<std::string, std::string>> finished_now;
+  for (auto& o : store_->load_all()) {
+    if (finished(o.kind, o.body)) {
+      finished_now.emplace_back(o.kind, o.id);
+      continue;
+    }
     objects_[o.kind][o.id] = Object{o.kind, o.id, o.resource_version, o.created, o.updated, std::move(o.body)};
+  }
+  store_->archive(finished_now);
   last_seq_ = store_->last_seq();
 }
 
-const Object* Engine::find(const std::string& kind, const std::string& id) const {
+const Object* Engine::live(const std::string& kind, const std::string& id) const {
   auto k = objects_.find(kind);
   if (k == objects_.end()) return nullptr;
   auto it = k->second.find(id);
   return it == k->second.end() ? nullptr : &it->second;
+}
+
+const Object* Engine::hold(store::StoredObject o) const {
+  if (nothing_held() && schedule_release_) schedule_release_();
+  Object& slot = reads_[{o.kind, o.id}];
+  slot = Object{o.kind, o.id, o.resource_version, std::move(o.created), std::move(o.updated), std::move(o.body)};
+  return &slot;
+}
+
+const Object* Engine::find(const std::string& kind, const std::string& id) const {
+  if (const Object* o = live(kind, id)) return o;
+  if (!archives(kind)) return nullptr;
+  if (auto r = reads_.find({kind, id}); r != reads_.end()) return &r->second;
+  auto stored = store_->find(kind, id);
+  if (!stored) return nullptr;
+  return hold(std::move(*stored));
 }
 
 std::vector<const Object*> Engine::list(const std::string& kind) const {
@@ -32,6 +77,36 @@ std::size_t Engine::count(const std::string& kind) const {
   return k == objects_.end() ? 0 : k->second.size();
 }
 
+std::vector<const Object*> Engine::archived(const std::string& kind, const std::string& after, std::size_t limit) const {
+  std::vector<const Object*> out;
+  if (!archives(kind)) return out;
+  for (auto& o : store_->archived(kind, after, limit)) out.push_back(hold(std::move(o)));
+  return out;
+}
+
+std::vector<const Object*> Engine::archived_of(const std::string& kind, const std::string& deployment) const {
+  std::vector<const Object*> out;
+  if (!archives(kind)) return out;
+  // A deployment's instances number what its template allows (scale is bounded), not more.
+  for (auto& o : store_->archived_of(kind, deployment, 100000)) out.push_back(hold(std::move(o)));
+  return out;
+}
+
+void Engine::release_reads() const {
+  reads_.clear();
+  retired_.clear();
+  removed_reads_.clear();
+}
+
+Result<std::size_t> Engine::expire_archived(const std::string& before, std::size_t limit) {
+  std::vector<Change> changes;
+  for (auto& [kind, id] : store_->archived_before(before, limit))
+    changes.push_back({Change::Op::remove, std::move(kind), std::move(id), nullptr, "Expired"});
+  std::size_t n = changes.size();
+  if (auto e = commit_relaxed(std::move(changes)); !e) return fail(e.error());
+  return n;
+}
+
 Result<std::vector<Event>> Engine::commit(std::vector<Change> changes) { return commit(std::move(changes), true); }
 Result<std::vector<Event>> Engine::commit_relaxed(std::vector<Change> changes) {
   return commit(std::move(changes), false);
@@ -41,6 +116,8 @@ Result<std::vector<Event>> Engine::commit(std::vector<Change> changes, bool dura
   std::vector<Change> effective;
   effective.reserve(changes.size());
   std::vector<const Json*> before;  // what each object was, for the log's patch
+  std::vector<bool> archive;        // which puts write a finished object
+  std::vector<std::string> created;  // when each object was created (empty: now)
   std::map<std::pair<std::string, std::string>, std::size_t> earlier;  // an object written twice in one commit
   for (auto& c : changes) {
     const Object* existing = find(c.kind, c.id);
@@ -56,26 +133,53 @@ Result<std::vector<Event>> Engine::commit(std::vector<Change> changes, bool dura
     }
     if (c.op != Change::Op::note) earlier[{c.kind, c.id}] = effective.size();
     before.push_back(was);
+    archive.push_back(c.op == Change::Op::put && finished(c.kind, c.body));
+    created.push_back(existing ? existing->created : "");
     effective.push_back(std::move(c));
   }
   std::optional<store::IdempotencyRecord> record;
   if (!effective.empty()) record = std::exchange(pending_idem_, std::nullopt);
   if (effective.empty() && !record) return std::vector<Event>{};
-  auto events = store_->commit(effective, now(), record, durable || record.has_value(), before);
+  auto events = store_->commit(effective, now(), record, durable || record.has_value(), before, archive);
   if (!events) return events;
+  // An object leaving the working set is taken out of its map, not
+  // destroyed: a caller's pointer to it stays valid until release_reads().
+  auto retire = [this](const std::string& kind, const std::string& id) {
+    auto k = objects_.find(kind);
+    if (k == objects_.end()) return;
+    if (auto it = k->second.find(id); it != k->second.end()) {
+      if (nothing_held() && schedule_release_) schedule_release_();
+      retired_.push_back(k->second.extract(it));
+    }
+  };
   for (std::size_t i = 0; i < effective.size(); ++i) {
-    const auto& c = effective[i];
+    auto& c = effective[i];
     const auto& ev = (*events)[i];
     if (c.op == Change::Op::put) {
-      auto& slot = objects_[c.kind][c.id];
-      if (slot.created.empty()) slot.created = ev.time;
-      slot.kind = c.kind;
-      slot.id = c.id;
-      slot.resource_version = ev.seq;
-      slot.updated = ev.time;
-      slot.body = c.body;
+      if (auto r = reads_.find({c.kind, c.id}); r != reads_.end()) {
+        r->second.resource_version = ev.seq;
+        r->second.updated = ev.time;
+        r->second.body = c.body;
+      }
+      if (archive[i]) {
+        if (Object* hot = const_cast<Object*>(live(c.kind, c.id))) {
+          hot->resource_version = ev.seq;
+          hot->updated = ev.time;
+          hot->body = c.body;
+        }
+        retire(c.kind, c.id);
+      } else {
+        auto& slot = objects_[c.kind][c.id];
+        if (slot.created.empty()) slot.created = created[i].empty() ? ev.time : created[i];
+        slot.kind = c.kind;
+        slot.id = c.id;
+        slot.resource_version = ev.seq;
+        slot.updated = ev.time;
+        slot.body = c.body;
+      }
     } else if (c.op == Change::Op::remove) {
-      objects_[c.kind].erase(c.id);
+      retire(c.kind, c.id);
+      if (auto r = reads_.find({c.kind, c.id}); r != reads_.end()) removed_reads_.push_back(reads_.extract(r));
     }
     last_seq_ = ev.seq;
   }

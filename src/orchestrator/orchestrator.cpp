@@ -141,7 +141,7 @@ void Orchestrator::noticed(const std::vector<engine::Event>& events) {
   for (const auto& e : events) {
     if (e.kind == kInstance && e.object.is_object()) {
       std::string dep = e.object.value("deployment", "");
-      if (engine_.find(kInstance, e.id)) {
+      if (engine_.live(kInstance, e.id)) {  // stopped ones leave the working set
         instances_by_deployment_[dep].insert(e.id);
       } else if (auto it = instances_by_deployment_.find(dep); it != instances_by_deployment_.end()) {
         it->second.erase(e.id);
@@ -150,7 +150,7 @@ void Orchestrator::noticed(const std::vector<engine::Event>& events) {
       continue;
     }
     if (e.kind == templates::kDeployment) {
-      const engine::Object* d = engine_.find(templates::kDeployment, e.id);
+      const engine::Object* d = engine_.live(templates::kDeployment, e.id);
       if (d && !finished(d->body.value("state", ""))) active_.insert(e.id);
       else active_.erase(e.id);
       queue_.add(e.id);
@@ -622,6 +622,10 @@ Result<int> Orchestrator::wind_down(const engine::Object& d) {
   if (body.value("delete_when_done", false)) {
     changes.push_back({engine::Change::Op::remove, templates::kDeployment, d.id, nullptr, "DeploymentDeleted"});
     for (const auto& id : ids) changes.push_back({engine::Change::Op::remove, kInstance, id, nullptr, "InstanceDeleted"});
+    // Those stopped in an earlier pass are archived already.
+    for (const auto* inst : engine_.archived_of(kInstance, d.id))
+      if (std::find(ids.begin(), ids.end(), inst->id) == ids.end())
+        changes.push_back({engine::Change::Op::remove, kInstance, inst->id, nullptr, "InstanceDeleted"});
   } else {
     note(body, failing ? "failed" : "completed", engine_.now(), failing ? body.value("reason", "") : "");
     changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body,

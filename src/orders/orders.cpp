@@ -60,7 +60,7 @@ Orders::Orders(engine::Engine& engine, catalog::Catalog& catalog, blueprint::Lib
   engine_.on_commit([this](const std::vector<engine::Event>& events) {
     for (const auto& e : events)
       if (e.kind == kOrder) {
-        const engine::Object* o = engine_.find(kOrder, e.id);
+        const engine::Object* o = engine_.live(kOrder, e.id);  // finished ones hold no quote
         track_quote(e.id, o ? &o->body : nullptr);
       }
   });

@@ -99,15 +99,66 @@ Result<Page> Collection::list(const ListOptions& options) const {
                                      {{"/query/continue", "not a token from an earlier page"}}));
     after = *t;
   }
+  // Live objects (memory) and archived ones (the store), merged in id order.
+  // Reading the archive is bounded per page: past the budget the page ends
+  // short, with a continue token, as a Kubernetes list may.
+  const bool archives = Engine::archives(rules_.kind);
+  const std::size_t limit = options.limit ? options.limit : archives ? kArchivedPageLimit : 0;
+  const std::size_t budget = std::max<std::size_t>(2 * limit, 512);
+  std::vector<const Object*> live = engine_.list(rules_.kind);
+  auto hot = std::upper_bound(live.begin(), live.end(), after,
+                              [](const std::string& id, const Object* o) { return id < o->id; });
+  std::vector<const Object*> batch;
+  std::size_t next = 0, scanned = 0;
+  std::string cursor = after;
+  bool archive_done = !archives, cut = false;
+  auto peek_archived = [&]() -> const Object* {
+    if (next < batch.size()) return batch[next];
+    if (archive_done) return nullptr;
+    if (scanned >= budget) {
+      cut = true;
+      return nullptr;
+    }
+    constexpr std::size_t kBatch = 256;
+    batch = engine_.archived(rules_.kind, cursor, kBatch);
+    next = 0;
+    scanned += batch.size();
+    if (batch.size() < kBatch) archive_done = true;
+    if (batch.empty()) return nullptr;
+    cursor = batch.back()->id;
+    return batch.front();
+  };
   Page page;
-  for (const Object* o : engine_.list(rules_.kind)) {
-    if (!after.empty() && o->id <= after) continue;
-    if (options.filter && !options.filter(*o)) continue;
-    if (!selector->matches(labels_of(o->body))) continue;
-    if (options.limit && page.items.size() == options.limit) {
+  std::string last_seen;
+  for (;;) {
+    const Object* cold = peek_archived();
+    if (cut) {
+      if (!last_seen.empty()) page.continue_token = encode_token(last_seen);
+      break;
+    }
+    const Object* warm = hot != live.end() ? *hot : nullptr;
+    if (!cold && !warm) break;
+    const Object* o = nullptr;
+    if (cold && (!warm || cold->id < warm->id)) {
+      o = cold;
+      ++next;
+    } else {
+      o = warm;
+      ++hot;
+    }
+    if (options.filter && !options.filter(*o)) {
+      last_seen = o->id;
+      continue;
+    }
+    if (!selector->matches(labels_of(o->body))) {
+      last_seen = o->id;
+      continue;
+    }
+    if (limit && page.items.size() == limit) {
       page.continue_token = encode_token(page.items.back()["metadata"]["id"].get<std::string>());
       break;
     }
+    last_seen = o->id;
     page.items.push_back(render(*o));
   }
   return page;

@@ -65,6 +65,15 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ALTER TABLE events ADD COLUMN patch TEXT;
 CREATE INDEX events_time ON events(time);
 )sql",
+    // 5: finished objects (archived) stay here only, out of cpnd's memory: listed in id
+    // order, found by their deployment, and expired by age
+    R"sql(
+ALTER TABLE objects ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX objects_archived ON objects(archived, kind, id);
+CREATE INDEX objects_archived_updated ON objects(archived, updated);
+CREATE INDEX objects_archived_deployment ON objects(kind, json_extract(body, '$.deployment')) WHERE archived = 1;
+CREATE INDEX objects_archived_state ON objects(kind, json_extract(body, '$.state')) WHERE archived = 1;
+)sql",
 };
 
 }  // namespace cpn::store

@@ -11,7 +11,7 @@ namespace cpn::store {
 
 struct Store::Impl {
   sqlite3* db = nullptr;
-  std::unique_ptr<sql::Statement> put, remove, event, find_idem, put_idem, since, expire_idem, last_seq, count_idem, put_audit;
+  std::unique_ptr<sql::Statement> put, find, remove, event, find_idem, put_idem, since, expire_idem, last_seq, count_idem, put_audit;
   Timings timings;
   bool full = false;  // the last commit failed for a full disk
   bool durable = true;  // PRAGMA synchronous is FULL (else NORMAL)
@@ -23,6 +23,7 @@ struct Store::Impl {
 
   ~Impl() {
     put.reset();
+    find.reset();
     remove.reset();
     event.reset();
     find_idem.reset();
@@ -53,9 +54,12 @@ struct Store::Impl {
 
   void prepare() {
     put = std::make_unique<sql::Statement>(
-        db, "INSERT INTO objects(kind,id,rv,created,updated,body) VALUES(?1,?2,?3,?4,?4,?5) "
-            "ON CONFLICT(kind,id) DO UPDATE SET rv=excluded.rv, updated=excluded.updated, body=excluded.body");
+        db, "INSERT INTO objects(kind,id,rv,created,updated,body,archived) VALUES(?1,?2,?3,?4,?4,?5,?6) "
+            "ON CONFLICT(kind,id) DO UPDATE SET rv=excluded.rv, updated=excluded.updated, body=excluded.body, "
+            "archived=excluded.archived");
     remove = std::make_unique<sql::Statement>(db, "DELETE FROM objects WHERE kind=?1 AND id=?2");
+    find = std::make_unique<sql::Statement>(
+        db, "SELECT kind,id,rv,created,updated,body FROM objects WHERE kind=?1 AND id=?2");
     event = std::make_unique<sql::Statement>(
         db, "INSERT INTO events(time,type,kind,id,object,patch) VALUES(?1,?2,?3,?4,?5,?6) RETURNING seq");
     find_idem = std::make_unique<sql::Statement>(
@@ -84,6 +88,11 @@ struct Store::Impl {
         .bind(7, r.body)
         .bind(8, r.created)
         .run();
+  }
+
+  void observe_read(std::chrono::steady_clock::time_point start) {
+    timings.reads++;
+    timings.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   void observe_commit(double seconds) {
@@ -119,12 +128,91 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
-std::vector<StoredObject> Store::load_all() {
-  sql::Statement q(impl_->db, "SELECT kind,id,rv,created,updated,body FROM objects ORDER BY kind,id");
+namespace {
+
+constexpr const char* kColumns = "SELECT kind,id,rv,created,updated,body FROM objects ";
+
+std::vector<StoredObject> rows(sql::Statement& q) {
   std::vector<StoredObject> out;
   while (q.step())
     out.push_back({q.text(0), q.text(1), q.int64(2), q.text(3), q.text(4), Json::parse(q.text(5))});
   return out;
+}
+
+}  // namespace
+
+std::vector<StoredObject> Store::load_all() {
+  sql::Statement q(impl_->db, std::string(kColumns) + "WHERE archived = 0 ORDER BY kind,id");
+  return rows(q);
+}
+
+std::optional<StoredObject> Store::find(const std::string& kind, const std::string& id) {
+  auto start = std::chrono::steady_clock::now();
+  auto& q = *impl_->find;
+  q.bind(1, kind).bind(2, id);
+  auto found = rows(q);
+  q.reset();
+  impl_->observe_read(start);
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
+std::vector<StoredObject> Store::archived(const std::string& kind, const std::string& after, std::size_t limit) {
+  auto start = std::chrono::steady_clock::now();
+  sql::Statement q(impl_->db, std::string(kColumns) + "WHERE archived = 1 AND kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3");
+  q.bind(1, kind).bind(2, after).bind(3, static_cast<std::int64_t>(limit));
+  auto out = rows(q);
+  impl_->observe_read(start);
+  return out;
+}
+
+std::vector<StoredObject> Store::archived_of(const std::string& kind, const std::string& deployment,
+                                             std::size_t limit) {
+  auto start = std::chrono::steady_clock::now();
+  // The expression as the partial index has it, so that SQLite uses the index.
+  sql::Statement q(impl_->db, std::string(kColumns) +
+                                  "WHERE kind = ?1 AND json_extract(body, '$.deployment') = ?2 AND archived = 1 "
+                                  "ORDER BY id LIMIT ?3");
+  q.bind(1, kind).bind(2, deployment).bind(3, static_cast<std::int64_t>(limit));
+  auto out = rows(q);
+  impl_->observe_read(start);
+  return out;
+}
+
+std::int64_t Store::count_archived(const std::string& kind) {
+  sql::Statement q(impl_->db, "SELECT COUNT(*) FROM objects WHERE archived = 1 AND kind = ?1");
+  q.bind(1, kind);
+  q.step();
+  return q.int64(0);
+}
+
+std::vector<std::pair<std::string, std::int64_t>> Store::count_archived_by_state(const std::string& kind) {
+  // The expression as the partial index has it: counted from the index alone.
+  sql::Statement q(impl_->db,
+                   "SELECT json_extract(body, '$.state'), COUNT(*) FROM objects WHERE kind = ?1 AND archived = 1 "
+                   "GROUP BY json_extract(body, '$.state')");
+  q.bind(1, kind);
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  while (q.step()) out.emplace_back(q.is_null(0) ? "" : q.text(0), q.int64(1));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Store::archived_before(const std::string& before, std::size_t limit) {
+  sql::Statement q(impl_->db,
+                   "SELECT kind,id FROM objects WHERE archived = 1 AND updated < ?1 ORDER BY updated LIMIT ?2");
+  q.bind(1, before).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<std::pair<std::string, std::string>> out;
+  while (q.step()) out.emplace_back(q.text(0), q.text(1));
+  return out;
+}
+
+void Store::archive(const std::vector<std::pair<std::string, std::string>>& objects) {
+  if (objects.empty()) return;
+  impl_->make_durable();
+  sql::Transaction tx(impl_->db);
+  sql::Statement q(impl_->db, "UPDATE objects SET archived = 1 WHERE kind = ?1 AND id = ?2");
+  for (const auto& [kind, id] : objects) q.bind(1, kind).bind(2, id).run();
+  tx.commit();
 }
 
 std::int64_t Store::last_seq() {
@@ -166,7 +254,8 @@ Json event_json(const Event& e) {
 
 Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, const std::string& time,
                                          const std::optional<IdempotencyRecord>& idem, bool durable,
-                                         const std::vector<const Json*>& before) {
+                                         const std::vector<const Json*>& before,
+                                         const std::vector<bool>& archived) {
   auto start = std::chrono::steady_clock::now();
   std::vector<Event> events;
   try {
@@ -198,7 +287,8 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
       std::int64_t seq = ev.int64(0);
       ev.reset();
       if (c.op == Change::Op::put) {
-        impl_->put->bind(1, c.kind).bind(2, c.id).bind(3, seq).bind(4, time).bind(5, body).run();
+        std::int64_t finished = i < archived.size() && archived[i] ? 1 : 0;
+        impl_->put->bind(1, c.kind).bind(2, c.id).bind(3, seq).bind(4, time).bind(5, body).bind(6, finished).run();
       } else if (c.op == Change::Op::remove) {
         impl_->remove->bind(1, c.kind).bind(2, c.id).run();
       }

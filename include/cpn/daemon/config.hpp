@@ -22,6 +22,7 @@ struct Config {
   std::string topology;  // imported at start when set
   std::int64_t events_retained = 1'000'000;  // the event log keeps the newest this many,
   std::chrono::seconds events_max_age{7 * 24 * 3600};  // none older than this
+  std::chrono::seconds history_retention{30 * 24 * 3600};  // finished objects go after this (0: kept)
   http::Limits limits;
   std::chrono::seconds quote_ttl{15 * 60};  // how long an order's quote can be confirmed
   double order_duration_hours = 24;        // when an order does not say

@@ -28,14 +28,42 @@ struct Object {
 using Change = store::Change;
 using Event = store::Event;
 
+// What is finished (completed, cancelled, expired and failed orders and
+// deployments; stopped instances) leaves memory when it is written: it is
+// archived, kept in the store only. Memory holds the working set, so what
+// a pass or a list costs follows what is live, not the history. Archived
+// objects are still found by id (read from the store and held until
+// release_reads(), which runs once the current handler is done) and listed
+// in pages.
 class Engine {
  public:
   Engine(std::unique_ptr<store::Store> store, const Clock& clock);
 
+  // Whether an object of this kind, with this body, is finished.
+  static bool finished(const std::string& kind, const Json& body);
+  static bool archives(const std::string& kind);
+
+  // Live or archived. An archived object's pointer stays valid until
+  // release_reads().
   const Object* find(const std::string& kind, const std::string& id) const;
-  // Objects of a kind in id order.
+  // The working set only.
+  const Object* live(const std::string& kind, const std::string& id) const;
+  // Live objects of a kind in id order.
   std::vector<const Object*> list(const std::string& kind) const;
   std::size_t count(const std::string& kind) const;
+  // Archived objects of a kind in id order after `after`, at most `limit`.
+  std::vector<const Object*> archived(const std::string& kind, const std::string& after, std::size_t limit) const;
+  // Archived objects of a kind that belong to a deployment (its instances).
+  std::vector<const Object*> archived_of(const std::string& kind, const std::string& deployment) const;
+  std::int64_t count_archived(const std::string& kind) const { return store_->count_archived(kind); }
+  // Forgets the archived objects read since the last call.
+  void release_reads() const;
+  // Called once when the first archived object is read after a release:
+  // cpnd posts release_reads() to run after the current handler.
+  void on_read(std::function<void()> schedule_release) { schedule_release_ = std::move(schedule_release); }
+  // Removes up to `limit` archived objects last written before `before`
+  // (retention); returns how many went.
+  Result<std::size_t> expire_archived(const std::string& before, std::size_t limit);
 
   // Commits changes atomically; Added/Modified/Deleted are filled in from
   // what exists. Removing something absent is a no-op change (no event).
@@ -63,7 +91,13 @@ class Engine {
  private:
   std::unique_ptr<store::Store> store_;
   const Clock& clock_;
-  std::map<std::string, std::map<std::string, Object>> objects_;
+  std::map<std::string, std::map<std::string, Object>> objects_;  // the working set
+  mutable std::map<std::pair<std::string, std::string>, Object> reads_;  // archived, read since the last release
+  mutable std::vector<std::map<std::string, Object>::node_type> retired_;  // left the working set since then
+  mutable std::vector<decltype(reads_)::node_type> removed_reads_;      // read, then removed
+  std::function<void()> schedule_release_;
+  const Object* hold(store::StoredObject o) const;
+  bool nothing_held() const { return reads_.empty() && retired_.empty() && removed_reads_.empty(); }
   std::int64_t last_seq_ = 0;
   std::vector<Listener> listeners_;
   std::optional<store::IdempotencyRecord> pending_idem_;

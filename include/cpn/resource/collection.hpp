@@ -45,9 +45,13 @@ struct Page {
   std::string continue_token;  // empty on the last page
 };
 
+// A page of a kind that archives (orders, deployments) holds at most this
+// many items when no limit was asked for: its history is unbounded.
+inline constexpr std::size_t kArchivedPageLimit = 1000;
+
 struct ListOptions {
   std::string label_selector;
-  std::size_t limit = 0;  // 0: everything
+  std::size_t limit = 0;  // 0: everything (kArchivedPageLimit for kinds that archive)
   std::string continue_token;
   // Extra filter (for example node?site=...); null accepts all.
   std::function<bool(const Object&)> filter;

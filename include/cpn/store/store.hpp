@@ -103,7 +103,21 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // The working set: every object not archived.
   std::vector<StoredObject> load_all();
+  // One object, archived or not.
+  std::optional<StoredObject> find(const std::string& kind, const std::string& id);
+  // Archived objects of a kind in id order, after `after` (empty: from the start).
+  std::vector<StoredObject> archived(const std::string& kind, const std::string& after, std::size_t limit);
+  // Archived objects of a kind whose body's `deployment` is this one.
+  std::vector<StoredObject> archived_of(const std::string& kind, const std::string& deployment, std::size_t limit);
+  std::int64_t count_archived(const std::string& kind);
+  // Archived objects of a kind by their state.
+  std::vector<std::pair<std::string, std::int64_t>> count_archived_by_state(const std::string& kind);
+  // Archived objects last written before `before`, oldest first: (kind, id).
+  std::vector<std::pair<std::string, std::string>> archived_before(const std::string& before, std::size_t limit);
+  // Marks stored objects archived (what load_all found finished).
+  void archive(const std::vector<std::pair<std::string, std::string>>& objects);
   std::int64_t last_seq();
   int schema_version();
 
@@ -115,9 +129,11 @@ class Store {
   // fsyncs the log, which holds it before anything later.
   // `before`: each change's object as it was (null: new or unknown); the
   // log records, for a change to an existing object, only what changed.
+  // `archived`: which puts write a finished object (kept here only).
   Result<std::vector<Event>> commit(const std::vector<Change>& changes, const std::string& time,
                                     const std::optional<IdempotencyRecord>& idem = std::nullopt, bool durable = true,
-                                    const std::vector<const Json*>& before = {});
+                                    const std::vector<const Json*>& before = {},
+                                    const std::vector<bool>& archived = {});
 
   std::vector<Event> events_since(std::int64_t since, std::size_t limit);
   // Deletes all but the newest `keep` events, and those older than

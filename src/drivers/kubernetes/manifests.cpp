@@ -169,7 +169,7 @@ Mirror::Mirror(engine::Engine& engine) {
     for (const auto* o : engine.list(kind)) copy(kind, o->id, o);
   engine.on_commit([this, &engine](const std::vector<engine::Event>& events) {
     for (const auto& e : events)
-      if (e.kind == "deployment" || e.kind == "site") copy(e.kind, e.id, engine.find(e.kind, e.id));
+      if (e.kind == "deployment" || e.kind == "site") copy(e.kind, e.id, engine.live(e.kind, e.id));
   });
 }
 
