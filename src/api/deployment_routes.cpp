@@ -4,6 +4,7 @@
 
 #include "common.hpp"
 #include "cpn/drivers/kubernetes.hpp"
+#include "cpn/orchestrator/status.hpp"
 #include "cpn/schema/schema.hpp"
 #include "cpn/sim/twin.hpp"
 #include "routes.hpp"
@@ -58,7 +59,10 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 if (!d) return error(d.error(), req);
                 // Progress: instances by state, per component and per site.
                 Json out = s.deployments.collection().render(**d), components = Json::object(), sites = Json::object();
-                for (const auto* i : every_instance(s, (*d)->id)) {
+                auto instances = every_instance(s, (*d)->id);
+                out["status"] = {{"components", orchestrator::components_status((*d)->id, (*d)->body, instances,
+                                                                                s.orchestrator.max_attempts())}};
+                for (const auto* i : instances) {
                   std::string state = i->body.value("state", "");
                   for (auto [group, key] : {std::pair{&components, i->body.value("component", "")},
                                             std::pair{&sites, i->body.value("site", "")}}) {
@@ -71,7 +75,7 @@ void add_deployment_routes(http::Router& router, Services& s) {
                 out["progress"] = {{"components", components}, {"sites", sites}};
                 return json(out);
               },
-              "getDeployment", "Read a deployment, with its progress per component and site", "deployments"});
+              "getDeployment", "Read a deployment, with its status per component (generation, observedGeneration, instances by state, conditions) and its progress per component and site", "deployments"});
   router.add({"GET", "/v1/deployments/{id}/instances", roles,
               [&s](Request& req) {
                 auto d = s.deployments.find(req.param("id"), *req.principal);

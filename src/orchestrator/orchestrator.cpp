@@ -13,6 +13,7 @@
 #include "cpn/core/history.hpp"
 #include "cpn/core/log.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
+#include "cpn/orchestrator/status.hpp"
 #include "cpn/template/instances.hpp"
 #include "cpn/template/template.hpp"
 
@@ -337,6 +338,14 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
   const engine::Object* fresh = engine_.find(templates::kDeployment, d.id);
   std::vector<engine::Change> changes;
   Json body = fresh->body;
+  // Each component whose template is now fully in effect: its generation is observed.
+  bool observed = false;
+  for (const auto& comp : body["template"]["spec"]["components"]) {
+    std::string name = comp.value("name", "");
+    if (observed_of(body, name) == generation_of(body, name) || !in_effect(d.id, body, comp, engine_)) continue;
+    body["observed_generations"][name] = generation_of(body, name);
+    observed = true;
+  }
   if (!gave_up.empty()) {
     // Roll back: everything this deployment started is stopped and released.
     note(body, "failing", engine_.now(), gave_up);
@@ -346,6 +355,8 @@ Result<int> Orchestrator::advance(const engine::Object& d) {
     note(body, "running", engine_.now());
     changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentRunning"});
     if (auto s = set_order_state(body, "running", changes); !s) return fail(s.error());
+  } else if (observed) {
+    changes.push_back({engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentGenerationObserved"});
   }
   if (changes.empty()) return n;
   if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());

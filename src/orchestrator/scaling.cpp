@@ -15,6 +15,7 @@
 #include "cpn/core/log.hpp"
 #include "cpn/inventory/inventory.hpp"
 #include "cpn/orchestrator/orchestrator.hpp"
+#include "cpn/orchestrator/status.hpp"
 #include "cpn/sim/twin.hpp"
 #include "cpn/template/instances.hpp"
 #include "cpn/template/template.hpp"
@@ -131,6 +132,7 @@ Result<bool> Orchestrator::revert_replacement(const engine::Object& d, const std
   body["reservation"] = held_by(body["template"], body["retiring"]);
   body["scaling"]["reverted"] = true;
   body["scaling"]["reason"] = reason;
+  bump_generation(body, component);  // a change undone is a change, as a Kubernetes rollback is
   std::string why = fmt::format("replacing '{}' failed ({}): '{}' keeps running", body["scaling"].value("replaces", ""),
                                 reason, kept.empty() ? "nothing" : kept);
   note_state(body, "adjusting", why);
@@ -170,6 +172,7 @@ Result<bool> Orchestrator::revert_scale_out(const engine::Object& d, const std::
   body["reservation"] = held_by(body["template"], body["retiring"]);
   body["scaling"]["reverted"] = true;
   body["scaling"]["reason"] = reason;
+  bump_generation(body, component);  // a change undone is a change, as a Kubernetes rollback is
   std::string why = fmt::format("scaling {} to {} failed ({}): back to {}", component, to, reason, from);
   note_state(body, "adjusting", why);
   auto e = engine_.commit_relaxed({{engine::Change::Op::put, templates::kDeployment, d.id, body, "DeploymentScaleReverted"}});
@@ -294,6 +297,7 @@ Result<Json> Orchestrator::scale(const std::string& id, const Json& request, con
   }
   body["reservation"] = held_by(body["template"], body.value("retiring", Json::array()));
   body["scaling"] = scaling;
+  bump_generation(body, component);
   note_state(body, "adjusting", fmt::format("{} from {} to {} instances", component, have, want));
   changes.push_back({engine::Change::Op::put, templates::kDeployment, id, body, "DeploymentScaled"});
   if (auto s = set_order_state(d->body, "adjusting", changes, fmt::format("{} from {} to {} instances", component, have, want));
@@ -363,6 +367,7 @@ Result<Json> Orchestrator::replace(const std::string& id, const std::string& ins
   for (const auto& c : found)
     if (c.given) to = c.node;
   body["reservation"] = held_by(body["template"], body["retiring"]);
+  bump_generation(body, (*comp)["name"].get<std::string>());
   body["scaling"] = {{"component", (*comp)["name"]}, {"replaces", instance}, {"added", *added}, {"from_node", from},
                      {"to_node", to}, {"reason", reason}, {"at", engine_.now()}, {"by", by}};
   std::string why = fmt::format("{} '{}' by '{}' on '{}'", move ? "moving" : "replacing", instance, added->front(), to);
@@ -457,6 +462,7 @@ Result<Json> Orchestrator::update(const std::string& id, const std::string& inst
   ib["previous_model"] = from;
   note_state(ib, "updating", reason);
   Json body = d->body;
+  bump_generation(body, inst->body.value("component", ""));
   body["scaling"] = {{"component", inst->body["component"]}, {"updates", instance}, {"from_model", from},
                      {"to_model", want}, {"reason", reason}, {"at", engine_.now()}, {"by", by}};
   std::string why = fmt::format("updating '{}' to {}", instance, want);

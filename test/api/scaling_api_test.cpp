@@ -208,3 +208,66 @@ TEST_CASE("a scale-out whose new instance cannot start is undone, the running se
   CHECK(left.begin()->second == "running");
   CHECK(node_allocations(op) == with_order);
 }
+
+TEST_CASE("each component shows its generation, the one in effect, and conditions as it scales", "[api][scaling]") {
+  test::Daemon d(fast("400"));
+  auto op = d.as("operator");
+  Running r = start_order(d);
+  std::string path = "/v1/deployments/" + r.deployment;
+  auto status_of = [&](const std::string& name) {
+    Json components = op.get(path).json()["status"]["components"];
+    for (const auto& c : components)
+      if (c["name"] == name) return c;
+    return Json();
+  };
+  auto condition = [](const Json& comp, const std::string& type) {
+    for (const auto& c : comp["conditions"])
+      if (c["type"] == type) return c;
+    return Json();
+  };
+  // Running as created: generation 1 in effect, every instance running.
+  Json ingest = status_of("ingest");
+  REQUIRE(ingest.is_object());
+  int n0 = static_cast<int>(instances_of(op, r.deployment, "ingest").size());
+  CHECK(ingest["generation"] == 1);
+  CHECK(ingest["observedGeneration"] == 1);
+  CHECK(ingest["desired"] == n0);
+  CHECK(ingest["instances"]["running"] == n0);
+  CHECK(condition(ingest, "Available")["status"] == "True");
+  CHECK(condition(ingest, "Progressing")["status"] == "False");
+  CHECK(condition(ingest, "Degraded")["status"] == "False");
+
+  // Scaled out: generation 2 asked, 1 still in effect, rolling out; the other components untouched.
+  std::map<std::string, int> others;
+  for (const auto& c : op.get(path).json()["status"]["components"])
+    if (c["name"] != "ingest") others[c["name"]] = c["generation"];
+  REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0 + 1}}).status == 202);
+  ingest = status_of("ingest");
+  CHECK(ingest["generation"] == 2);
+  CHECK(ingest["observedGeneration"] == 1);
+  CHECK(ingest["desired"] == n0 + 1);
+  CHECK(condition(ingest, "Progressing")["status"] == "True");
+  CHECK(condition(ingest, "Progressing")["reason"] == "RollingOut");
+  CHECK(condition(ingest, "Available")["status"] == "False");  // the new one is starting
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  ingest = status_of("ingest");
+  CHECK(ingest["generation"] == 2);
+  CHECK(ingest["observedGeneration"] == 2);
+  CHECK(ingest["instances"]["running"] == n0 + 1);
+  CHECK(condition(ingest, "Progressing")["reason"] == "InEffect");
+  CHECK(condition(ingest, "Available")["status"] == "True");
+  for (const auto& c : op.get(path).json()["status"]["components"])
+    if (c["name"] != "ingest") {
+      CHECK(c["generation"] == others[c["name"]]);
+      CHECK(c["observedGeneration"] == c["generation"]);
+    }
+
+  // Scaled in: generation 3, in effect once the retired one has stopped and gone.
+  REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0}}).status == 202);
+  CHECK(status_of("ingest")["generation"] == 3);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  ingest = status_of("ingest");
+  CHECK(ingest["observedGeneration"] == 3);
+  CHECK(ingest["retiring"] == 0);
+  CHECK(ingest["desired"] == n0);
+}

@@ -107,6 +107,7 @@ class Orchestrator {
 
   // Instances of a deployment, in id order.
   std::vector<const engine::Object*> instances_of(const std::string& deployment) const;
+  int max_attempts() const { return settings_.max_attempts; }
 
  private:
   // The driver call of an instance: in flight, or finished and not acted on yet.
