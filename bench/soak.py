@@ -240,9 +240,10 @@ def main():
                     t += 30
                     now = time.monotonic()
                     n, p50, p99, mx, err = load.window(now - 30, now)
+                    rss = d.rss_mb()  # before this sampling's own requests
                     ms, last = pass_ms(d.port, last)
-                    running = sum(1 for x in every(d.port, "/v1/deployments") if x.get("state") == "running")
-                    print(f"{now - begin:6.0f} {n:6d} {p50:7.1f} {p99:8.1f} {mx:8.1f} {err:5d} {d.rss_mb():8.0f} "
+                    running = len(every(d.port, "/v1/deployments?state=running"))
+                    print(f"{now - begin:6.0f} {n:6d} {p50:7.1f} {p99:8.1f} {mx:8.1f} {err:5d} {rss:8.0f} "
                           f"{d.db_mb():7.1f} {ms:8.2f} {running:8d}", flush=True)
                 while not load.todo.empty():
                     time.sleep(1)

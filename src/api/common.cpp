@@ -34,6 +34,9 @@ Route list_route(std::string path, std::vector<std::string> roles, const resourc
                auto o = list_options(req);
                if (!o) return error(o.error(), req);
                if (filter) o->filter = [&req, filter](const engine::Object& obj) { return filter(obj, req); };
+               // ?state= naming a state that is never finished: nothing in the history matches.
+               if (auto state = req.query_value("state"); state && filter)
+                 o->live_only = !engine::Engine::finished(collection.rules().kind, Json{{"state", *state}});
                return list_answer(collection.list(*o), req);
              },
              std::move(operation_id), std::move(summary), std::move(tag)};

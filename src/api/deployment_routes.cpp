@@ -36,7 +36,7 @@ void add_deployment_routes(http::Router& router, Services& s) {
                (!name || templates::Deployments::name_of(o) == *name) && (!tenant || o.body.value("tenant", "") == *tenant);
       },
       {{"state", "string", "Only deployments in this state (pending, cancelled, ...)."},
-       {"name", "string", "Only the deployment with this name (names are unique within a tenant)."},
+       {"name", "string", "Only deployments with this name (a name is unique among a tenant's unfinished deployments; finished ones keep theirs in the history)."},
        {"tenant", "string", "Only this tenant's deployments."}}));
 
   // Customers reach resources through offerings only (quote, confirm).

@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
   if (!store) return fatal(store.error());
   SystemClock clock;
   engine::Engine engine(std::move(*store), clock);
+  net::io_context io(1);
+  // Archived objects a handler reads (and those leaving memory) are held
+  // until it is done, then let go.
+  engine.on_read([&io, &engine] { net::post(io, [&engine] { engine.release_reads(); }); });
   auth::Tokens tokens(engine);
   inventory::Inventory inventory(engine);
   artifacts::Images images(engine);
@@ -135,10 +139,6 @@ int main(int argc, char** argv) {
                 loaded->blueprints, loaded->offerings);
   }
 
-  net::io_context io(1);
-  // Archived objects a handler reads (and those leaving memory) are held
-  // until it is done, then let go.
-  engine.on_read([&io, &engine] { net::post(io, [&engine] { engine.release_reads(); }); });
   bool ready = false;
   orders::Orders orders(engine, catalog, library, images, {cfg->quote_ttl, cfg->order_duration_hours});
   templates::Deployments deployments(engine, images, cfg->deployment_limits);

@@ -47,16 +47,24 @@ const Object* Engine::live(const std::string& kind, const std::string& id) const
   return it == k->second.end() ? nullptr : &it->second;
 }
 
+void Engine::ask_release() const {
+  if (release_asked_ || !schedule_release_) return;
+  release_asked_ = true;
+  schedule_release_();
+}
+
 const Object* Engine::hold(store::StoredObject o) const {
-  if (nothing_held() && schedule_release_) schedule_release_();
-  Object& slot = reads_[{o.kind, o.id}];
-  slot = Object{o.kind, o.id, o.resource_version, std::move(o.created), std::move(o.updated), std::move(o.body)};
-  return &slot;
+  ask_release();
+  // One already held stays as it is (commit keeps it current): a caller may hold a reference into it.
+  auto [it, fresh] = reads_.try_emplace({o.kind, o.id});
+  if (fresh)
+    it->second = Object{o.kind, o.id, o.resource_version, std::move(o.created), std::move(o.updated), std::move(o.body)};
+  return &it->second;
 }
 
 const Object* Engine::find(const std::string& kind, const std::string& id) const {
   if (const Object* o = live(kind, id)) return o;
-  if (!archives(kind)) return nullptr;
+  if (!archives(kind) || id.empty()) return nullptr;
   if (auto r = reads_.find({kind, id}); r != reads_.end()) return &r->second;
   auto stored = store_->find(kind, id);
   if (!stored) return nullptr;
@@ -93,6 +101,7 @@ std::vector<const Object*> Engine::archived_of(const std::string& kind, const st
 }
 
 void Engine::release_reads() const {
+  release_asked_ = false;
   reads_.clear();
   retired_.clear();
   removed_reads_.clear();
@@ -148,7 +157,7 @@ Result<std::vector<Event>> Engine::commit(std::vector<Change> changes, bool dura
     auto k = objects_.find(kind);
     if (k == objects_.end()) return;
     if (auto it = k->second.find(id); it != k->second.end()) {
-      if (nothing_held() && schedule_release_) schedule_release_();
+      ask_release();
       retired_.push_back(k->second.extract(it));
     }
   };

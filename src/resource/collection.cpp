@@ -102,7 +102,7 @@ Result<Page> Collection::list(const ListOptions& options) const {
   // Live objects (memory) and archived ones (the store), merged in id order.
   // Reading the archive is bounded per page: past the budget the page ends
   // short, with a continue token, as a Kubernetes list may.
-  const bool archives = Engine::archives(rules_.kind);
+  const bool archives = Engine::archives(rules_.kind) && !options.live_only;
   const std::size_t limit = options.limit ? options.limit : archives ? kArchivedPageLimit : 0;
   const std::size_t budget = std::max<std::size_t>(2 * limit, 512);
   std::vector<const Object*> live = engine_.list(rules_.kind);

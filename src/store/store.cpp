@@ -150,8 +150,11 @@ std::optional<StoredObject> Store::find(const std::string& kind, const std::stri
   auto start = std::chrono::steady_clock::now();
   auto& q = *impl_->find;
   q.bind(1, kind).bind(2, id);
+  struct Reset {
+    sql::Statement& q;
+    ~Reset() { q.reset(); }
+  } reset{q};  // also when a row does not parse: the shared statement stays usable
   auto found = rows(q);
-  q.reset();
   impl_->observe_read(start);
   if (found.empty()) return std::nullopt;
   return std::move(found.front());

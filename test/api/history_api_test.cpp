@@ -97,6 +97,7 @@ TEST_CASE("finished orders and deployments leave memory yet read the same throug
     CHECK(walk(customer, "/v1/orders", 1) == all);
     CHECK(walk(customer, "/v1/orders", 3) == all);
     CHECK(customer.get("/v1/orders?state=cancelled").json()["items"].size() == 2);
+    CHECK(customer.get("/v1/orders?state=quoted").json()["items"].size() == 1);  // live only: the history is not read
     CHECK(customer.get("/v1/deployments").json()["items"].size() == 1);
     // Still only the tenant's own.
     CHECK(other.get("/v1/orders/" + orders[0]).status == 404);
@@ -107,8 +108,8 @@ TEST_CASE("finished orders and deployments leave memory yet read the same throug
     CHECK(customer.post("/v1/orders/" + done + "/complete", Json::object()).status == 409);
     // Gauges count the finished ones from the file.
     std::string metrics = d.admin().get("/metrics").body;
-    CHECK_THAT(metrics, Catch::Contains("cpnd_orders{state=\"cancelled\"} 2") &&
-                            Catch::Contains("cpnd_orders{state=\"completed\"} 1"));
+    CHECK_THAT(metrics, Catch::Contains("cpnd_orders{state=\"cancelled\"} 2\n") &&
+                            Catch::Contains("cpnd_orders{state=\"completed\"} 1\n"));
   };
   check_readable(customer, other);
   d.restart();  // on another port: new clients

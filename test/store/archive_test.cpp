@@ -116,7 +116,7 @@ TEST_CASE("stopped instances are found by their deployment, and retention remove
   CHECK(e.find("deployment", "d2") == nullptr);
   CHECK(e.find("instance", "d1-a-0") == nullptr);
   CHECK(e.find("instance", "d1-a-1") != nullptr);  // younger than the retention
-  // A bounded batch: nothing left to remove.
+  // Nothing older left: a second run removes nothing.
   auto none = e.expire_archived(format_time(f.clock.now() - std::chrono::hours(1)), 100);
   REQUIRE(none);
   CHECK(*none == 0);

@@ -58,8 +58,9 @@ class Engine {
   std::int64_t count_archived(const std::string& kind) const { return store_->count_archived(kind); }
   // Forgets the archived objects read since the last call.
   void release_reads() const;
-  // Called once when the first archived object is read after a release:
-  // cpnd posts release_reads() to run after the current handler.
+  // Called when an archived object is read (or one leaves memory) and no
+  // release is pending: cpnd posts release_reads() to run after the
+  // current handler. Without it, what was read stays until release_reads().
   void on_read(std::function<void()> schedule_release) { schedule_release_ = std::move(schedule_release); }
   // Removes up to `limit` archived objects last written before `before`
   // (retention); returns how many went.
@@ -97,7 +98,8 @@ class Engine {
   mutable std::vector<decltype(reads_)::node_type> removed_reads_;      // read, then removed
   std::function<void()> schedule_release_;
   const Object* hold(store::StoredObject o) const;
-  bool nothing_held() const { return reads_.empty() && retired_.empty() && removed_reads_.empty(); }
+  mutable bool release_asked_ = false;
+  void ask_release() const;
   std::int64_t last_seq_ = 0;
   std::vector<Listener> listeners_;
   std::optional<store::IdempotencyRecord> pending_idem_;

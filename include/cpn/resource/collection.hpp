@@ -55,6 +55,9 @@ struct ListOptions {
   std::string continue_token;
   // Extra filter (for example node?site=...); null accepts all.
   std::function<bool(const Object&)> filter;
+  // What the filter accepts is never finished (?state=running): the
+  // history is not read.
+  bool live_only = false;
 };
 
 class Collection {
