@@ -239,7 +239,8 @@ TEST_CASE("each component shows its generation, the one in effect, and condition
 
   // Scaled out: generation 2 asked, 1 still in effect, rolling out; the other components untouched.
   std::map<std::string, int> others;
-  for (const auto& c : op.get(path).json()["status"]["components"])
+  Json before = op.get(path).json();
+  for (const auto& c : before["status"]["components"])
     if (c["name"] != "ingest") others[c["name"]] = c["generation"];
   REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0 + 1}}).status == 202);
   ingest = status_of("ingest");
@@ -256,7 +257,8 @@ TEST_CASE("each component shows its generation, the one in effect, and condition
   CHECK(ingest["instances"]["running"] == n0 + 1);
   CHECK(condition(ingest, "Progressing")["reason"] == "InEffect");
   CHECK(condition(ingest, "Available")["status"] == "True");
-  for (const auto& c : op.get(path).json()["status"]["components"])
+  Json after = op.get(path).json();
+  for (const auto& c : after["status"]["components"])
     if (c["name"] != "ingest") {
       CHECK(c["generation"] == others[c["name"]]);
       CHECK(c["observedGeneration"] == c["generation"]);
