@@ -277,11 +277,11 @@ int main(int argc, char** argv) {
     return {};
   }, metrics);
   compaction.start();
-  // Finished objects past history.retention are removed, a bounded batch a
-  // minute (0s keeps them).
-  daemon::PeriodicTask retention(io, "history-retention", std::chrono::minutes(1), [&]() -> Status {
+  // Finished objects past history.retention are removed (0s keeps them):
+  // 100 every 2 s (~10 ms on the thread; up to 180,000 an hour).
+  daemon::PeriodicTask retention(io, "history-retention", std::chrono::seconds(2), [&]() -> Status {
     if (cfg->history_retention.count() == 0) return {};
-    auto gone = engine.expire_archived(format_time(clock.now() - cfg->history_retention), 2000);
+    auto gone = engine.expire_archived(format_time(clock.now() - cfg->history_retention), 100);
     if (!gone) return fail(gone.error());
     if (*gone) log::info("history: {} finished objects older than {}s removed", *gone, cfg->history_retention.count());
     return {};

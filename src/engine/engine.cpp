@@ -108,12 +108,21 @@ void Engine::release_reads() const {
 }
 
 Result<std::size_t> Engine::expire_archived(const std::string& before, std::size_t limit) {
+  // Archived objects are not in memory and are removed as they are, never
+  // read back: a batch costs its deletes, not the parsing of every body.
   std::vector<Change> changes;
-  for (auto& [kind, id] : store_->archived_before(before, limit))
-    changes.push_back({Change::Op::remove, std::move(kind), std::move(id), nullptr, "Expired"});
-  std::size_t n = changes.size();
-  if (auto e = commit_relaxed(std::move(changes)); !e) return fail(e.error());
-  return n;
+  for (auto& [kind, id] : store_->archived_before(before, limit)) {
+    Json summary = {{"id", id}};
+    changes.push_back({Change::Op::remove, std::move(kind), std::move(id), std::move(summary), "Expired"});
+  }
+  if (changes.empty()) return std::size_t{0};
+  auto events = store_->commit(changes, now(), std::nullopt, false);
+  if (!events) return fail(events.error());
+  for (const auto& c : changes)
+    if (auto r = reads_.find({c.kind, c.id}); r != reads_.end()) removed_reads_.push_back(reads_.extract(r));
+  last_seq_ = events->back().seq;
+  for (auto& l : listeners_) l(*events);
+  return changes.size();
 }
 
 Result<std::vector<Event>> Engine::commit(std::vector<Change> changes) { return commit(std::move(changes), true); }
