@@ -14,11 +14,6 @@ std::optional<Response> check(const char* schema, const Request& req, const char
   return std::nullopt;
 }
 
-// Orders and deployments of a tenant not yet finished.
-bool finished(const std::string& state) {
-  return state == "completed" || state == "cancelled" || state == "expired" || state == "failed";
-}
-
 // A customer's tenant at its quota: 403 naming the setting, as a
 // Kubernetes ResourceQuota refuses; operators act for every tenant.
 std::optional<Response> over_quota(Services& s, const Request& req, const char* kind, int limit, const char* setting) {
@@ -26,7 +21,7 @@ std::optional<Response> over_quota(Services& s, const Request& req, const char* 
   if (who.role != "customer") return std::nullopt;
   int open = 0;
   for (const auto* o : s.engine.list(kind))
-    if (o->body.value("tenant", "") == who.tenant && !finished(o->body.value("state", ""))) ++open;
+    if (o->body.value("tenant", "") == who.tenant && !engine::Engine::finished(kind, o->body)) ++open;
   if (open < limit) return std::nullopt;
   return error(Error{ErrorKind::forbidden,
                      fmt::format("tenant '{}' holds {} unfinished {}s, its quota ({}); complete or cancel some first",

@@ -45,8 +45,6 @@ std::chrono::system_clock::time_point parse_time_or(const std::string& text, std
   return std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(ms);
 }
 
-bool finished(const std::string& state) { return state == "completed" || state == "failed" || state == "cancelled"; }
-
 }  // namespace
 
 Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, drivers::NetworkDriver& network,
@@ -58,7 +56,7 @@ Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, d
       queue_(engine.clock(), settings.backoff, settings.backoff_cap) {
   for (const auto* i : engine_.list(kInstance)) instances_by_deployment_[i->body.value("deployment", "")].insert(i->id);
   for (const auto* d : engine_.list(templates::kDeployment))
-    if (!finished(d->body.value("state", ""))) active_.insert(d->id);
+    if (!engine::Engine::finished(templates::kDeployment, d->body)) active_.insert(d->id);
   for (const auto* n : engine_.list("node"))
     if (n->body.value("/drain/state"_json_pointer, "") == "draining") draining_.insert(n->id);
   engine_.on_commit([this](const std::vector<engine::Event>& events) { noticed(events); });
@@ -152,7 +150,7 @@ void Orchestrator::noticed(const std::vector<engine::Event>& events) {
     }
     if (e.kind == templates::kDeployment) {
       const engine::Object* d = engine_.live(templates::kDeployment, e.id);
-      if (d && !finished(d->body.value("state", ""))) active_.insert(e.id);
+      if (d && !engine::Engine::finished(templates::kDeployment, d->body)) active_.insert(e.id);
       else active_.erase(e.id);
       queue_.add(e.id);
       any = true;
@@ -185,7 +183,7 @@ Result<int> Orchestrator::step(const std::string& id) {
   const engine::Object* d = engine_.find(templates::kDeployment, id);
   if (!d) return 0;
   std::string state = d->body.value("state", "");
-  if (finished(state)) return 0;
+  if (engine::Engine::finished(templates::kDeployment, d->body)) return 0;
   return state == "pending"                                                      ? provision(*d)
          : state == "provisioning" || state == "running" || state == "adjusting" ? advance(*d)
                                                                                  : wind_down(*d);

@@ -17,8 +17,6 @@ int counter(const Json& body, const char* field, const std::string& component, i
   return c != f->end() && c->is_number_integer() ? c->get<int>() : otherwise;
 }
 
-bool finished(const std::string& state) { return state == "completed" || state == "failed" || state == "cancelled"; }
-
 Json condition(const char* type, bool status, const std::string& reason, const std::string& message) {
   return {{"type", type}, {"status", status ? "True" : "False"}, {"reason", reason}, {"message", message}};
 }
@@ -50,7 +48,7 @@ bool in_effect(const std::string& deployment, const Json& body, const Json& comp
 Json components_status(const std::string& deployment, const Json& body,
                        const std::vector<const engine::Object*>& instances, int max_attempts) {
   Json out = Json::array();
-  const bool done = finished(body.value("state", ""));
+  const bool done = engine::Engine::finished("deployment", body);
   for (const auto& comp : body["template"]["spec"]["components"]) {
     std::string name = comp.value("name", "");
     auto wanted = templates::instance_ids(deployment, comp);
