@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
   // the site's controller settings, read from a copy (it runs on workers).
   if (auto s = compute.add(drivers::kubernetes::make_compute(
           [&kube_view](const std::string& id) { return kube_view.template_of(id); }, kube_view.sites(),
-          std::chrono::milliseconds(cfg->kube_timeout_ms)));
+          std::chrono::milliseconds(cfg->kube_timeout_ms), [&kube_view] { return kube_view.kubernetes_controllers(); }));
       !s)
     return fatal(s.error());
   // Network: the twin's accounting, or (network.driver: linux) namespaces, routes and tc on this host.

@@ -94,7 +94,7 @@ std::string Metrics::render() const {
   out += scalar("cpnd_reconcile_retries_total", "counter",
                 "Deployment steps that failed and were queued again with backoff.", queue_retries_);
   out += scalar("cpnd_orphans_stopped_total", "counter",
-                "Workloads found running that no deployment wanted, stopped by the sweep.", orphans_stopped_);
+                "Workloads (processes, Kubernetes objects) found that no deployment wanted, stopped by the sweep.", orphans_stopped_);
   out += scalar("cpnd_solves_in_flight", "gauge",
                 "Requests being solved on the solver's workers (orders, requotes, what-ifs) or waiting for one.",
                 prepared_);

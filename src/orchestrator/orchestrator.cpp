@@ -65,8 +65,16 @@ Orchestrator::Orchestrator(engine::Engine& engine, drivers::Registry& compute, d
 void Orchestrator::sweep_orphans() {
   for (drivers::ComputeDriver* driver : compute_.all()) {
     auto found = std::make_shared<std::vector<std::string>>();
-    auto work = [driver, found] { *found = driver->running_instances(); };
-    auto then = [this, driver, found] {
+    auto removed = std::make_shared<std::vector<std::string>>();
+    auto work = [driver, found, removed] {
+      *found = driver->running_instances();
+      *removed = driver->remove_orphans();
+    };
+    auto then = [this, driver, found, removed] {
+      for (const auto& what : *removed) {
+        ++orphans_stopped_;
+        log::warning("{}: {} that no deployment wants; removed it", driver->name(), what);
+      }
       std::set<std::string> still;
       for (const auto& id : *found) {
         const engine::Object* inst = engine_.find(kInstance, id);

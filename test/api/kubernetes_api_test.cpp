@@ -85,12 +85,39 @@ TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services ap
   CHECK_THAT(yaml.body, Catch::Contains("kind: List") && Catch::Contains("nvidia.com/gpu"));
   CHECK(op.get(path + "/manifests?site=elsewhere").json()["items"].empty());
 
+  // What cpnd reads of the Deployments comes from its informer (a LIST, then a WATCH), not a GET a pass.
+  Json site = op.get("/v1/sites/k8s-sz").json();
+  REQUIRE(site["conditions"].size() == 1);
+  CHECK(site["conditions"][0]["status"] == true);
+  CHECK(site["conditions"][0].value("/watch/state"_json_pointer, "") == "watching");
+  auto deployment_gets = [&] {
+    int n = 0;
+    for (const auto& r : cluster.requests()) n += r.method == "GET" && r.target.find("/deployments/") != std::string::npos;
+    return n;
+  };
+  int gets = deployment_gets();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // ten passes
+  CHECK(deployment_gets() == gets);
+
+  // A deployment this cpnd does not know left a Deployment labelled as cpnd's behind: the sweep removes it.
+  Json orphan = cluster.object(cluster.paths()[0]).value();
+  if (orphan["kind"] != "Deployment") orphan = cluster.object(cluster.paths()[1]).value();
+  orphan["metadata"]["name"] = "dep-gone-detect";
+  orphan["metadata"]["annotations"]["cpn.io/deployment"] = "dep-gone";
+  cluster.put(orphan);
+  const std::string orphan_path = "/apis/apps/v1/namespaces/vision/deployments/dep-gone-detect";
+  REQUIRE(cluster.object(orphan_path));
+
   // cpnd dies and comes back: the objects are applied again, not duplicated, and nothing changes.
   Json generations = Json::object();
-  for (const auto& p : cluster.paths()) generations[p] = cluster.object(p)->at("metadata")["generation"];
+  for (const auto& p : cluster.paths())
+    if (p != orphan_path) generations[p] = cluster.object(p)->at("metadata")["generation"];
   d.kill9();
   d.start();
   op = d.as("operator");
+  for (int i = 0; i < 500 && cluster.object(orphan_path); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK_FALSE(cluster.object(orphan_path));
+  CHECK_THAT(d.admin().get("/metrics").body, Catch::Contains("cpnd_orphans_stopped_total 1"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(op.get(path).json()["state"] == "running");
   CHECK(cluster.paths().size() == 3);

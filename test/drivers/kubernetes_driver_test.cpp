@@ -2,10 +2,13 @@
 // template (architecture and accelerator selection, extended resources,
 // KubeEdge tolerations, the solver's nodes, names Kubernetes accepts), its
 // HTTPS client against a local API server that checks the token and whose
-// certificate the client must verify, and the driver's lifecycle: apply,
-// rollout status, a stuck rollout, foreground deletion.
+// certificate the client must verify over kept-alive connections, and the
+// driver's lifecycle: apply, rollout status through the informer's watch
+// (and by GET where cpnd may not list), a stuck rollout, foreground
+// deletion, the orphan sweep.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <thread>
 
 #include "cpn/drivers/kubernetes.hpp"
@@ -186,15 +189,23 @@ TEST_CASE("the API client speaks HTTPS with the bearer token and verifies the se
   REQUIRE(api.apply((*ws)[0].service));
   CHECK(server.requests().back().target == "/api/v1/namespaces/default/services/dep-1-detect-edge-sz"
                                            "?fieldManager=cpnd&force=true");
+  // Four requests, one TLS connection: it is kept alive between them.
+  CHECK(server.connections() == 1);
+  CHECK(api.connections_opened() == 1);
 
   SECTION("GET of an absent object is nothing; DELETE asks for foreground propagation") {
     auto absent = api.get("/apis/apps/v1/namespaces/default/deployments/nope");
     REQUIRE(absent);
     CHECK_FALSE(absent->has_value());
-    REQUIRE(api.remove(ApiClient::path_of(d)));
+    auto removing = api.remove(ApiClient::path_of(d));
+    REQUIRE(removing);
+    REQUIRE(removing->has_value());  // its dependents go first: the object says it is being deleted
+    CHECK((*removing)->at("metadata").contains("deletionTimestamp"));
     CHECK(server.requests().back().method == "DELETE");
     CHECK(Json::parse(server.requests().back().body)["propagationPolicy"] == "Foreground");
-    CHECK(api.remove("/apis/apps/v1/namespaces/default/deployments/nope"));  // gone already: fine
+    auto gone = api.remove("/apis/apps/v1/namespaces/default/deployments/nope");  // gone already: fine
+    REQUIRE(gone);
+    CHECK_FALSE(gone->has_value());
   }
   SECTION("a wrong token is refused, and the refusal says so") {
     test::write_file(dir + "/other-token", "wrong\n");
@@ -224,12 +235,39 @@ TEST_CASE("the API client speaks HTTPS with the bearer token and verifies the se
   }
 }
 
-TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one and deletes in the foreground",
+namespace {
+
+// Polls until the condition holds (at most 10 s).
+template <typename F>
+bool eventually(F&& ok) {
+  for (int i = 0; i < 1000; ++i) {
+    if (ok()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return ok();
+}
+
+int gets_of(test::KubeApiServer& server, const std::string& path) {
+  int n = 0;
+  for (const auto& r : server.requests()) n += r.method == "GET" && r.target == path;
+  return n;
+}
+
+const std::string kDetect = "/apis/apps/v1/namespaces/cpn/deployments/dep-1-detect-edge-sz-amd64-nvidia-t4";
+const std::string kDetectService = "/api/v1/namespaces/cpn/services/dep-1-detect-edge-sz";
+
+Json cluster_controller(test::KubeApiServer& server) {
+  return {{"driver", "kubernetes"}, {"endpoint", server.url()}, {"namespace", "cpn"},
+          {"token_file", server.token_file()}, {"ca_file", server.ca_file()}};
+}
+
+}  // namespace
+
+TEST_CASE("the kubernetes driver applies, follows the rollout through its informer, reports a stuck one and deletes",
           "[drivers][kubernetes]") {
   std::string dir = test::make_temp_dir("kube-driver");
   test::KubeApiServer server(dir, "tok");
-  Json controller = {{"driver", "kubernetes"}, {"endpoint", server.url()}, {"namespace", "cpn"},
-                     {"token_file", server.token_file()}, {"ca_file", server.ca_file()}};
+  Json controller = cluster_controller(server);
   Json tmpl = sample_template();
   auto driver = make_compute([&](const std::string& id) { return id == "dep-1" ? std::optional<Json>(tmpl) : std::nullopt; },
                              sites(controller, controller), std::chrono::milliseconds(3000));
@@ -237,47 +275,72 @@ TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one
   Json first = {{"id", "dep-1-detect-0"}, {"deployment", "dep-1"}, {"component", "detect"}, {"site", "edge-sz"}};
   Json second = first;
   second["id"] = "dep-1-detect-1";
-  const std::string deployment = "/apis/apps/v1/namespaces/cpn/deployments/dep-1-detect-edge-sz-amd64-nvidia-t4";
-  const std::string service = "/api/v1/namespaces/cpn/services/dep-1-detect-edge-sz";
 
-  CHECK(driver->observe(first).phase == Phase::absent);
-  server.set_rollout_reads(2);
+  CHECK(driver->observe(first).phase == Phase::absent);  // starts the site's informer
+  // It lists the namespace's Deployments labelled as cpnd's, then watches them.
+  REQUIRE(eventually([&] { return driver->condition("edge-sz").value("/watch/state"_json_pointer, "") == "watching"; }));
+  auto reads = server.collection_reads();
+  REQUIRE(reads.size() >= 2);
+  CHECK(reads[0].target == "/apis/apps/v1/namespaces/cpn/deployments?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dcpnd");
+  CHECK_THAT(reads[1].target, Catch::Contains("watch=1") && Catch::Contains("resourceVersion="));
+  CHECK(driver->condition("edge-sz")["status"] == true);
+
+  server.pause_controller(true);
   server.clear_requests();
   REQUIRE(driver->start(first));
   auto requests = server.requests();
   REQUIRE(requests.size() == 2);
-  CHECK(requests[0].target == service + "?fieldManager=cpnd&force=true");
-  CHECK(requests[1].target == deployment + "?fieldManager=cpnd&force=true");
-  // The replicas are not available yet: starting, with kubectl's words.
+  CHECK(requests[0].target == kDetectService + "?fieldManager=cpnd&force=true");
+  CHECK(requests[1].target == kDetect + "?fieldManager=cpnd&force=true");
+  // Applied, not yet observed by the cluster's controller: starting, and the driver says what it waits for.
   auto seen = driver->observe(first);
   CHECK(seen.phase == Phase::starting);
-  CHECK_THAT(seen.reason, Catch::Contains("2 of 2 replicas updated, 0 available"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the driver's read cache
-  CHECK(driver->observe(first).phase == Phase::running);
+  CHECK_THAT(seen.reason, Catch::Contains("to be observed"));
+  // Observed, replicas not available yet: kubectl's words.
+  server.set_rollout(std::chrono::milliseconds(0), std::chrono::hours(1));
+  server.pause_controller(false);
+  CHECK(eventually([&] { return driver->observe(first).reason.find("2 of 2 replicas updated, 0 available") != std::string::npos; }));
+  server.set_rollout(std::chrono::milliseconds(0), std::chrono::milliseconds(0));
+  CHECK(eventually([&] { return driver->observe(first).phase == Phase::running; }));
   CHECK(driver->observe(second).phase == Phase::running);
+  // All of it came through the watch: not one GET of the Deployment.
+  CHECK(gets_of(server, kDetect) == 0);
   // The second replica's start applies the same objects: nothing changes.
   REQUIRE(driver->start(second));
-  CHECK(server.object(deployment)->at("metadata")["generation"] == 1);
+  CHECK(server.object(kDetect)->at("metadata")["generation"] == 1);
   CHECK(server.paths().size() == 2);
+  // One connection for every request so far besides the informer's own (a LIST and a WATCH).
+  CHECK(server.connections() <= 3);
 
+  SECTION("a new spec is not running until the controller has observed it, whatever its stale status says") {
+    server.pause_controller(true);
+    tmpl["spec"]["components"][0]["image"] = "city-detect:3.2";
+    REQUIRE(driver->start(first));
+    CHECK(server.object(kDetect)->at("metadata")["generation"] == 2);
+    CHECK(server.object(kDetect)->at("status")["availableReplicas"] == 2);  // the status of generation 1
+    auto waiting = driver->observe(first);
+    CHECK(waiting.phase == Phase::starting);
+    CHECK_THAT(waiting.reason, Catch::Contains("to be observed"));
+    server.pause_controller(false);
+    CHECK(eventually([&] { return driver->observe(first).phase == Phase::running; }));
+  }
   SECTION("stop deletes the group; it is stopped once the cluster has removed it") {
+    server.set_delete_delay(std::chrono::milliseconds(300));
     server.clear_requests();
     REQUIRE(driver->stop(first));
     requests = server.requests();
     REQUIRE(requests.size() == 2);
-    CHECK((requests[0].method == "DELETE" && requests[0].target == deployment));
-    CHECK((requests[1].method == "DELETE" && requests[1].target == service));
+    CHECK((requests[0].method == "DELETE" && requests[0].target == kDetect));
+    CHECK((requests[1].method == "DELETE" && requests[1].target == kDetectService));
     CHECK(driver->observe(first).phase == Phase::starting);  // being deleted
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    CHECK(driver->observe(first).phase == Phase::absent);
+    CHECK(eventually([&] { return driver->observe(first).phase == Phase::absent; }));
     CHECK(server.paths().empty());
+    CHECK(gets_of(server, kDetect) == 0);
   }
   SECTION("a rollout past its progress deadline fails the instance with the reason; clearing it keeps the group") {
     server.fail_rollout("dep-1-detect-edge-sz-amd64-nvidia-t4");
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    auto failed = driver->observe(first);
-    CHECK(failed.phase == Phase::failed);
-    CHECK_THAT(failed.reason, Catch::Contains("exceeded its progress deadline"));
+    REQUIRE(eventually([&] { return driver->observe(first).phase == Phase::failed; }));
+    CHECK_THAT(driver->observe(first).reason, Catch::Contains("exceeded its progress deadline"));
     // The orchestrator clears a failed instance it still wants running: Kubernetes replaces pods
     // itself, so nothing is deleted under the replicas that run.
     server.clear_requests();
@@ -287,27 +350,21 @@ TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one
     CHECK(server.requests().empty());
     CHECK(server.paths().size() == 2);
   }
-  SECTION("a cluster in trouble: what it last said holds, and one failed read serves the whole group") {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    REQUIRE(driver->observe(first).phase == Phase::running);  // read once more, then the cluster falters
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    server.fail_reads(true);
-    server.clear_requests();
-    CHECK(driver->observe(first).phase == Phase::running);  // last known
-    CHECK(driver->observe(second).phase == Phase::running);
-    CHECK(server.requests().size() == 1);
-    // A group never read before: starting, with the reason, and again one request for both replicas.
-    Json npu = first;
-    npu["id"] = "dep-1-detect-2";
-    tmpl["spec"]["components"][0]["placements"][1]["instances"] = 2;  // dep-1-detect-2 and -3 on the Ascend node
-    Json npu2 = npu;
-    npu2["id"] = "dep-1-detect-3";
-    server.clear_requests();
-    auto seen = driver->observe(npu);
-    CHECK(seen.phase == Phase::starting);
-    CHECK_THAT(seen.reason, Catch::Contains("503"));
-    CHECK(driver->observe(npu2).phase == Phase::starting);
-    CHECK(server.requests().size() == 1);
+  SECTION("a watch that ends is watched again from where it was; a compacted history is listed again") {
+    long watches = driver->condition("edge-sz")["watch"]["watches"];
+    server.end_watches();
+    REQUIRE(eventually([&] { return driver->condition("edge-sz")["watch"]["watches"].get<long>() > watches; }));
+    CHECK(driver->condition("edge-sz")["watch"]["lists"] == 1);
+    // A change made while no watch was open still arrives.
+    server.compact();
+    server.end_watches();
+    Json other = server.object(kDetect).value();
+    other["metadata"]["name"] = "dep-1-analyze-center-amd64-nvidia-a100";
+    server.put(other);
+    REQUIRE(eventually([&] { return driver->condition("edge-sz")["watch"]["lists"].get<long>() >= 2; }));
+    Json analyze = {{"id", "dep-1-analyze-0"}, {"deployment", "dep-1"}, {"component", "analyze"}, {"site", "center"}};
+    CHECK(eventually([&] { return driver->observe(analyze).phase == Phase::running; }));
+    CHECK(gets_of(server, "/apis/apps/v1/namespaces/cpn/deployments/dep-1-analyze-center-amd64-nvidia-a100") == 0);
   }
   SECTION("an instance of a deployment the driver cannot find is failed, not guessed") {
     Json stray = first;
@@ -315,4 +372,89 @@ TEST_CASE("the kubernetes driver applies, reads the rollout, reports a stuck one
     CHECK(driver->observe(stray).phase == Phase::failed);
     CHECK(driver->stop(stray));  // nothing rendered, nothing to stop
   }
+}
+
+TEST_CASE("where cpnd may not list, the driver reads each group: what the cluster last said holds, one read a group",
+          "[drivers][kubernetes]") {
+  test::KubeApiServer server(test::make_temp_dir("kube-nolist"), "tok");
+  server.forbid_lists(true);
+  Json controller = cluster_controller(server);
+  Json tmpl = sample_template();
+  auto driver = make_compute([&](const std::string& id) { return id == "dep-1" ? std::optional<Json>(tmpl) : std::nullopt; },
+                             sites(controller, controller), std::chrono::milliseconds(3000));
+  Json first = {{"id", "dep-1-detect-0"}, {"deployment", "dep-1"}, {"component", "detect"}, {"site", "edge-sz"}};
+  Json second = first;
+  second["id"] = "dep-1-detect-1";
+  REQUIRE(driver->start(first));
+  REQUIRE(eventually([&] { return driver->observe(first).phase == Phase::running; }));
+  CHECK(gets_of(server, kDetect) >= 1);
+  // The site says why its informer does not run.
+  REQUIRE(eventually([&] { return driver->condition("edge-sz").value("/watch/state"_json_pointer, "") == "failing"; }));
+  CHECK_THAT(driver->condition("edge-sz")["watch"].value("reason", ""), Catch::Contains("403"));
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the driver's read cache
+  server.fail_reads(true);
+  server.clear_requests();
+  CHECK(driver->observe(first).phase == Phase::running);  // last known
+  CHECK(driver->observe(second).phase == Phase::running);
+  CHECK(server.requests().size() == 1);
+  // A group never read before: starting, with the reason, and again one request for both replicas.
+  Json npu = first;
+  npu["id"] = "dep-1-detect-2";
+  tmpl["spec"]["components"][0]["placements"][1]["instances"] = 2;  // dep-1-detect-2 and -3 on the Ascend node
+  Json npu2 = npu;
+  npu2["id"] = "dep-1-detect-3";
+  server.clear_requests();
+  auto seen = driver->observe(npu);
+  CHECK(seen.phase == Phase::starting);
+  CHECK_THAT(seen.reason, Catch::Contains("503"));
+  CHECK(driver->observe(npu2).phase == Phase::starting);
+  CHECK(server.requests().size() == 1);
+}
+
+TEST_CASE("the orphan sweep removes the objects labelled as cpnd's that no deployment renders, and nothing else",
+          "[drivers][kubernetes]") {
+  test::KubeApiServer server(test::make_temp_dir("kube-orphans"), "tok");
+  Json controller = cluster_controller(server);
+  Json tmpl = sample_template();
+  auto driver = make_compute([&](const std::string& id) { return id == "dep-1" ? std::optional<Json>(tmpl) : std::nullopt; },
+                             sites(controller, controller), std::chrono::milliseconds(3000),
+                             [&] { return std::vector<Json>{controller, controller}; });
+  Json first = {{"id", "dep-1-detect-0"}, {"deployment", "dep-1"}, {"component", "detect"}, {"site", "edge-sz"}};
+  REQUIRE(driver->start(first));
+  auto ws = render("dep-1", tmpl, sites(controller, controller));
+  REQUIRE(ws);
+  CHECK((*ws)[0].deployment["metadata"]["annotations"]["cpn.io/deployment"] == "dep-1");
+  // A deployment cpnd no longer has left its objects behind (a crash, an older database) ...
+  Json orphan = (*ws)[0].deployment, orphan_service = (*ws)[0].service;
+  for (Json* o : {&orphan, &orphan_service}) {
+    (*o)["metadata"]["name"] = "dep-0-detect-edge-sz";
+    (*o)["metadata"]["annotations"]["cpn.io/deployment"] = "dep-0";
+    server.put(*o);
+  }
+  // ... dep-1 has a variant it no longer renders, and someone else's Deployment carries no label of cpnd's.
+  Json retired = (*ws)[0].deployment;
+  retired["metadata"]["name"] = "dep-1-detect-edge-sz-arm64-old";
+  server.put(retired);
+  Json theirs = {{"apiVersion", "apps/v1"}, {"kind", "Deployment"},
+                 {"metadata", {{"name", "nginx"}, {"namespace", "cpn"}, {"labels", {{"app", "nginx"}}}}},
+                 {"spec", {{"replicas", 1}}}};
+  server.put(theirs);
+  server.set_delete_delay(std::chrono::milliseconds(0));
+
+  auto removed = driver->remove_orphans();
+  std::sort(removed.begin(), removed.end());
+  CHECK(removed == std::vector<std::string>{"Deployment cpn/dep-0-detect-edge-sz", "Deployment cpn/dep-1-detect-edge-sz-arm64-old",
+                                            "Service cpn/dep-0-detect-edge-sz"});
+  auto paths = server.paths();
+  std::sort(paths.begin(), paths.end());
+  CHECK(paths == std::vector<std::string>{"/api/v1/namespaces/cpn/services/dep-1-detect-edge-sz",
+                                          "/apis/apps/v1/namespaces/cpn/deployments/dep-1-detect-edge-sz-amd64-nvidia-t4",
+                                          "/apis/apps/v1/namespaces/cpn/deployments/nginx"});
+  CHECK(driver->remove_orphans().empty());  // nothing more to do
+  // Once dep-1 is gone too, its objects are orphans as well.
+  auto gone = make_compute([](const std::string&) { return std::optional<Json>(); }, sites(controller, controller),
+                           std::chrono::milliseconds(3000), [&] { return std::vector<Json>{controller}; });
+  CHECK(gone->remove_orphans().size() == 2);
+  CHECK(server.paths() == std::vector<std::string>{"/apis/apps/v1/namespaces/cpn/deployments/nginx"});
 }

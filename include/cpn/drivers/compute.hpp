@@ -60,6 +60,10 @@ class ComputeDriver {
   // (not asked about one by one): what an orphan sweep compares with the
   // instances cpnd wants. Drivers that cannot tell answer none. Blocking.
   virtual std::vector<std::string> running_instances() const { return {}; }
+  // Removes what it finds of its own that no deployment wants and that is
+  // not an instance (a Kubernetes driver's objects of a deployment that is
+  // gone), and answers what it removed. Blocking.
+  virtual std::vector<std::string> remove_orphans() { return {}; }
 };
 
 // Drivers by name, filled by register_builtin_drivers; a name is registered once.

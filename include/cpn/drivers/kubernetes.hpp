@@ -54,6 +54,8 @@ class Mirror {
   explicit Mirror(engine::Engine& engine);
   std::optional<Json> template_of(const std::string& deployment) const;
   std::optional<SiteInfo> site(const std::string& id) const;
+  // The controllers of the sites whose driver is kubernetes.
+  std::vector<Json> kubernetes_controllers() const;
   SiteLookup sites() const {
     return [this](const std::string& id) { return site(id); };
   }
@@ -92,8 +94,10 @@ std::string extended_resource(const std::string& model, const ClusterSettings& s
 // first, at most 63 characters (longer ones keep a hash of the whole).
 std::string dns_label(const std::string& text);
 
-// The Kubernetes REST API over HTTPS: bearer token from the token file, the
-// server verified against the CA file and its name or address.
+// The Kubernetes REST API over HTTPS: bearer token from the token file
+// (read for every request: tokens rotate), the server verified against the
+// CA file and its name or address, over up to four kept-alive connections.
+// Safe to call from several threads at once.
 struct Reply {
   int status = 0;
   std::string body;
@@ -114,19 +118,62 @@ class ApiClient {
   // GET; nullopt when it does not exist.
   Result<std::optional<Json>> get(const std::string& path);
   // DELETE with foreground propagation; one that does not exist is deleted.
-  Status remove(const std::string& path);
+  // Answers the object while its deletion goes on, nothing once it is gone.
+  Result<std::optional<Json>> remove(const std::string& path);
 
   // REST path of an apps/v1 Deployment or v1 Service.
   static std::string path_of(const Json& object);
+  // TLS connections opened so far (requests share a few kept alive).
+  std::uint64_t connections_opened() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
+// A list+watch cache of the cpnd-labelled Deployments in one namespace of
+// one cluster, as client-go's informer: LIST, then WATCH from the list's
+// resourceVersion, watching again whenever a watch ends and listing again
+// when the server says that version is gone (410); out of reach, it tries
+// again after a backoff (1 s, doubled up to 30 s) and keeps what it last
+// saw. It has its own thread and connection and never blocks a caller.
+class Informer {
+ public:
+  Informer(ClusterSettings settings, std::chrono::milliseconds timeout);
+  ~Informer();
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
+  // The Deployment at a REST path as last seen (nullopt inside: there is
+  // none), or nullopt before the first LIST came back: read it directly.
+  std::optional<std::optional<Json>> get(const std::string& path) const;
+  // What a write of cpnd's just answered (the object, or none after a
+  // deletion): newer than what the watch has said so far, so it holds
+  // until the watch says more. An event older than it (by an integer
+  // resourceVersion, as etcd's are) does not undo it.
+  void assume(const std::string& path, std::optional<Json> object);
+  // Whether what it holds is current: listed, and neither its LIST nor
+  // its WATCH failing since (not just what it last saw).
+  bool current() const;
+  // {state: listing|watching|failing, since, reason?, failures?, lists,
+  // watches, events, objects}: what GET /v1/sites/{id} shows.
+  Json condition() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// The label every object cpnd applies carries, and the selector of the
+// informer and the orphan sweep.
+inline constexpr const char* kManagedBy = "app.kubernetes.io/managed-by=cpnd";
+
 // The driver. template_of answers a deployment's template; sites answers a
 // site's tier and controller.
+// controllers answers every kubernetes controller of the inventory's sites
+// (where the orphan sweep looks); none when omitted.
 std::unique_ptr<ComputeDriver> make_compute(std::function<std::optional<Json>(const std::string& deployment)> template_of,
-                                            SiteLookup sites, std::chrono::milliseconds timeout);
+                                            SiteLookup sites, std::chrono::milliseconds timeout,
+                                            std::function<std::vector<Json>()> controllers = {});
 
 }  // namespace cpn::drivers::kubernetes

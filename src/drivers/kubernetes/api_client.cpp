@@ -1,10 +1,13 @@
-// The Kubernetes REST API over HTTPS. Each request is one connection on a
-// private io_context with a deadline, so a cluster that does not answer
-// costs the reconciler at most the timeout, never a hang.
+// The Kubernetes REST API over HTTPS. Requests go over a few kept-alive
+// connections per cluster (a TLS handshake costs more than most answers),
+// each on a private io_context with a deadline, so a cluster that does not
+// answer costs its caller at most the timeout, never a hang.
+#include <filesystem>
+#include <mutex>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,6 +18,7 @@
 
 #include "cpn/core/file.hpp"
 #include "cpn/drivers/kubernetes.hpp"
+#include "endpoint.hpp"
 
 namespace cpn::drivers::kubernetes {
 
@@ -22,12 +26,6 @@ namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-
-namespace {
-
-struct Endpoint {
-  std::string host, port, prefix;
-};
 
 Result<Endpoint> parse_endpoint(const std::string& url) {
   const std::string scheme = "https://";
@@ -67,6 +65,8 @@ Result<std::string> read_token(const std::string& file) {
   return token;
 }
 
+namespace {
+
 // The Status message of a refusal, or the body itself.
 std::string message_of(const Reply& r) {
   Json j = r.json();
@@ -81,14 +81,82 @@ Json Reply::json() const {
   return j.is_discarded() ? Json() : j;
 }
 
+// One kept-alive TLS connection, used by one request at a time. It has
+// its own io_context, so a request runs it for at most its deadline and a
+// connection that missed one is thrown away with whatever it had pending.
+struct Connection {
+  explicit Connection(ssl::context& tls) : stream(io, tls) {}
+  net::io_context io;
+  beast::ssl_stream<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+  bool open = false;
+  std::chrono::steady_clock::time_point idle_since{};
+};
+
 struct ApiClient::Impl {
   ClusterSettings settings;
   std::chrono::milliseconds timeout;
+  std::mutex mutex;  // guards what follows: requests come from several workers at once
+  std::shared_ptr<ssl::context> tls;
+  std::filesystem::file_time_type ca_written{};  // a CA file written again (rotated) counts at once
+  std::vector<std::unique_ptr<Connection>> idle;
+  std::uint64_t opened = 0;
+
+  // The TLS context for the CA file as it is now; the pool is emptied when the file changed.
+  Result<std::shared_ptr<ssl::context>> context() {
+    std::error_code fec;
+    auto written = settings.ca_file.empty() ? std::filesystem::file_time_type{}
+                                            : std::filesystem::last_write_time(settings.ca_file, fec);
+    std::lock_guard lock(mutex);
+    if (tls && written == ca_written) return tls;
+    auto fresh = std::make_shared<ssl::context>(ssl::context::tls_client);
+    boost::system::error_code ec;
+    if (settings.ca_file.empty())
+      fresh->set_default_verify_paths(ec);
+    else
+      fresh->load_verify_file(settings.ca_file, ec);
+    if (ec) return fail(Error::internal(fmt::format("cannot load the CA file '{}': {}", settings.ca_file, ec.message())));
+    fresh->set_verify_mode(ssl::verify_peer);
+    idle.clear();
+    tls = fresh;
+    ca_written = written;
+    return tls;
+  }
+
+  // An idle connection (the most recent) or a new one; idle ones older than kIdle are closed.
+  std::unique_ptr<Connection> take(const std::shared_ptr<ssl::context>& ctx) {
+    std::lock_guard lock(mutex);
+    auto now = std::chrono::steady_clock::now();
+    std::erase_if(idle, [&](const auto& c) { return now - c->idle_since > kIdle; });
+    if (!idle.empty() && ctx == tls) {
+      auto c = std::move(idle.back());
+      idle.pop_back();
+      return c;
+    }
+    ++opened;
+    return std::make_unique<Connection>(*ctx);
+  }
+  void give_back(std::unique_ptr<Connection> c, const std::shared_ptr<ssl::context>& ctx) {
+    std::lock_guard lock(mutex);
+    if (ctx != tls || idle.size() >= kPool) return;
+    c->idle_since = std::chrono::steady_clock::now();
+    idle.push_back(std::move(c));
+  }
+  static constexpr std::size_t kPool = 4;  // idle connections kept per cluster
+  static constexpr auto kIdle = std::chrono::seconds(60);
 };
 
 ApiClient::ApiClient(ClusterSettings settings, std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>(Impl{std::move(settings), timeout})) {}
+    : impl_(std::make_unique<Impl>()) {
+  impl_->settings = std::move(settings);
+  impl_->timeout = timeout;
+}
 ApiClient::~ApiClient() = default;
+
+std::uint64_t ApiClient::connections_opened() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->opened;
+}
 
 Result<Reply> ApiClient::request(const std::string& method, const std::string& target, const std::string& body,
                                  const std::string& content_type) {
@@ -96,16 +164,8 @@ Result<Reply> ApiClient::request(const std::string& method, const std::string& t
   if (!endpoint) return fail(endpoint.error());
   auto token = read_token(impl_->settings.token_file);
   if (!token) return fail(token.error());
-
-  ssl::context tls(ssl::context::tls_client);
-  boost::system::error_code ec;
-  if (impl_->settings.ca_file.empty())
-    tls.set_default_verify_paths(ec);
-  else
-    tls.load_verify_file(impl_->settings.ca_file, ec);
-  if (ec)
-    return fail(Error::internal(fmt::format("cannot load the CA file '{}': {}", impl_->settings.ca_file, ec.message())));
-  tls.set_verify_mode(ssl::verify_peer);
+  auto tls = impl_->context();
+  if (!tls) return fail(tls.error());
 
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), endpoint->prefix + target, 11};
   req.set(bhttp::field::host, endpoint->host);
@@ -113,57 +173,76 @@ Result<Reply> ApiClient::request(const std::string& method, const std::string& t
   req.set(bhttp::field::accept, "application/json");
   if (!token->empty()) req.set(bhttp::field::authorization, "Bearer " + *token);
   if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
+  req.keep_alive(true);
   req.body() = body;
   req.prepare_payload();
 
-  net::io_context io;
-  beast::ssl_stream<beast::tcp_stream> stream(io, tls);
-  // SNI for names; the certificate must match the name or the address.
-  net::ip::make_address(endpoint->host, ec);
-  if (ec) SSL_set_tlsext_host_name(stream.native_handle(), endpoint->host.c_str());
-  stream.set_verify_callback(ssl::host_name_verification(endpoint->host));
-
-  Reply reply;
-  std::string failed;
-  auto exchange = [&]() -> net::awaitable<void> {
-    std::string step = "resolving";
-    try {
-      net::ip::tcp::resolver resolver(io);
-      auto addresses = co_await resolver.async_resolve(endpoint->host, endpoint->port, net::use_awaitable);
-      step = "connecting";
-      beast::get_lowest_layer(stream).expires_after(impl_->timeout);
-      co_await beast::get_lowest_layer(stream).async_connect(addresses, net::use_awaitable);
-      step = "TLS handshake";
-      co_await stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
-      step = "sending";
-      co_await bhttp::async_write(stream, req, net::use_awaitable);
-      step = "reading the answer";
-      beast::flat_buffer buffer;
-      bhttp::response_parser<bhttp::string_body> parser;
-      parser.body_limit(64 * 1024 * 1024);
-      co_await bhttp::async_read(stream, buffer, parser, net::use_awaitable);
-      reply.status = static_cast<int>(parser.get().result_int());
-      reply.body = std::move(parser.get().body());
-      beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(200));
-      boost::system::error_code ignored;
-      co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ignored));
-    } catch (const boost::system::system_error& e) {
-      if (reply.status == 0) failed = step + ": " + e.code().message();
+  // A kept-alive connection the server has closed meanwhile fails before
+  // any answer: the request goes once more on a new one (every request
+  // cpnd makes is idempotent: apply, GET, DELETE).
+  for (int attempt = 0;; ++attempt) {
+    auto conn = impl_->take(*tls);
+    bool reused = conn->open;
+    Reply reply;
+    std::string failed;
+    bool keep = false;
+    auto exchange = [&]() -> net::awaitable<void> {
+      std::string step = "resolving";
+      auto& tcp = beast::get_lowest_layer(conn->stream);
+      try {
+        if (!conn->open) {
+          // SNI for names; the certificate must match the name or the address.
+          boost::system::error_code ec;
+          net::ip::make_address(endpoint->host, ec);
+          if (ec) SSL_set_tlsext_host_name(conn->stream.native_handle(), endpoint->host.c_str());
+          conn->stream.set_verify_callback(ssl::host_name_verification(endpoint->host));
+          net::ip::tcp::resolver resolver(conn->io);
+          auto addresses = co_await resolver.async_resolve(endpoint->host, endpoint->port, net::use_awaitable);
+          step = "connecting";
+          tcp.expires_after(impl_->timeout);
+          co_await tcp.async_connect(addresses, net::use_awaitable);
+          step = "TLS handshake";
+          co_await conn->stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
+          conn->open = true;
+        }
+        tcp.expires_after(impl_->timeout);
+        step = "sending";
+        co_await bhttp::async_write(conn->stream, req, net::use_awaitable);
+        step = "reading the answer";
+        bhttp::response_parser<bhttp::string_body> parser;
+        parser.body_limit(64 * 1024 * 1024);
+        co_await bhttp::async_read(conn->stream, conn->buffer, parser, net::use_awaitable);
+        reply.status = static_cast<int>(parser.get().result_int());
+        reply.body = std::move(parser.get().body());
+        keep = parser.get().keep_alive();
+        tcp.expires_never();
+      } catch (const boost::system::system_error& e) {
+        if (reply.status == 0) failed = step + ": " + e.code().message();
+      }
+    };
+    bool done = false;
+    net::co_spawn(conn->io, exchange(), [&](std::exception_ptr) {
+      done = true;
+      conn->io.stop();  // run_for returns now, whatever timers remain
+    });
+    // One deadline for all of it, name resolution included (which has no timer of its own).
+    conn->io.run_for(impl_->timeout + std::chrono::milliseconds(250));
+    if (!done) failed = fmt::format("no answer within {} ms", impl_->timeout.count());
+    if (failed.empty()) {
+      if (keep) {
+        conn->io.restart();
+        impl_->give_back(std::move(conn), *tls);
+      }
+      return reply;
     }
-  };
-  bool done = false;
-  net::co_spawn(io, exchange(), [&](std::exception_ptr) { done = true; });
-  // One deadline for all of it, name resolution included (which has no timer of its own).
-  io.run_for(impl_->timeout + std::chrono::milliseconds(250));
-  if (!done) {
-    failed = fmt::format("no answer within {} ms", impl_->timeout.count());
+    // What is pending ends with the connection and its io_context.
     boost::system::error_code ignored;
-    beast::get_lowest_layer(stream).socket().close(ignored);  // what is pending ends with the io_context
-  }
-  if (!failed.empty())  // the cluster is out of reach (not an answer of its): unavailable
+    beast::get_lowest_layer(conn->stream).socket().close(ignored);
+    if (reused && done && attempt == 0) continue;
+    // The cluster is out of reach (not an answer of its): unavailable.
     return fail(Error{ErrorKind::unavailable,
                       fmt::format("Kubernetes API {} {}: {}", method, impl_->settings.endpoint, failed), {}});
-  return reply;
+  }
 }
 
 std::string ApiClient::path_of(const Json& object) {
@@ -191,13 +270,16 @@ Result<std::optional<Json>> ApiClient::get(const std::string& path) {
   return std::optional<Json>(r->json());
 }
 
-Status ApiClient::remove(const std::string& path) {
+Result<std::optional<Json>> ApiClient::remove(const std::string& path) {
   auto r = request("DELETE", path, R"({"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"})",
                    "application/json");
   if (!r) return fail(r.error());
   if (r->status != 200 && r->status != 202 && r->status != 404)
     return fail(Error::internal(fmt::format("DELETE {}: HTTP {}: {}", path, r->status, message_of(*r))));
-  return {};
+  Json object = r->status == 404 ? Json() : r->json();
+  // Deleted at once, the server answers a Status instead of the object.
+  if (!object.is_object() || object.value("kind", "Status") == "Status") return std::optional<Json>();
+  return std::optional<Json>(std::move(object));
 }
 
 }  // namespace cpn::drivers::kubernetes

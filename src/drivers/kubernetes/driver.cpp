@@ -3,9 +3,15 @@
 // Deployment (server-side apply, so applying again changes nothing);
 // instance i runs when the rollout is current and more than i replicas are
 // available (kubectl rollout status's reading); stopping deletes the group
-// (foreground), and it is stopped once the cluster has removed it.
+// (foreground), and it is stopped once the cluster has removed it. What a
+// Deployment says comes from an informer per cluster and namespace (a GET
+// only until its first LIST is back, or where cpnd may not list), and
+// requests share a few kept-alive connections per cluster.
+#include <set>
+
 #include <fmt/format.h>
 
+#include "cpn/core/log.hpp"
 #include "cpn/drivers/kubernetes.hpp"
 
 namespace cpn::drivers::kubernetes {
@@ -43,17 +49,30 @@ Observation rollout(const Json& d, std::size_t index) {
 class KubernetesCompute : public ComputeDriver {
  public:
   KubernetesCompute(std::function<std::optional<Json>(const std::string&)> template_of, SiteLookup sites,
-                    std::chrono::milliseconds timeout)
-      : template_of_(std::move(template_of)), sites_(std::move(sites)), timeout_(timeout) {}
+                    std::chrono::milliseconds timeout, std::function<std::vector<Json>()> controllers)
+      : template_of_(std::move(template_of)),
+        sites_(std::move(sites)),
+        timeout_(timeout),
+        controllers_(std::move(controllers)) {}
 
   std::string name() const override { return "kubernetes"; }
 
-  // {reachable, since, reason?, failures?, retry_in_ms?}: what the last
-  // request to the site's API server found.
+  // {type: ControllerReachable, status, since, reason?, failures?,
+  // retry_in_ms?, watch?}: what the last request to the site's API server
+  // found, and how its informer stands.
   Json condition(const std::string& site) const override {
+    std::string key = informer_key(cluster_of(site));
     std::lock_guard lock(mutex_);
+    auto informer = informers_.find(key);
+    Json watch = informer == informers_.end() ? Json(nullptr) : informer->second->condition();
     auto it = health_.find(site);
-    if (it == health_.end()) return nullptr;
+    if (it == health_.end()) {
+      if (watch.is_null()) return nullptr;
+      Json out = {{"type", "ControllerReachable"}, {"status", watch["state"] != "failing"}, {"since", watch["since"]}};
+      if (watch.contains("reason")) out["reason"] = watch["reason"];
+      out["watch"] = watch;
+      return out;
+    }
     const Health& h = it->second;
     Json out = {{"type", "ControllerReachable"}, {"status", h.failures == 0}, {"since", h.since}};
     if (h.failures > 0) {
@@ -62,7 +81,50 @@ class KubernetesCompute : public ComputeDriver {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(h.retry_at - std::chrono::steady_clock::now());
       out["retry_in_ms"] = std::max<long>(0, static_cast<long>(left.count()));
     }
+    if (!watch.is_null()) out["watch"] = watch;
     return out;
+  }
+
+  // Deployments and Services labelled as cpnd's, in the namespaces of the
+  // inventory's kubernetes sites, whose deployment is gone or no longer
+  // renders them. A namespace is cpnd's own: another cpnd there would see
+  // this one's objects as orphans.
+  std::vector<std::string> remove_orphans() override {
+    std::vector<std::string> removed;
+    if (!controllers_) return removed;
+    std::set<std::string> swept;
+    for (const Json& controller : controllers_()) {
+      ClusterSettings c = settings_of(controller);
+      if (c.endpoint.empty() || !swept.insert(informer_key(c)).second) continue;
+      auto api = client_of(c);
+      for (const char* kind : {"Deployment", "Service"}) {
+        std::string collection = kind == std::string("Deployment")
+                                     ? fmt::format("/apis/apps/v1/namespaces/{}/deployments", c.ns)
+                                     : fmt::format("/api/v1/namespaces/{}/services", c.ns);
+        auto r = api->request("GET", collection + "?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dcpnd");
+        Json list = r ? r->json() : Json();
+        if (!r || r->status != 200 || !list.contains("items") || !list["items"].is_array()) {
+          log::warning("orphan sweep: cannot list {} {}: {}", c.endpoint, collection,
+                       r ? fmt::format("HTTP {}", r->status) : r.error().message);
+          continue;
+        }
+        for (Json item : list["items"]) {
+          if (!item.is_object()) continue;
+          item["kind"] = kind;
+          const Json& meta = item.value("metadata", Json::object());
+          if (meta.contains("deletionTimestamp") || wanted(item, c.ns)) continue;
+          std::string path = ApiClient::path_of(item);
+          if (auto gone = api->remove(path); !gone) {
+            log::warning("orphan sweep: cannot delete {}: {}", path, gone.error().message);
+            continue;
+          }
+          forget(path);
+          if (auto* informer = find_informer(c)) informer->assume(path, std::nullopt);
+          removed.push_back(fmt::format("{} {}/{}", kind, c.ns, meta.value("name", "")));
+        }
+      }
+    }
+    return removed;
   }
 
   Status start(const Json& instance) override {
@@ -70,10 +132,17 @@ class KubernetesCompute : public ComputeDriver {
     if (!found) return fail(found.error());
     const std::string& site = found->first.site;
     if (auto open = admit(site); !open) return open;
-    ApiClient api(cluster_of(site), timeout_);
-    for (const Json* object : {&found->first.service, &found->first.deployment})
-      if (auto r = noted(site, api.apply(*object)); !r) return fail(r.error());
-    forget(ApiClient::path_of(found->first.deployment));
+    ClusterSettings cluster = cluster_of(site);
+    auto api = client_of(cluster);
+    Json applied;
+    for (const Json* object : {&found->first.service, &found->first.deployment}) {
+      auto r = noted(site, api->apply(*object));
+      if (!r) return fail(r.error());
+      applied = *r;
+    }
+    std::string path = ApiClient::path_of(found->first.deployment);
+    forget(path);
+    if (applied.is_object()) informer_of(cluster).assume(path, applied);
     return {};
   }
 
@@ -86,11 +155,9 @@ class KubernetesCompute : public ComputeDriver {
     if (!found) return stop_retired(instance);
     const std::string& site = found->first.site;
     if (auto open = admit(site); !open) return open;
-    ApiClient api(cluster_of(site), timeout_);
-    std::string path = ApiClient::path_of(found->first.deployment);
-    forget(path);
-    if (auto s = noted(site, api.remove(path)); !s) return s;
-    return noted(site, api.remove(ApiClient::path_of(found->first.service)));
+    ClusterSettings cluster = cluster_of(site);
+    if (auto s = remove(site, cluster, ApiClient::path_of(found->first.deployment)); !s) return s;
+    return remove(site, cluster, ApiClient::path_of(found->first.service));
   }
 
   // Instances run as replicas of one Deployment per group: one cannot get another model alone.
@@ -177,18 +244,31 @@ class KubernetesCompute : public ComputeDriver {
   // unreachable cluster costs one timeout per group, not one per replica.
   // When the cluster is out of reach, what it last said still holds.
   Result<std::optional<Json>> fetch(const std::string& site, const std::string& path) {
+    ClusterSettings cluster = cluster_of(site);
+    Informer& informer = informer_of(cluster);
+    auto known = informer.get(path);  // what the informer last saw, once it has listed
+    if (known && informer.current()) return *known;
+    // Not listed yet (or not allowed to), or its watch is down: read it, and
+    // when that fails too, what the informer last saw holds.
     std::uint64_t generation = 0;
     {
       std::lock_guard lock(mutex_);
       auto cached = seen_.find(path);
       if (cached != seen_.end() && std::chrono::steady_clock::now() - cached->second.at <= std::chrono::milliseconds(250)) {
-        if (!cached->second.error.empty()) return fail(Error::internal(cached->second.error));
+        if (!cached->second.error.empty()) {
+          if (known) return *known;
+          return fail(Error::internal(cached->second.error));
+        }
         return cached->second.object;
       }
       generation = generation_[path];
     }
-    if (auto open = admit(site); !open) return fail(open.error());
-    auto got = noted(site, ApiClient(cluster_of(site), timeout_).get(path));  // not under the lock: others go on
+    if (auto open = admit(site); !open) {
+      if (known) return *known;
+      return fail(open.error());
+    }
+    auto got = noted(site, client_of(cluster)->get(path));  // not under the lock: others go on
+    if (!got && known) return *known;
     std::lock_guard lock(mutex_);
     if (generation_[path] != generation) {  // forgotten meanwhile: answer this once, keep nothing
       if (!got) return fail(got.error());
@@ -236,19 +316,68 @@ class KubernetesCompute : public ComputeDriver {
     if (!retired) return {};  // nothing of it was ever rendered: nothing to stop
     std::string site = instance.value("site", "");
     if (auto open = admit(site); !open) return open;
-    ApiClient api(cluster_of(site), timeout_);
+    ClusterSettings cluster = cluster_of(site);
     forget(retired->path);
     if (retired->still) {  // fewer replicas of the group
-      if (auto r = noted(site, api.apply(retired->still->deployment)); !r) return fail(r.error());
+      auto r = noted(site, client_of(cluster)->apply(retired->still->deployment));
+      if (!r) return fail(r.error());
+      if (r->is_object()) informer_of(cluster).assume(retired->path, *r);
       return {};
     }
-    if (auto s = noted(site, api.remove(retired->path)); !s) return s;
-    return retired->service_in_use ? Status{} : noted(site, api.remove(retired->service_path));
+    if (auto s = remove(site, cluster, retired->path); !s) return s;
+    return retired->service_in_use ? Status{} : remove(site, cluster, retired->service_path);
   }
 
   static Observation read(const std::optional<Json>& object, std::size_t index) {
     if (!object) return {Phase::absent, ""};
     return rollout(*object, index);
+  }
+
+  // DELETE (foreground); what it answers (the object being deleted, or gone) is what the informer holds meanwhile.
+  Status remove(const std::string& site, const ClusterSettings& cluster, const std::string& path) {
+    forget(path);
+    auto r = noted(site, client_of(cluster)->remove(path));
+    if (!r) return fail(r.error());
+    if (path.find("/deployments/") != std::string::npos) informer_of(cluster).assume(path, *r);
+    return {};
+  }
+
+  // Whether a deployment of cpnd's renders this object (kind set) in this namespace.
+  bool wanted(const Json& object, const std::string& ns) const {
+    const Json& meta = object["metadata"];
+    std::string dep = meta.value("/annotations/cpn.io~1deployment"_json_pointer,
+                                 meta.value("/labels/app.kubernetes.io~1instance"_json_pointer, ""));
+    auto tmpl = template_of_(dep);
+    if (!tmpl) return false;
+    auto workloads = render(dep, *tmpl, sites_);
+    if (!workloads) return true;  // cannot tell: leave it
+    std::string name = meta.value("name", "");
+    bool deployment = object.value("kind", "") == "Deployment";
+    for (const auto& w : *workloads)
+      if (w.ns == ns && (deployment ? w.deployment : w.service)["metadata"]["name"] == name) return true;
+    return false;
+  }
+
+  // Connections are shared per API server and credentials; informers per namespace too.
+  static std::string client_key(const ClusterSettings& c) { return c.endpoint + "\n" + c.ca_file + "\n" + c.token_file; }
+  static std::string informer_key(const ClusterSettings& c) { return client_key(c) + "\n" + c.ns; }
+  std::shared_ptr<ApiClient> client_of(const ClusterSettings& c) {
+    std::lock_guard lock(mutex_);
+    auto& slot = clients_[client_key(c)];
+    if (!slot) slot = std::make_shared<ApiClient>(c, timeout_);
+    return slot;
+  }
+  // Started on first use, it lives as long as the driver.
+  Informer& informer_of(const ClusterSettings& c) {
+    std::lock_guard lock(mutex_);
+    auto& slot = informers_[informer_key(c)];
+    if (!slot) slot = std::make_unique<Informer>(c, timeout_);
+    return *slot;
+  }
+  Informer* find_informer(const ClusterSettings& c) {
+    std::lock_guard lock(mutex_);
+    auto it = informers_.find(informer_key(c));
+    return it == informers_.end() ? nullptr : it->second.get();
   }
 
   ClusterSettings cluster_of(const std::string& site) const {
@@ -272,7 +401,10 @@ class KubernetesCompute : public ComputeDriver {
   std::function<std::optional<Json>(const std::string&)> template_of_;
   SiteLookup sites_;
   std::chrono::milliseconds timeout_;
-  mutable std::mutex mutex_;  // guards seen_ and health_: calls come from several workers at once
+  std::function<std::vector<Json>()> controllers_;
+  mutable std::mutex mutex_;  // guards the maps: calls come from several workers at once
+  std::map<std::string, std::shared_ptr<ApiClient>> clients_;
+  std::map<std::string, std::unique_ptr<Informer>> informers_;
   std::map<std::string, Seen> seen_;
   std::map<std::string, std::uint64_t> generation_;  // by path: bumped by forget()
   std::map<std::string, Health> health_;  // by site
@@ -281,8 +413,9 @@ class KubernetesCompute : public ComputeDriver {
 }  // namespace
 
 std::unique_ptr<ComputeDriver> make_compute(std::function<std::optional<Json>(const std::string& deployment)> template_of,
-                                            SiteLookup sites, std::chrono::milliseconds timeout) {
-  return std::make_unique<KubernetesCompute>(std::move(template_of), std::move(sites), timeout);
+                                            SiteLookup sites, std::chrono::milliseconds timeout,
+                                            std::function<std::vector<Json>()> controllers) {
+  return std::make_unique<KubernetesCompute>(std::move(template_of), std::move(sites), timeout, std::move(controllers));
 }
 
 }  // namespace cpn::drivers::kubernetes

@@ -104,7 +104,8 @@ Workload workload_of(const std::string& dep, const Json& comp, const Group& g, c
   pod_selector["cpn.io/workload"] = name;
   Json pod_labels = common;
   pod_labels["cpn.io/workload"] = name;
-  Json annotations = {{"cpn.io/site", g.site}, {"cpn.io/driver", site.controller.value("driver", "sim")}};
+  // The deployment's id as it is (labels may have had to shorten it): what the orphan sweep reads.
+  Json annotations = {{"cpn.io/deployment", dep}, {"cpn.io/site", g.site}, {"cpn.io/driver", site.controller.value("driver", "sim")}};
 
   Json node_selector = {{"kubernetes.io/arch", kube_arch(g.arch)}};
   if (!g.accelerator.empty()) node_selector[s.accelerator_label] = label_value(g.accelerator);
@@ -190,6 +191,14 @@ std::optional<Json> Mirror::template_of(const std::string& deployment) const {
   auto it = templates_.find(deployment);
   if (it == templates_.end()) return std::nullopt;
   return it->second;
+}
+
+std::vector<Json> Mirror::kubernetes_controllers() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Json> out;
+  for (const auto& [id, info] : sites_)
+    if (info.controller.value("driver", "") == "kubernetes") out.push_back(info.controller);
+  return out;
 }
 
 std::optional<SiteInfo> Mirror::site(const std::string& id) const {
