@@ -13,7 +13,7 @@ latency counts from when a request was due, so a stall is not hidden) from
 Prints p50, p99 and max per case against the target (p99 <= 5 ms, max <= 50
 ms). Asserts nothing.
 
-  python3 bench/stall.py [--seconds 20] [--rate 50] [--nodes 50000] [--cases abcde]
+  python3 bench/stall.py [--seconds 20] [--rate 50] [--nodes 50000] [--cases abcde] [--no-watch]
   BUILD=build (cpnd, bench/solver_bench)
 """
 import argparse
@@ -36,12 +36,16 @@ TOKEN = "bench-admin-token"
 
 class FakeCluster:
     """Enough of a Kubernetes API server for the kubernetes driver: server-side
-    apply, GET, DELETE of Deployments and Services; every Deployment rolled
-    out at once. `latency` delays every answer; `hung` holds them all."""
+    apply, GET, DELETE of Deployments and Services, LIST and WATCH of
+    Deployments (unless `watch` is False: then 403, as for an account that
+    may not list); every Deployment rolled out at once. `latency` delays
+    every answer; `hung` holds them all. Counts requests and connections."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, watch=True):
         self.objects, self.lock = {}, threading.Lock()
-        self.latency, self.hung, self.requests = 0.0, False, 0
+        self.changed = threading.Condition(self.lock)
+        self.latency, self.hung, self.requests, self.connections = 0.0, False, 0, 0
+        self.watch, self.rv, self.events = watch, 0, []
         key, cert = os.path.join(directory, "key.pem"), os.path.join(directory, "ca.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
@@ -56,6 +60,46 @@ class FakeCluster:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                with cluster.lock:
+                    cluster.connections += 1
+                super().setup()
+
+            def changed(self, path, kind, obj):  # under the lock
+                cluster.rv += 1
+                obj.setdefault("metadata", {})["resourceVersion"] = str(cluster.rv)
+                cluster.events.append((cluster.rv, path.rsplit("/", 1)[0], kind, obj))
+                cluster.changed.notify_all()
+
+            def collection(self, path, query):
+                if not cluster.watch:
+                    return self.answer(403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
+                if "watch=1" not in query:
+                    with cluster.lock:
+                        items = [o for p, o in cluster.objects.items() if p.rsplit("/", 1)[0] == path]
+                        rv = cluster.rv
+                    return self.answer(200, {"kind": "DeploymentList", "metadata": {"resourceVersion": str(rv)},
+                                             "items": items})
+                while cluster.hung:
+                    time.sleep(0.1)
+                since = int(re.search(r"resourceVersion=(\d+)", query).group(1))
+                timeout = int(re.search(r"timeoutSeconds=(\d+)", query).group(1))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                end = time.time() + timeout
+                while time.time() < end and not cluster.hung:
+                    with cluster.lock:
+                        cluster.changed.wait_for(lambda: cluster.rv > since, timeout=1)
+                        new = [e for e in cluster.events if e[0] > since and e[1] == path]
+                        since = cluster.rv
+                    for _, _, kind, obj in new:
+                        line = (json.dumps({"type": kind, "object": obj}) + "\n").encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
 
             def answer(self, code, body):
                 while cluster.hung:
@@ -88,10 +132,16 @@ class FakeCluster:
                                                  {"type": "Progressing", "status": "True",
                                                   "reason": "NewReplicaSetAvailable"}]}
                     cluster.objects[path] = applied
+                    if applied.get("kind") == "Deployment":
+                        self.changed(path, "MODIFIED", applied)
                 self.answer(200, applied)
 
             def do_GET(self):
-                path = self.path.split("?")[0]
+                path, _, query = self.path.partition("?")
+                if path.endswith("/deployments"):
+                    with cluster.lock:
+                        cluster.requests += 1
+                    return self.collection(path, query)
                 with cluster.lock:
                     cluster.requests += 1
                     found = cluster.objects.get(path)
@@ -104,6 +154,8 @@ class FakeCluster:
                 with cluster.lock:
                     cluster.requests += 1
                     gone = cluster.objects.pop(path, None)
+                    if gone and gone.get("kind") == "Deployment":
+                        self.changed(path, "DELETED", gone)
                 self.answer(200, gone) if gone else self.answer(404, {"kind": "Status", "code": 404,
                                                                         "reason": "NotFound"})
 
@@ -195,7 +247,7 @@ def wait_state(port, path, want, seconds=120):
 
 
 def cluster_cases(args, rows, tmp):
-    cluster = FakeCluster(tmp)
+    cluster = FakeCluster(tmp, watch=not args.no_watch)
     data = tempfile.mkdtemp(prefix="cpnd-stall-", dir=tmp)
     proc, port = start_cpnd(data, env={"CPND_FILES_MAX_BYTES": str(2 << 30)})
     try:
@@ -215,9 +267,11 @@ def cluster_cases(args, rows, tmp):
         path = "/v1/deployments/" + dep["id"]
         state = wait_state(port, path, "running")
         print(f"50 instances in 10 groups on the fake cluster: {state}", file=sys.stderr)
-        before = cluster.requests
+        before, connections = cluster.requests, cluster.connections
         time.sleep(5)
-        print(f"steady state: {(cluster.requests - before) / 5:.0f} requests/s to the cluster", file=sys.stderr)
+        print(f"steady state ({'informer' if cluster.watch else 'no list/watch rights: a GET per group'}): "
+              f"{(cluster.requests - before) / 5:.1f} requests/s and {(cluster.connections - connections) / 5:.1f} "
+              f"new connections/s to the cluster", file=sys.stderr)
         auth = "/v1/sites/edge-sz-1"
         if "a" in args.cases:
             rows.append(("(a) healthy Kubernetes site", *measure(port, args.seconds, args.rate, auth)))
@@ -304,6 +358,7 @@ def main():
     ap.add_argument("--rate", type=float, default=50)
     ap.add_argument("--nodes", type=int, default=50000)
     ap.add_argument("--cases", default="abcde")
+    ap.add_argument("--no-watch", action="store_true", help="the cluster refuses LIST/WATCH (403)")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="cpnd-stall-") as tmp:

@@ -84,7 +84,8 @@ void Daemon::start() {
   if (options_.dev) args.push_back("--dev");
   args.insert(args.end(), options_.args.begin(), options_.args.end());
   pid_ = spawn(args, options_.env, data_ + "/stdout.log", data_ + "/stderr.log");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Generous: an ASan build on a loaded 2-core machine starts in seconds; this only catches a hang.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!fs::exists(data_ + "/cpnd.addr")) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {

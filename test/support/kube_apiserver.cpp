@@ -102,8 +102,9 @@ struct KubeApiServer::State {
   int uid = 0, accepted = 0;
   long rv = 0, oldest = 0;  // events after `oldest` are kept
   std::vector<Event> events;
-  std::vector<std::shared_ptr<Watcher>> watchers;
   net::io_context io;
+  // After io, so destroyed before it: a Watcher's timer must not outlive its io_context.
+  std::vector<std::shared_ptr<Watcher>> watchers;
   ssl::context tls{ssl::context::tls_server};
   net::ip::tcp::acceptor acceptor{io};
   net::steady_timer tick{io};
@@ -411,6 +412,7 @@ KubeApiServer::KubeApiServer(const std::string& dir, const std::string& token)
 KubeApiServer::~KubeApiServer() {
   state_->io.stop();
   thread_.join();
+  state_->watchers.clear();  // their timers go while the io_context still exists
 }
 
 std::string KubeApiServer::url() const {
