@@ -412,7 +412,6 @@ KubeApiServer::KubeApiServer(const std::string& dir, const std::string& token)
 KubeApiServer::~KubeApiServer() {
   state_->io.stop();
   thread_.join();
-  state_->watchers.clear();  // their timers go while the io_context still exists
 }
 
 std::string KubeApiServer::url() const {
