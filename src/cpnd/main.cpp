@@ -303,6 +303,7 @@ int main(int argc, char** argv) {
   auto publish_queue = [&] {
     metrics.set_work_queue(orchestrator.queue().depth(), orchestrator.queue().retries());
     metrics.set_orphans_stopped(orchestrator.orphans_stopped());
+    metrics.set_network(orchestrator.network_queue(), orchestrator.network_orphans());
   };
   daemon::PeriodicTask reconciler(io, "reconcile", std::chrono::milliseconds(cfg->orchestration.reconcile_ms), [&] {
     orchestrator.reconcile();
@@ -320,7 +321,7 @@ int main(int argc, char** argv) {
   // orchestrator.orphan_sweep_s (default 60).
   daemon::PeriodicTask orphan_sweep(io, "orphan-sweep", std::chrono::seconds(cfg->orchestration.orphan_sweep_s), [&] {
     orchestrator.sweep_orphans();
-    metrics.set_orphans_stopped(orchestrator.orphans_stopped());
+    publish_queue();
     return Status{};
   }, metrics);
   if (cfg->orchestration.reconcile_ms > 0) orphan_sweep.start();

@@ -85,6 +85,34 @@ void Dispatcher::answered_early(Request& req, const Route* route, Response& r) {
   audit(req, route, r.status);
 }
 
+Dispatcher::Preparation Dispatcher::parse_ahead(Request& req) {
+  if (req.body.size() < kParseAheadBytes || req.document_ready) return {};
+  const Route* route = nullptr;
+  try {
+    if (dispatch_head(req, route).status != 0) return {};  // answered by handle()
+  } catch (const std::exception&) {
+    return {};
+  }
+  if (route->request_schema.empty() || route->request_schema == "binary") return {};
+  auto format = body_format(media_type(req.header("content-type")).empty() ? "application/json"
+                                                                           : media_type(req.header("content-type")));
+  if (!format || (*format == Format::yaml && req.body.size() > max_yaml_bytes_)) return {};  // parse_body refuses it
+  auto parsed = std::make_shared<Result<Json>>(Json());
+  return {[&req, parsed, format = *format] {
+            try {
+              *parsed = parse_document(req.body, format);
+            } catch (const std::exception& e) {
+              *parsed = fail(Error::bad_request(fmt::format("the body cannot be parsed: {}", e.what()), {{"", "unreadable"}}));
+            }
+          },
+          [&req, parsed] {
+            if (*parsed) req.document = std::move(**parsed);
+            else req.document_error = parsed->error();
+            req.document_ready = true;
+          },
+          {}};
+}
+
 Dispatcher::Preparation Dispatcher::prepare(Request& req) {
   const Route* route = nullptr;
   try {
@@ -292,6 +320,7 @@ Response Dispatcher::dispatch_body(Request& req, const Route& route) {
 Response Dispatcher::parse_body(Request& req, const Route& route) {
   Response ok;
   ok.status = 0;
+  if (req.document_error) return problem(*req.document_error, req.path, req.request_id);
   if (req.document_ready) return ok;
   if (!route.request_schema.empty() && route.request_schema != "binary") {
     std::string type = media_type(req.header("content-type"));

@@ -95,6 +95,12 @@ std::string Metrics::render() const {
                 "Deployment steps that failed and were queued again with backoff.", queue_retries_);
   out += scalar("cpnd_orphans_stopped_total", "counter",
                 "Workloads (processes, Kubernetes objects) found that no deployment wanted, stopped by the sweep.", orphans_stopped_);
+  out += scalar("cpnd_network_calls_queued", "gauge",
+                "Network driver calls (reserve, release, sweep) waiting or in flight; a blocking driver takes one at a time.",
+                network_queue_);
+  out += scalar("cpnd_network_orphans_released_total", "counter",
+                "Bandwidth reservations and tc classes found that no deployment wanted, released by the sweep.",
+                network_orphans_);
   out += scalar("cpnd_solves_in_flight", "gauge",
                 "Requests being solved on the solver's workers (orders, requotes, what-ifs) or waiting for one.",
                 prepared_);

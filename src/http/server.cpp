@@ -440,6 +440,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       }
 
       Response res;
+      if (auto parse = dispatcher.parse_ahead(req); parse.job) co_await run_prepared(std::move(parse));
       if (auto prepared = dispatcher.prepare(req); prepared.refused) {
         res = std::move(*prepared.refused);
       } else {

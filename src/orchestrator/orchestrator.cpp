@@ -106,6 +106,19 @@ void Orchestrator::sweep_orphans() {
       then();
     }
   }
+  // The network: what every deployment not finished may hold, and what is being sent.
+  std::set<std::string> wanted = net_queued_;
+  for (const auto& id : active_)
+    if (const engine::Object* d = engine_.find(templates::kDeployment, id))
+      for (const auto& flow : flows_of(d->body)) wanted.insert(flow.id);
+  if (network_lane()) {
+    if (!net_sweep_queued_) send_network({NetworkCall::Op::sweep, {}, "", std::move(wanted)});
+    return;
+  }
+  for (const auto& what : network_.remove_orphans(wanted)) {
+    ++network_orphans_;
+    log::warning("network driver {}: {} that no deployment wants; released it", network_.name(), what);
+  }
 }
 
 Json Orchestrator::site_condition(const std::string& site) const {
@@ -280,22 +293,112 @@ void Orchestrator::note_state(Json& body, const std::string& state, const std::s
   note(body, state, engine_.now(), reason);
 }
 
-void Orchestrator::reserve_network(const Json& d) {
+std::vector<drivers::PathReservation> Orchestrator::flows_of(const Json& d) {
+  std::vector<drivers::PathReservation> out;
   const Json& net = d["template"]["spec"].value("network", Json::array());
   for (std::size_t k = 0; k < net.size(); ++k) {
     std::vector<std::string> sites = net[k]["path"].get<std::vector<std::string>>();
     if (sites.size() < 2 || net[k]["bandwidth_mbps"].get<double>() <= 0) continue;
-    // A network driver that refuses is reported; the reservation is asked again next pass.
-    if (auto r = network_.reserve({fmt::format("{}/{}", d["id"].get<std::string>(), k), sites, net[k]["bandwidth_mbps"]}); !r)
-      log::warning("deployment '{}': network reservation {}: {}", d["id"].get<std::string>(), k, r.error().message);
+    out.push_back({fmt::format("{}/{}", d["id"].get<std::string>(), k), std::move(sites), net[k]["bandwidth_mbps"]});
+  }
+  return out;
+}
+
+void Orchestrator::reserve_network(const Json& d) {
+  for (auto& flow : flows_of(d)) {
+    if (!network_lane()) {
+      // A network driver that refuses is reported; the reservation is asked again next pass.
+      if (auto r = network_.reserve(flow); !r)
+        log::warning("deployment '{}': network reservation {}: {}", d["id"].get<std::string>(), flow.id, r.error().message);
+      continue;
+    }
+    auto applied = net_applied_.find(flow.id);
+    if (net_queued_.count(flow.id) ||
+        (applied != net_applied_.end() && applied->second.sites == flow.sites && applied->second.mbps == flow.mbps))
+      continue;
+    send_network({NetworkCall::Op::reserve, std::move(flow), d["id"].get<std::string>(), {}});
   }
 }
 
-void Orchestrator::release_network(const Json& d) {
-  const Json& net = d["template"]["spec"].value("network", Json::array());
-  for (std::size_t k = 0; k < net.size(); ++k)
-    if (auto r = network_.release(fmt::format("{}/{}", d["id"].get<std::string>(), k)); !r)
-      log::warning("deployment '{}': releasing network reservation {}: {}", d["id"].get<std::string>(), k, r.error().message);
+bool Orchestrator::release_network(const Json& d) {
+  bool all = true;
+  for (auto& flow : flows_of(d)) {
+    if (!network_lane()) {
+      if (auto r = network_.release(flow.id); !r)
+        log::warning("deployment '{}': releasing network reservation {}: {}", d["id"].get<std::string>(), flow.id,
+                     r.error().message);
+      continue;
+    }
+    if (net_released_.count(flow.id)) continue;
+    all = false;
+    // One waiting (a reserve sent before the deployment wound down) lands first; the release follows.
+    if (!net_queued_.count(flow.id)) send_network({NetworkCall::Op::release, std::move(flow), d["id"].get<std::string>(), {}});
+  }
+  return all;
+}
+
+void Orchestrator::send_network(NetworkCall call) {
+  if (call.op == NetworkCall::Op::sweep) net_sweep_queued_ = true;
+  else net_queued_.insert(call.flow.id);
+  net_waiting_.push_back(std::move(call));
+  next_network_call();
+}
+
+void Orchestrator::next_network_call() {
+  if (net_busy_ || net_waiting_.empty()) return;
+  net_busy_ = true;
+  auto call = std::make_shared<NetworkCall>(std::move(net_waiting_.front()));
+  net_waiting_.pop_front();
+  auto status = std::make_shared<Status>();
+  auto removed = std::make_shared<std::vector<std::string>>();
+  auto work = [this, call, status, removed] {
+    // On a worker: the driver alone, never the engine.
+    try {
+      if (call->op == NetworkCall::Op::reserve) *status = network_.reserve(call->flow);
+      else if (call->op == NetworkCall::Op::release) *status = network_.release(call->flow.id);
+      else *removed = network_.remove_orphans(call->wanted);
+    } catch (const std::exception& e) {
+      *status = fail(Error::internal(fmt::format("the {} network driver failed: {}", network_.name(), e.what())));
+    }
+  };
+  auto then = [this, call, status, removed] {
+    net_busy_ = false;
+    const std::string& id = call->flow.id;
+    switch (call->op) {
+      case NetworkCall::Op::reserve:
+        net_queued_.erase(id);
+        if (*status) {
+          net_applied_[id] = call->flow;
+        } else {
+          net_applied_.erase(id);
+          // Asked again by its next pass, not at once: no wake-up.
+          log::warning("deployment '{}': network reservation {}: {}", call->deployment, id, status->error().message);
+        }
+        break;
+      case NetworkCall::Op::release:
+        net_queued_.erase(id);
+        net_applied_.erase(id);
+        if (!*status)
+          log::warning("deployment '{}': releasing network reservation {}: {} (the orphan sweep asks again)",
+                       call->deployment, id, status->error().message);
+        net_released_.insert(id);
+        break;
+      case NetworkCall::Op::sweep:
+        net_sweep_queued_ = false;
+        if (!*status) log::warning("network orphan sweep: {}", status->error().message);
+        for (const auto& what : *removed) {
+          ++network_orphans_;
+          log::warning("network driver {}: {} that no deployment wants; released it", network_.name(), what);
+        }
+        break;
+    }
+    if (call->op == NetworkCall::Op::release || (call->op == NetworkCall::Op::reserve && *status)) {
+      queue_.add(call->deployment);
+      if (wake_) wake_();
+    }
+    next_network_call();
+  };
+  offload_(std::move(work), std::move(then));
 }
 
 Result<int> Orchestrator::advance(const engine::Object& d) {
@@ -625,7 +728,8 @@ Result<int> Orchestrator::wind_down(const engine::Object& d) {
     all_stopped = all_stopped && engine_.find(kInstance, id)->body.value("state", "") == "stopped";
   }
   if (!all_stopped) return n;
-  release_network(d.body);
+  // Off the engine's thread with a blocking driver: done when it says so.
+  if (!release_network(d.body)) return n;
   const engine::Object* fresh = engine_.find(templates::kDeployment, d.id);
   Json body = fresh->body;
   bool failing = body.value("state", "") == "failing";
@@ -652,6 +756,7 @@ Result<int> Orchestrator::wind_down(const engine::Object& d) {
       !s)
     return fail(s.error());
   if (auto e = engine_.commit_relaxed(std::move(changes)); !e) return fail(e.error());
+  for (const auto& flow : flows_of(body)) net_released_.erase(flow.id);
   return n + 1;
 }
 

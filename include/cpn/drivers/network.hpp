@@ -4,6 +4,7 @@
 // simply calls again.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -37,6 +38,15 @@ class NetworkDriver {
   virtual Status release(const std::string& id) = 0;
   // What is reserved now, by id.
   virtual std::map<std::string, PathReservation> reservations() const = 0;
+  // A driver whose calls may wait (commands run on this host) is called on
+  // a worker, one call at a time, never on the engine's thread, and must not
+  // read the engine there. The twin's accounting answers at once: inline.
+  virtual bool blocking() const { return false; }
+  // The orphan sweep: releases every reservation whose id is not in
+  // `wanted` (a failed release, a restored backup), and whatever else of
+  // its own it finds configured that no reservation accounts for; answers
+  // what it removed.
+  virtual std::vector<std::string> remove_orphans(const std::set<std::string>& wanted);
 };
 
 // The digital twin's network: reservations are kept as accounting only (the
@@ -58,11 +68,13 @@ class LinuxNetwork : public NetworkDriver {
   // file, written before each change is reported done, so a restarted cpnd
   // changes and releases what an earlier one reserved. Loads it if present.
   Status persist_to(std::string state_file);
-  // Sites and links not yet known join (setup() then configures them);
-  // true when there were any.
+  // Sites and links not yet known join (setup() then configures them,
+  // and only them); true when there were any.
   bool extend(const std::vector<std::string>& sites, const std::vector<SiteLink>& links);
   Status setup();
   void teardown();
+  // Commands run so far (ip, tc): what a change costs the host.
+  std::uint64_t commands_run() const { return commands_; }
   // The address of a site inside its namespace (for traffic between sites).
   std::string address_of(const std::string& site) const;
   std::string namespace_of(const std::string& site) const { return prefix_ + site; }
@@ -71,6 +83,10 @@ class LinuxNetwork : public NetworkDriver {
   Status reserve(const PathReservation& r) override;
   Status release(const std::string& id) override;
   std::map<std::string, PathReservation> reservations() const override { return reserved_; }
+  bool blocking() const override { return true; }
+  // Beyond the reservations not wanted: HTB classes on its links' devices
+  // (other than the default) that no reservation of its own holds.
+  std::vector<std::string> remove_orphans(const std::set<std::string>& wanted) override;
 
  private:
   struct Hop {
@@ -80,6 +96,9 @@ class LinuxNetwork : public NetworkDriver {
   Status route(const PathReservation& r);
   const SiteLink* link_between(const std::string& a, const std::string& b) const;
   Status save() const;
+  Status run(const std::vector<std::string>& argv, bool tolerate_failure = false, std::string* out = nullptr);
+  Status setup_site(const std::string& site);
+  Status setup_link(const SiteLink& link);
   std::string prefix_;
   std::string state_file_;
   std::map<std::string, int> site_index_, link_index_;
@@ -88,13 +107,17 @@ class LinuxNetwork : public NetworkDriver {
   std::map<std::string, PathReservation> reserved_;
   std::map<std::string, int> class_of_;  // reservation id -> tc class minor (and filter prio)
   std::set<std::string> pending_;        // recorded, not yet known to be configured
+  std::set<std::string> unset_sites_, unset_links_;  // known, not configured by this run yet
   int next_class_ = 10;
+  std::uint64_t commands_ = 0;
 };
 
 // The linux driver as cpnd runs it: the inventory's sites and links are
 // configured at start (an error here, such as no CAP_NET_ADMIN, stops cpnd
-// with its reason) and again when new ones appear; its state is kept in
-// state_file so a restarted cpnd releases what an earlier one reserved.
+// with its reason); sites and links added later are configured before the
+// next call, those alone. Its state is kept in state_file so a restarted
+// cpnd releases what an earlier one reserved. Called on a worker: it
+// learns of the inventory's changes from the engine's commits.
 Result<std::unique_ptr<NetworkDriver>> make_linux_network(engine::Engine& engine, std::string prefix,
                                                           std::string state_file);
 

@@ -35,6 +35,7 @@ struct Request {
   // reading its body or waiting behind other work shows.
   std::chrono::steady_clock::time_point received{};
   bool document_ready = false;  // document already parsed (by a route's prepare step)
+  std::optional<Error> document_error;  // parsed ahead on a worker, and refused
   // What a route's prepare step worked out on another thread, for its handler.
   std::shared_ptr<void> prepared;
 

@@ -29,6 +29,8 @@ class Metrics {
   // The reconciler's work queue: keys due or waiting, and steps that failed (requeued with backoff).
   void set_work_queue(std::size_t depth, std::uint64_t retries) { queue_depth_ = depth; queue_retries_ = retries; }
   void set_orphans_stopped(std::uint64_t n) { orphans_stopped_ = n; }
+  // The network driver: calls waiting or in flight, and reservations or tc classes the sweep released.
+  void set_network(std::size_t queued, std::uint64_t orphans) { network_queue_ = queued; network_orphans_ = orphans; }
   // Requests whose solving runs on the solver's workers, and those refused for want of room.
   void set_prepared(int in_flight, std::uint64_t refused) { prepared_ = in_flight; prepared_refused_ = refused; }
   // The HTTP families; the caller appends its own.
@@ -52,6 +54,8 @@ class Metrics {
   std::size_t queue_depth_ = 0;
   std::uint64_t queue_retries_ = 0;
   std::uint64_t orphans_stopped_ = 0;
+  std::size_t network_queue_ = 0;
+  std::uint64_t network_orphans_ = 0;
   int prepared_ = 0;
   std::uint64_t prepared_refused_ = 0;
 };

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -99,8 +100,14 @@ class Orchestrator {
   // Workloads the drivers run that no instance wants (none recorded, or
   // stopped: cpnd restored from an older backup, a stop that failed) are
   // stopped, logged and counted; asked again each sweep until gone.
+  // Bandwidth reservations no deployment wants, and what the network
+  // driver finds of its own on the host that none accounts for, are
+  // released, logged and counted (network_orphans()).
   void sweep_orphans();
   std::uint64_t orphans_stopped() const { return orphans_stopped_; }
+  std::uint64_t network_orphans() const { return network_orphans_; }
+  // Network driver calls waiting or in flight (a blocking driver's, sent one at a time).
+  std::size_t network_queue() const { return net_queued_.size() + (net_sweep_queued_ ? 1 : 0); }
 
   // What the driver of a site finds of its controller (null: nothing to say).
   Json site_condition(const std::string& site) const;
@@ -162,8 +169,23 @@ class Orchestrator {
   Json new_instance(const std::string& id, const std::string& deployment, const Json& component, const Json& placement,
                     int port) const;
   static Json held_by(const Json& tmpl, const Json& retiring);
+  // A deployment's flows as reservations (those with a route and a rate).
+  static std::vector<drivers::PathReservation> flows_of(const Json& deployment);
   void reserve_network(const Json& deployment);
-  void release_network(const Json& deployment);
+  // True once every flow of the deployment is released (or its release
+  // failed and was reported: the sweep asks again).
+  bool release_network(const Json& deployment);
+  // A blocking network driver's calls: in order, one at a time, on a
+  // worker; each result comes back here and wakes its deployment.
+  struct NetworkCall {
+    enum class Op { reserve, release, sweep } op = Op::reserve;
+    drivers::PathReservation flow;
+    std::string deployment;
+    std::set<std::string> wanted;  // sweep
+  };
+  bool network_lane() const { return offload_ && network_.blocking(); }
+  void send_network(NetworkCall call);
+  void next_network_call();
 
   engine::Engine& engine_;
   drivers::Registry& compute_;
@@ -181,6 +203,13 @@ class Orchestrator {
   std::map<std::string, int> busy_by_site_;  // blocking calls in flight, by site
   std::set<std::string> orphans_;  // being stopped by the sweep
   std::uint64_t orphans_stopped_ = 0;
+  // The network lane (engine thread only).
+  std::deque<NetworkCall> net_waiting_;
+  bool net_busy_ = false, net_sweep_queued_ = false;
+  std::set<std::string> net_queued_;  // flow ids waiting or in flight
+  std::map<std::string, drivers::PathReservation> net_applied_;  // as the driver last confirmed
+  std::set<std::string> net_released_;  // releases that landed, until their deployment finishes
+  std::uint64_t network_orphans_ = 0;
   mutable std::mt19937_64 rng_{std::random_device{}()};
 };
 

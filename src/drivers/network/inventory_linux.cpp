@@ -1,6 +1,9 @@
-// The linux network driver fed from the inventory: when sites or links
-// have changed since it last looked, it configures the new ones before the
-// next reservation (reserve runs every reconcile pass, so only then).
+// The linux network driver fed from the inventory. Its calls run on a
+// worker (one at a time) and must not read the engine: the engine's
+// commits hand it the sites and links that appear, which it configures
+// before its next call, those alone.
+#include <mutex>
+
 #include <fmt/format.h>
 
 #include "cpn/drivers/network.hpp"
@@ -12,43 +15,74 @@ namespace {
 class InventoryLinuxNetwork : public NetworkDriver {
  public:
   InventoryLinuxNetwork(engine::Engine& engine, std::string prefix) : engine_(engine), net_(std::move(prefix), {}, {}) {
+    // On the engine's thread: the object is read there, and handed over.
     engine.on_commit([this](const std::vector<engine::Event>& events) {
-      for (const auto& e : events)  // reservations change no site or link of the host
-        changed_ = changed_ || e.kind == inventory::kSite ||
-                   (e.kind == inventory::kLink && e.type != "LinkReserved" && e.type != "LinkReleased");
+      for (const auto& e : events) {
+        // Reservations change no site or link of the host.
+        if (e.kind == inventory::kLink && (e.type == "LinkReserved" || e.type == "LinkReleased")) continue;
+        if (e.kind != inventory::kSite && e.kind != inventory::kLink) continue;
+        const engine::Object* o = engine_.find(e.kind, e.id);
+        if (!o) continue;  // removed: what is configured stays (addresses derive from indexes)
+        std::lock_guard lock(incoming_mu_);
+        if (e.kind == inventory::kSite) incoming_sites_.push_back(o->id);
+        else incoming_links_.push_back({o->id, o->body.value("from", ""), o->body.value("to", "")});
+      }
     });
   }
 
+  // At start, on the main thread, before any worker runs.
   Status start(std::string state_file) {
     if (auto s = net_.persist_to(std::move(state_file)); !s) return s;
-    sync();
-    return net_.setup();
-  }
-
-  std::string name() const override { return "linux"; }
-  Status reserve(const PathReservation& r) override {
-    if (changed_ && sync())
-      if (auto s = net_.setup(); !s) return s;
-    return net_.reserve(r);
-  }
-  Status release(const std::string& id) override { return net_.release(id); }
-  std::map<std::string, PathReservation> reservations() const override { return net_.reservations(); }
-
- private:
-  // True when the inventory has sites or links the host does not have yet.
-  bool sync() {
-    changed_ = false;
     std::vector<std::string> sites;
     for (const auto* s : engine_.list(inventory::kSite)) sites.push_back(s->id);
     std::vector<SiteLink> links;
     for (const auto* l : engine_.list(inventory::kLink))
       links.push_back({l->id, l->body.value("from", ""), l->body.value("to", "")});
-    return net_.extend(sites, links);
+    net_.extend(sites, links);
+    return net_.setup();
+  }
+
+  std::string name() const override { return "linux"; }
+  bool blocking() const override { return true; }
+  Status reserve(const PathReservation& r) override {
+    std::lock_guard lock(mu_);
+    if (auto s = catch_up(); !s) return s;
+    return net_.reserve(r);
+  }
+  Status release(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return net_.release(id);
+  }
+  std::map<std::string, PathReservation> reservations() const override {
+    std::lock_guard lock(mu_);
+    return net_.reservations();
+  }
+  std::vector<std::string> remove_orphans(const std::set<std::string>& wanted) override {
+    std::lock_guard lock(mu_);
+    (void)catch_up();  // a link not configured yet has no class to look at
+    return net_.remove_orphans(wanted);
+  }
+
+ private:
+  // Sites and links that appeared since the last call join and are configured.
+  Status catch_up() {
+    std::vector<std::string> sites;
+    std::vector<SiteLink> links;
+    {
+      std::lock_guard lock(incoming_mu_);
+      sites.swap(incoming_sites_);
+      links.swap(incoming_links_);
+    }
+    if (!sites.empty() || !links.empty()) net_.extend(sites, links);
+    return net_.setup();  // also what an earlier call failed to configure
   }
 
   const engine::Engine& engine_;
+  mutable std::mutex mu_;  // the driver's calls (the orchestrator sends one at a time)
   LinuxNetwork net_;
-  bool changed_ = true;
+  std::mutex incoming_mu_;
+  std::vector<std::string> incoming_sites_;
+  std::vector<SiteLink> incoming_links_;
 };
 
 }  // namespace

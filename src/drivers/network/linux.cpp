@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -25,18 +26,20 @@
 namespace cpn::drivers {
 namespace {
 
-// Runs a command (no shell); its stderr becomes the error message. One
-// that has not finished within kCommandTimeout is killed and fails: a hung
-// `tc` costs one deadline, never the thread.
+// Runs a command (no shell); its stderr becomes the error message (with
+// `out`, its stdout and stderr both land there). One that has not
+// finished within kCommandTimeout is killed and fails: a hung `tc` costs
+// one deadline, never the thread.
 constexpr auto kCommandTimeout = std::chrono::seconds(10);
 
-Status run(const std::vector<std::string>& argv, bool tolerate_failure = false) {
+Status run_command(const std::vector<std::string>& argv, bool tolerate_failure, std::string* out) {
   int err[2];
   if (::pipe2(err, O_CLOEXEC) != 0) return fail(Error::internal("pipe failed"));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", 0, 0);
+  if (out) posix_spawn_file_actions_adddup2(&actions, err[1], 1);
+  else posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", 0, 0);
   // ip and tc get none of cpnd's descriptors and none of its environment (its admin token).
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   std::vector<char*> args;
@@ -69,7 +72,7 @@ Status run(const std::vector<std::string>& argv, bool tolerate_failure = false) 
     }
     ssize_t n = ::read(err[0], buf, sizeof buf);
     if (n > 0) {
-      if (message.size() < 4096) message.append(buf, static_cast<std::size_t>(n));
+      if (message.size() < (out ? std::size_t{1} << 20 : 4096)) message.append(buf, static_cast<std::size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -92,6 +95,7 @@ Status run(const std::vector<std::string>& argv, bool tolerate_failure = false) 
   if (timed_out) return fail(Error::internal(fmt::format("`{}` did not finish within {} s: killed", line,
                                                           std::chrono::seconds(kCommandTimeout).count())));
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (out) *out = message;
   if (!ok && !tolerate_failure) {
     while (!message.empty() && message.back() == '\n') message.pop_back();
     return fail(Error::internal(fmt::format("`{}` failed: {}", line, message)));
@@ -129,9 +133,15 @@ bool LinuxNetwork::extend(const std::vector<std::string>& sites, const std::vect
       added = true;
     }
   for (const auto& site : sorted)
-    if (std::find(sites_.begin(), sites_.end(), site) == sites_.end()) sites_.push_back(site);
+    if (std::find(sites_.begin(), sites_.end(), site) == sites_.end()) {
+      sites_.push_back(site);
+      unset_sites_.insert(site);
+    }
   for (const auto& l : links)
-    if (std::none_of(links_.begin(), links_.end(), [&](const SiteLink& x) { return x.id == l.id; })) links_.push_back(l);
+    if (std::none_of(links_.begin(), links_.end(), [&](const SiteLink& x) { return x.id == l.id; })) {
+      links_.push_back(l);
+      unset_links_.insert(l.id);
+    }
   if (added) (void)save();
   return added;
 }
@@ -198,36 +208,56 @@ std::string LinuxNetwork::address_of(const std::string& site) const {
   return fmt::format("10.250.{}.{}", i / 250, i % 250 + 1);
 }
 
+Status LinuxNetwork::run(const std::vector<std::string>& argv, bool tolerate_failure, std::string* out) {
+  ++commands_;
+  return run_command(argv, tolerate_failure, out);
+}
+
 Status LinuxNetwork::setup() {
-  // Interface names are per namespace, but short: a tag from the prefix keeps
-  // two drivers on one host apart while their pairs are being created.
-  for (const auto& site : sites_) {
-    std::string ns = namespace_of(site);
-    if (auto s = run({"ip", "netns", "add", ns}, true); !s) return s;
-    if (auto s = run({"ip", "-n", ns, "link", "set", "lo", "up"}); !s) return s;
-    if (auto s = run({"ip", "-n", ns, "addr", "replace", address_of(site) + "/32", "dev", "lo"}); !s) return s;
-    for (const char* key : {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"})
-      if (auto s = run({"ip", "netns", "exec", ns, "sysctl", "-qw", key}); !s) return s;
+  // Only what this run has not configured yet: a site added to the
+  // inventory costs its own commands, not those of every site and link.
+  for (const auto& site : sites_)
+    if (unset_sites_.count(site)) {
+      if (auto s = setup_site(site); !s) return s;
+      unset_sites_.erase(site);
+    }
+  for (const auto& l : links_)
+    if (unset_links_.count(l.id)) {
+      if (auto s = setup_link(l); !s) return s;
+      unset_links_.erase(l.id);
+    }
+  return {};
+}
+
+Status LinuxNetwork::setup_site(const std::string& site) {
+  std::string ns = namespace_of(site);
+  if (auto s = run({"ip", "netns", "add", ns}, true); !s) return s;
+  if (auto s = run({"ip", "-n", ns, "link", "set", "lo", "up"}); !s) return s;
+  if (auto s = run({"ip", "-n", ns, "addr", "replace", address_of(site) + "/32", "dev", "lo"}); !s) return s;
+  for (const char* key : {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"})
+    if (auto s = run({"ip", "netns", "exec", ns, "sysctl", "-qw", key}); !s) return s;
+  return {};
+}
+
+Status LinuxNetwork::setup_link(const SiteLink& l) {
+  // Interface names are per namespace, but short: the link's index.
+  auto k = static_cast<std::size_t>(link_index_.at(l.id));
+  std::string a = fmt::format("cv{}a", k), b = fmt::format("cv{}b", k);
+  std::string na = namespace_of(l.from), nb = namespace_of(l.to);
+  if (!run({"ip", "-n", na, "link", "show", a}, false)) {
+    if (auto s = run({"ip", "link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb}); !s) return s;
   }
-  for (const auto& l : links_) {
-    auto k = static_cast<std::size_t>(link_index_.at(l.id));
-    std::string a = fmt::format("cv{}a", k), b = fmt::format("cv{}b", k);
-    std::string na = namespace_of(l.from), nb = namespace_of(l.to);
-    if (!run({"ip", "-n", na, "link", "show", a}, false)) {
-      if (auto s = run({"ip", "link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb}); !s) return s;
-    }
-    for (auto [ns, dev, end] : {std::tuple{na, a, 1}, std::tuple{nb, b, 2}}) {
-      if (auto s = run({"ip", "-n", ns, "addr", "replace", link_address(k, end) + "/30", "dev", dev}); !s) return s;
-      if (auto s = run({"ip", "-n", ns, "link", "set", dev, "up"}); !s) return s;
-      // HTB at the root: unreserved traffic goes to a wide default class.
-      // Added once (a second add fails on the existing one; the class below
-      // fails loudly if there is none).
-      (void)run({"tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "9999"}, true);
-      if (auto s = run({"tc", "-n", ns, "class", "replace", "dev", dev, "parent", "1:", "classid", "1:9999", "htb", "rate",
-                        "10gbit"});
-          !s)
-        return s;
-    }
+  for (auto [ns, dev, end] : {std::tuple{na, a, 1}, std::tuple{nb, b, 2}}) {
+    if (auto s = run({"ip", "-n", ns, "addr", "replace", link_address(k, end) + "/30", "dev", dev}); !s) return s;
+    if (auto s = run({"ip", "-n", ns, "link", "set", dev, "up"}); !s) return s;
+    // HTB at the root: unreserved traffic goes to a wide default class.
+    // Added once (a second add fails on the existing one; the class below
+    // fails loudly if there is none).
+    (void)run({"tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "9999"}, true);
+    if (auto s = run({"tc", "-n", ns, "class", "replace", "dev", dev, "parent", "1:", "classid", "1:9999", "htb", "rate",
+                      "10gbit"});
+        !s)
+      return s;
   }
   return {};
 }
@@ -236,6 +266,34 @@ void LinuxNetwork::teardown() {
   for (const auto& site : sites_) (void)run({"ip", "netns", "del", namespace_of(site)}, true);
   reserved_.clear();
   class_of_.clear();
+  for (const auto& site : sites_) unset_sites_.insert(site);
+  for (const auto& l : links_) unset_links_.insert(l.id);
+}
+
+std::vector<std::string> LinuxNetwork::remove_orphans(const std::set<std::string>& wanted) {
+  std::vector<std::string> removed = NetworkDriver::remove_orphans(wanted);
+  std::set<int> held;
+  for (const auto& [id, minor] : class_of_) held.insert(minor);
+  for (const auto& l : links_) {
+    if (unset_links_.count(l.id)) continue;
+    auto k = static_cast<std::size_t>(link_index_.at(l.id));
+    for (auto [ns, dev] : {std::pair{namespace_of(l.from), fmt::format("cv{}a", k)},
+                           std::pair{namespace_of(l.to), fmt::format("cv{}b", k)}}) {
+      std::string listing;
+      if (!run({"tc", "-n", ns, "class", "show", "dev", dev}, false, &listing)) continue;
+      // Lines such as "class htb 1:12 root prio 0 rate 20Mbit ceil 20Mbit ...".
+      for (std::size_t at = listing.find("class htb 1:"); at != std::string::npos;
+           at = listing.find("class htb 1:", at + 1)) {
+        int minor = std::atoi(listing.c_str() + at + 12);
+        if (minor <= 0 || minor == 9999 || held.count(minor)) continue;
+        std::string m = std::to_string(minor);
+        (void)run({"tc", "-n", ns, "filter", "del", "dev", dev, "parent", "1:", "prio", m}, true);
+        if (run({"tc", "-n", ns, "class", "del", "dev", dev, "classid", "1:" + m}, true))
+          removed.push_back(fmt::format("tc class 1:{} on {} in {}", m, dev, ns));
+      }
+    }
+  }
+  return removed;
 }
 
 Result<std::vector<LinuxNetwork::Hop>> LinuxNetwork::hops(const std::vector<std::string>& sites) const {

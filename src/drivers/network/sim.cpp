@@ -27,6 +27,13 @@ class SimNetwork : public NetworkDriver {
 
 }  // namespace
 
+std::vector<std::string> NetworkDriver::remove_orphans(const std::set<std::string>& wanted) {
+  std::vector<std::string> removed;
+  for (const auto& [id, r] : reservations())
+    if (!wanted.count(id) && release(id)) removed.push_back("reservation " + id);
+  return removed;
+}
+
 std::unique_ptr<NetworkDriver> make_sim_network() { return std::make_unique<SimNetwork>(); }
 
 }  // namespace cpn::drivers
