@@ -97,15 +97,18 @@ Dispatcher::Preparation Dispatcher::parse_ahead(Request& req) {
   auto format = body_format(media_type(req.header("content-type")).empty() ? "application/json"
                                                                            : media_type(req.header("content-type")));
   if (!format || (*format == Format::yaml && req.body.size() > max_yaml_bytes_)) return {};  // parse_body refuses it
+  // The job owns the body meanwhile: it outlives the session should cpnd stop under it.
+  auto body = std::make_shared<std::string>(std::move(req.body));
   auto parsed = std::make_shared<Result<Json>>(Json());
-  return {[&req, parsed, format = *format] {
+  return {[body, parsed, format = *format] {
             try {
-              *parsed = parse_document(req.body, format);
+              *parsed = parse_document(*body, format);
             } catch (const std::exception& e) {
               *parsed = fail(Error::bad_request(fmt::format("the body cannot be parsed: {}", e.what()), {{"", "unreadable"}}));
             }
           },
-          [&req, parsed] {
+          [&req, body, parsed] {
+            req.body = std::move(*body);
             if (*parsed) req.document = std::move(**parsed);
             else req.document_error = parsed->error();
             req.document_ready = true;

@@ -137,6 +137,12 @@ TEST_CASE("numbers out of range, duplicate keys and malformed UTF-8 are refused 
        "application/json", "/labels/a", 400},
       {R"({"id":"n1","id":"n2","site":"edge-n","arch":"x86_64","cpu":4,"memory":8})", "application/json", "/id", 400},
       {R"([{"a":1},{"b":[1,2,{"c":1,"c":2}]}])", "application/json", "/1/b/2/c", 400},
+      // Over 64 KiB (white space): parsed on a worker first, refused the same way.
+      {R"({"id":"n1","site":"edge-n","arch":"x86_64","cpu":1e400,"memory":8)" + std::string(70000, ' ') + "}",
+       "application/json", "/cpu", 422},
+      {R"({"id":"n1","site":"edge-n","arch":"x86_64","cpu":4,"memory":8,"labels":{"a":"1","a":"2"})" +
+           std::string(70000, ' ') + "}",
+       "application/json", "/labels/a", 400},
       {"id: n1\nsite: edge-n\narch: x86_64\ncpu: 1e400\nmemory: 8\n", "application/yaml", "/cpu", 422},
       {"id: n1\nsite: edge-n\narch: x86_64\ncpu: 4\nmemory: 8\nlabels: {a: \"\xC0\xAF\"}\n", "application/yaml", "", 400},
       {"id: n1\nsite: edge-n\narch: x86_64\ncpu: 4\nmemory: 8\nlabels: {a: \"\xED\xA0\x80\"}\n", "application/yaml", "", 400},
@@ -153,6 +159,12 @@ TEST_CASE("numbers out of range, duplicate keys and malformed UTF-8 are refused 
   }
   CHECK(last_event(d) == before);
   CHECK(op.get("/v1/nodes/n1").status == 404);
+  // A large body that is right is taken, parsed on a worker.
+  CHECK(op.request("POST", "/v1/nodes",
+                   R"({"id":"n2","site":"edge-n","arch":"x86_64","cpu":4,"memory":8)" + std::string(70000, ' ') + "}",
+                   {{"Content-Type", "application/json"}})
+            .status == 201);
+  CHECK(op.get("/v1/nodes/n2").json()["cpu"] == 4);
   // Well-formed UTF-8 (Chinese city names) is of course fine.
   CHECK(op.request("POST", "/v1/sites", "id: edge-gz\ntier: edge\ncity: 广州\n", {{"Content-Type", "application/yaml"}})
             .status == 201);

@@ -52,8 +52,8 @@ class Dispatcher {
   Preparation prepare(Request& request);
   // A large body is parsed on a worker before prepare() and handle(): a
   // few megabytes of JSON take tens of milliseconds that every other
-  // request would wait behind. The job reads the request, which must stay
-  // put until done. Small bodies and refused requests: nothing to do.
+  // request would wait behind. The body is the job's until done puts it
+  // back. Small bodies and refused requests: nothing to do.
   static constexpr std::size_t kParseAheadBytes = 64 * 1024;
   Preparation parse_ahead(Request& request);
   // At most this many prepared jobs wait or run at once (solver.max_pending),
