@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <list>
 #include <type_traits>
 #include <map>
@@ -60,25 +62,61 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     bodies.set(limits.max_buffered_body_bytes, limits.max_body_bytes);
   }
 
-  // The session waits on a timer that the work's completion, posted back
-  // here, cancels; other sessions go on meanwhile.
-  net::awaitable<void> run_prepared(Dispatcher::Preparation prepared) {
+  // Work on a worker, its completion posted back here: the session waits
+  // on a timer that the completion cancels; other sessions go on meanwhile.
+  struct Wake {
+    explicit Wake(net::io_context& io) : timer(io, net::steady_timer::time_point::max()) {}
+    net::steady_timer timer;
+    bool done = false;  // set when the completion ran before the wait began
+  };
+  std::shared_ptr<Wake> start_job(std::function<void()> job, std::function<void()> then = {}) {
+    auto wake = std::make_shared<Wake>(io);
     if (!offload) {
-      prepared.job();
-      prepared.done();
-      co_return;
+      job();
+      if (then) then();
+      wake->done = true;
+      return wake;
     }
-    struct Wake {
-      net::steady_timer timer;
-      bool done = false;  // set when `then` ran before the wait began
-    };
-    auto wake = std::make_shared<Wake>(net::steady_timer(io, net::steady_timer::time_point::max()));
-    offload(std::move(prepared.job), [wake, done = std::move(prepared.done)] {
-      done();
+    offload(std::move(job), [wake, then = std::move(then)] {
+      if (then) then();
       wake->done = true;
       wake->timer.cancel();
     });
-    if (!wake->done) co_await wake->timer.async_wait(use_tuple);
+    return wake;
+  }
+  static net::awaitable<void> wait_job(const std::shared_ptr<Wake>& wake) {
+    if (wake && !wake->done) co_await wake->timer.async_wait(use_tuple);
+  }
+  net::awaitable<void> run_prepared(Dispatcher::Preparation prepared) {
+    co_await wait_job(start_job(std::move(prepared.job), std::move(prepared.done)));
+  }
+
+  // A streamed body: read here a chunk at a time, each written and hashed
+  // on a worker while the next one is read. Answers the read's error; the
+  // sink's says whether the disk took it all.
+  template <class Stream>
+  net::awaitable<beast::error_code> read_streamed(Stream& stream, beast::flat_buffer& buffer,
+                                                  bhttp::request_parser<bhttp::buffer_body>& parser,
+                                                  const std::shared_ptr<UploadSink>& sink) {
+    std::shared_ptr<Wake> writing;  // the other chunk's write, in flight
+    beast::error_code error;
+    for (int k = 0; !parser.is_done(); k ^= 1) {
+      auto& body = parser.get().body();
+      body.data = sink->chunks[k].data();
+      body.size = sink->chunks[k].size();
+      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+      if (ec == bhttp::error::need_buffer) ec = {};
+      std::size_t got = sink->chunks[k].size() - parser.get().body().size;
+      co_await wait_job(writing);  // chunk k^1 is written: k may be handed over
+      writing.reset();
+      if (got > 0 && !sink->error) writing = start_job([sink, k, got] { sink->write(k, got); });
+      if (ec) {
+        error = ec;
+        break;
+      }
+    }
+    co_await wait_job(writing);
+    co_return error;
   }
 
   void wake_watchers() {
@@ -378,23 +416,20 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       if (too_large) {
         // answered below without reading the body
       } else if (streamed) {
-        bhttp::request_parser<HashingFileBody> parser(std::move(head));
+        bhttp::request_parser<bhttp::buffer_body> parser(std::move(head));
         parser.body_limit(body_limit);  // chunked bodies are counted as they arrive
         req.body_file = temp_file();
         upload.path = req.body_file;
-        beast::error_code fec;
-        parser.get().body().file.open(req.body_file.c_str(), beast::file_mode::write, fec);
-        if (fec) {
+        auto sink = std::make_shared<UploadSink>(req.body_file);
+        if (sink->fd < 0) {
           Response problem_answer = problem(Error::internal("cannot open a temporary file"), req.path, "");
           co_await write_simple(stream, problem_answer, false);
           break;
         }
-        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
-        auto& received = parser.get().body();
-        received.file.close(fec);
+        auto rec = co_await read_streamed(stream, buffer, parser, sink);
         if (rec == bhttp::error::body_limit) {
           too_large = true;
-        } else if (rec == beast::errc::no_space_on_device || rec == beast::errc::file_too_large) {
+        } else if (sink->error == ENOSPC || sink->error == EFBIG || sink->error == EDQUOT) {
           Response problem_answer = problem(
               Error{ErrorKind::insufficient_storage, "the disk is full; the upload was not kept", {}}, req.path,
               req.request_id);
@@ -403,9 +438,15 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         } else if (rec) {
           if (co_await refuse_body(stream, rec, req)) co_await linger(stream);
           break;
+        } else if (sink->error) {
+          Response problem_answer = problem(
+              Error::internal(fmt::format("the upload could not be written: {}", std::strerror(sink->error))), req.path,
+              req.request_id);
+          co_await answer_and_close(stream, problem_answer);
+          break;
         }
-        req.body_sha256 = received.hash->hex();
-        req.body_size = received.size;
+        req.body_sha256 = sink->hash.hex();
+        req.body_size = sink->size;
       } else {
         bhttp::request_parser<BudgetedStringBody> parser(std::move(head));
         parser.body_limit(body_limit);

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <vector>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -28,46 +31,48 @@
 
 namespace cpn::http {
 
-// A request body written to a file and hashed (SHA-256) as it arrives, so
-// a large upload is never read back on the one io thread.
-struct HashingFileBody {
-  struct value_type {
-    boost::beast::file file;
-    std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
-    std::uint64_t size = 0;
-    std::uint64_t flushing = 0;  // writeback started up to here
-  };
+// A streamed request body's file: chunks are written and hashed (SHA-256)
+// on a worker, one at a time, while the session reads the next one, so
+// neither the disk (writeback throttling) nor the hash holds the thread
+// that serves every other request, and a large upload is never read back.
+// Shared with the worker's job, which may outlive the session.
+struct UploadSink {
+  static constexpr std::size_t kChunkBytes = 256 * 1024;
   // Writeback is started (not waited for) every this many bytes, so the
-  // fsync before the upload is acknowledged finds little left to write
-  // and does not hold the io thread for a whole body's worth.
+  // fsync before the upload is acknowledged finds little left to write.
   static constexpr std::uint64_t kWritebackBytes = 8u << 20;
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
-    void init(const boost::optional<std::uint64_t>&, boost::beast::error_code& ec) { ec = {}; }
-    template <class ConstBufferSequence>
-    std::size_t put(const ConstBufferSequence& buffers, boost::beast::error_code& ec) {
-      std::size_t n = 0;
-      for (auto b : boost::beast::buffers_range_ref(buffers)) {
-        std::size_t written = body_.file.write(b.data(), b.size(), ec);
-        body_.hash->update(b.data(), written);
-        n += written;
-        if (ec) break;
-      }
-      body_.size += n;
-      if (body_.size - body_.flushing >= kWritebackBytes) {
-        ::sync_file_range(body_.file.native_handle(), static_cast<off64_t>(body_.flushing),
-                          static_cast<off64_t>(body_.size - body_.flushing), SYNC_FILE_RANGE_WRITE);
-        body_.flushing = body_.size;
-      }
-      return n;
-    }
-    void finish(boost::beast::error_code& ec) { ec = {}; }
+  int fd = -1;
+  Sha256 hash;
+  std::uint64_t size = 0, flushing = 0;
+  int error = 0;  // errno of the first failed write; later chunks are dropped
+  std::vector<char> chunks[2] = {std::vector<char>(kChunkBytes), std::vector<char>(kChunkBytes)};
 
-   private:
-    value_type& body_;
-  };
+  explicit UploadSink(const std::string& path) : fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) {}
+  ~UploadSink() {
+    if (fd >= 0) ::close(fd);
+  }
+  UploadSink(const UploadSink&) = delete;
+  UploadSink& operator=(const UploadSink&) = delete;
+  // On a worker: n bytes of chunk k.
+  void write(int k, std::size_t n) {
+    if (error) return;
+    const char* p = chunks[k].data();
+    hash.update(p, n);
+    for (std::size_t done = 0; done < n;) {
+      ssize_t w = ::write(fd, p + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        error = w < 0 ? errno : EIO;
+        return;
+      }
+      done += static_cast<std::size_t>(w);
+    }
+    size += n;
+    if (size - flushing >= kWritebackBytes) {
+      ::sync_file_range(fd, static_cast<off64_t>(flushing), static_cast<off64_t>(size - flushing), SYNC_FILE_RANGE_WRITE);
+      flushing = size;
+    }
+  }
 };
 
 // The memory that request bodies may hold at once, over every connection,
