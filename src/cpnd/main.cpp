@@ -183,6 +183,13 @@ int main(int argc, char** argv) {
           std::chrono::milliseconds(cfg->kube_timeout_ms), [&kube_view] { return kube_view.kubernetes_controllers(); }));
       !s)
     return fatal(s.error());
+  // Rehearsing failure: the twin's instances behind a controller that is slow, fails or answers garbage.
+  if (auto s = compute.add(drivers::make_chaos_compute(clock, [&kube_view](const std::string& site) {
+        auto info = kube_view.site(site);
+        return info ? info->controller : Json::object();
+      }));
+      !s)
+    return fatal(s.error());
   // Network: the twin's accounting, or (network.driver: linux) namespaces, routes and tc on this host.
   std::unique_ptr<drivers::NetworkDriver> network = drivers::make_sim_network();
   if (cfg->network_driver == "linux") {

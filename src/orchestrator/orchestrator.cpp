@@ -484,15 +484,21 @@ std::string Orchestrator::retry_at(int attempts) const {
 // run inline. Either way the step only ever acts on a finished call.
 // A site may hold at most this many workers at once: a slow or hung
 // cluster delays its own deployments, never every other site's calls.
-bool Orchestrator::site_has_room(const drivers::ComputeDriver& driver, const std::string& site) const {
+// Of those, looks at instances already running (health checks) hold at
+// most half: on a slow controller they would otherwise keep every slot
+// and no new instance would ever start.
+bool Orchestrator::site_has_room(const drivers::ComputeDriver& driver, const std::string& site, bool health) const {
   if (!offload_ || !driver.blocking()) return true;
   auto it = busy_by_site_.find(site);
-  return it == busy_by_site_.end() || it->second < settings_.calls_per_site;
+  if (it != busy_by_site_.end() && it->second >= settings_.calls_per_site) return false;
+  auto h = health_by_site_.find(site);
+  return !health || h == health_by_site_.end() || h->second < std::max(1, settings_.calls_per_site / 2);
 }
 
 bool Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object& inst, Call::Op op) {
   std::string site = inst.body.value("site", "");
-  if (!site_has_room(driver, site)) return false;
+  bool health = op == Call::Op::observe && inst.body.value("state", "") == "running";
+  if (!site_has_room(driver, site, health)) return false;
   struct Outcome {
     Status status;
     std::optional<drivers::Observation> seen;
@@ -530,9 +536,12 @@ bool Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
     return true;
   }
   ++busy_by_site_[site];
-  offload_(std::move(work), [this, land = std::move(land), outcome, op, id = inst.id, site,
+  if (health) ++health_by_site_[site];
+  offload_(std::move(work), [this, land = std::move(land), outcome, op, id = inst.id, site, health,
                               deployment = inst.body.value("deployment", "")] {
     if (auto b = busy_by_site_.find(site); b != busy_by_site_.end() && --b->second <= 0) busy_by_site_.erase(b);
+    if (auto h = health_by_site_.find(site); health && h != health_by_site_.end() && --h->second <= 0)
+      health_by_site_.erase(h);
     land();
     // An observation that says what the record says changes nothing: the next resync takes it.
     // Others make the deployment due, unless it waits out a backoff (then they wait with it).

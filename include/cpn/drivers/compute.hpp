@@ -84,6 +84,16 @@ std::unique_ptr<ComputeDriver> make_sim_compute(const Clock& clock, std::chrono:
                                                 std::function<bool(const std::string& node)> node_up,
                                                 std::chrono::milliseconds stop_delay = std::chrono::milliseconds(0));
 
+// The chaos driver: instances as in the twin (in memory, running start_ms
+// after their start), behind a controller that misbehaves as its site's
+// `controller` says: every call waits block_ms (a slow or hung cluster),
+// the fail_call-th call of the site and every fail_every-th fail, and with
+// garbage every call throws, as a driver does on an answer it cannot read.
+// Blocking: called on workers. controller_of answers a site's controller
+// from a copy (any thread).
+std::unique_ptr<ComputeDriver> make_chaos_compute(const Clock& clock,
+                                                  std::function<Json(const std::string& site)> controller_of);
+
 // How the process driver runs workloads (config `process`).
 struct ProcessSettings {
   std::string run_dir, log_dir, work_dir;  // pid files; <id>.log; <id>/ each workload's own directory

@@ -128,7 +128,7 @@ class Orchestrator {
   };
   // False (nothing sent) when the instance's site has no room for another call.
   bool dispatch(drivers::ComputeDriver& driver, const engine::Object& instance, Call::Op op);
-  bool site_has_room(const drivers::ComputeDriver& driver, const std::string& site) const;
+  bool site_has_room(const drivers::ComputeDriver& driver, const std::string& site, bool health = false) const;
   std::optional<Call> take_call(const std::string& instance_id);
   bool in_flight(const std::string& instance_id) const;
   Result<int> step(const std::string& deployment_id);
@@ -201,6 +201,7 @@ class Orchestrator {
   std::set<std::string> active_;  // deployments not finished: what a resync looks at
   std::set<std::string> draining_;  // nodes being drained
   std::map<std::string, int> busy_by_site_;  // blocking calls in flight, by site
+  std::map<std::string, int> health_by_site_;  // of those, observes of running instances
   std::set<std::string> orphans_;  // being stopped by the sweep
   std::uint64_t orphans_stopped_ = 0;
   // The network lane (engine thread only).
