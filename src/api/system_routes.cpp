@@ -77,7 +77,7 @@ std::string order_gauges(Services& s) {
 std::string store_metrics(Services& s) {
   const auto& t = s.engine.store().timings();
   std::string out;
-  out += "# HELP cpnd_db_commit_duration_seconds Time to commit one write transaction (fsync included).\n"
+  out += "# HELP cpnd_db_commit_duration_seconds Time to commit one write transaction (fsync included, unless left to the group commit).\n"
          "# TYPE cpnd_db_commit_duration_seconds histogram\n";
   for (std::size_t i = 0; i < std::size(store::kTimingBuckets); ++i)
     out += fmt::format("cpnd_db_commit_duration_seconds_bucket{{le=\"{}\"}} {}\n", store::kTimingBuckets[i],
@@ -85,6 +85,18 @@ std::string store_metrics(Services& s) {
   out += fmt::format("cpnd_db_commit_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", t.commits);
   out += fmt::format("cpnd_db_commit_duration_seconds_sum {}\n", t.commit_seconds);
   out += fmt::format("cpnd_db_commit_duration_seconds_count {}\n", t.commits);
+  auto sync = s.engine.store().sync_stats();
+  out += fmt::format(
+      "# HELP cpnd_db_writes_total Transactions committed (changes, audit and idempotency records).\n"
+      "# TYPE cpnd_db_writes_total counter\ncpnd_db_writes_total {}\n"
+      "# HELP cpnd_db_writes_synced_total Of those, how many an fsync of the log has covered (group commit: a write's "
+      "answer leaves once it is covered).\n"
+      "# TYPE cpnd_db_writes_synced_total counter\ncpnd_db_writes_synced_total {}\n"
+      "# HELP cpnd_db_syncs_total Group-commit fsyncs of the log (each covers every write made before it began).\n"
+      "# TYPE cpnd_db_syncs_total counter\ncpnd_db_syncs_total {}\n"
+      "# HELP cpnd_db_sync_seconds_total Time spent in those fsyncs (on their own thread).\n"
+      "# TYPE cpnd_db_sync_seconds_total counter\ncpnd_db_sync_seconds_total {}\n",
+      sync.written, sync.synced, sync.syncs, sync.seconds);
   out += "# HELP cpnd_db_read_duration_seconds Time spent reading the event log.\n"
          "# TYPE cpnd_db_read_duration_seconds summary\n";
   out += fmt::format("cpnd_db_read_duration_seconds_sum {}\n", t.read_seconds);

@@ -237,6 +237,17 @@ int main(int argc, char** argv) {
       net::post(io, std::move(then));
     });
   });
+  // Group commit: a write's answer waits for an fdatasync of the log on
+  // this thread, which covers every write made before it, so concurrent
+  // clients share one instead of each paying its own.
+  net::thread_pool sync_worker(1);
+  server.set_sync_offload([&](std::function<void()> work, std::function<void()> then) {
+    net::post(sync_worker, [&io, work = std::move(work), then = std::move(then)]() mutable {
+      work();
+      net::post(io, std::move(then));
+    });
+  });
+  engine.store().defer_sync();
   if (!cfg->tls_cert.empty())
     if (auto s = server.set_tls(cfg->tls_cert, cfg->tls_key); !s) return fatal(s.error());
   auto port = server.listen(cfg->host(), cfg->port());

@@ -56,6 +56,22 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   bool stopping = false;
   std::function<void()> on_done;
   Server::Offload offload;
+  // Work on a worker (a prepared job, a sync) ends by cancelling the timer its session waits on.
+  struct Wake {
+    explicit Wake(net::io_context& io) : timer(io, net::steady_timer::time_point::max()) {}
+    net::steady_timer timer;
+    bool done = false;  // set when the completion ran before the wait began
+  };
+  // Group commit (see set_sync_offload).
+  Server::Offload sync_offload;
+  struct SyncWaiter {
+    std::uint64_t target;
+    std::shared_ptr<Wake> wake;
+    std::shared_ptr<Status> result;
+  };
+  std::vector<SyncWaiter> sync_waiters;
+  std::uint64_t synced = 0;
+  bool syncing = false;
 
   Impl(net::io_context& io_, Dispatcher& d, engine::Engine& e, Limits l, std::function<std::string()> t)
       : io(io_), dispatcher(d), metrics(d.metrics()), engine(e), limits(l), temp_file(std::move(t)) {
@@ -64,11 +80,6 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
   // Work on a worker, its completion posted back here: the session waits
   // on a timer that the completion cancels; other sessions go on meanwhile.
-  struct Wake {
-    explicit Wake(net::io_context& io) : timer(io, net::steady_timer::time_point::max()) {}
-    net::steady_timer timer;
-    bool done = false;  // set when the completion ran before the wait began
-  };
   std::shared_ptr<Wake> start_job(std::function<void()> job, std::function<void()> then = {}) {
     auto wake = std::make_shared<Wake>(io);
     if (!offload) {
@@ -87,6 +98,42 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   static net::awaitable<void> wait_job(const std::shared_ptr<Wake>& wake) {
     if (wake && !wake->done) co_await wake->timer.async_wait(use_tuple);
   }
+  // Once every commit made so far is on disk (at once when the store syncs its own).
+  net::awaitable<Status> durable() {
+    store::Store& store = engine.store();
+    std::uint64_t target = store.written();
+    if (!sync_offload || !store.sync_deferred() || synced >= target) co_return Status{};
+    auto wake = std::make_shared<Wake>(io);
+    auto result = std::make_shared<Status>();
+    sync_waiters.push_back({target, wake, result});
+    start_sync();
+    co_await wait_job(wake);
+    co_return *result;
+  }
+  void start_sync() {
+    if (syncing || sync_waiters.empty()) return;
+    syncing = true;
+    auto got = std::make_shared<Result<std::uint64_t>>(0);
+    sync_offload([&store = engine.store(), got] { *got = store.sync(); },
+                 [self = shared_from_this(), got] {
+                   self->syncing = false;
+                   if (*got) self->synced = std::max(self->synced, **got);
+                   else log::error("the database log could not be synced; writes waiting for it fail: {}", got->error().message);
+                   auto& waiting = self->sync_waiters;
+                   for (auto it = waiting.begin(); it != waiting.end();) {
+                     if (*got && it->target > self->synced) {
+                       ++it;
+                       continue;
+                     }
+                     if (!*got) *it->result = fail(got->error());
+                     it->wake->done = true;
+                     it->wake->timer.cancel();
+                     it = waiting.erase(it);
+                   }
+                   self->start_sync();  // those that committed while it ran
+                 });
+  }
+
   net::awaitable<void> run_prepared(Dispatcher::Preparation prepared) {
     co_await wait_job(start_job(std::move(prepared.job), std::move(prepared.done)));
   }
@@ -488,6 +535,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         if (prepared.job) co_await run_prepared(std::move(prepared));
         res = dispatcher.handle(req);
       }
+      // A write is acknowledged once it is on disk (shared with every write made meanwhile).
+      if (req.method != "GET" && req.method != "HEAD") {
+        if (auto synced_ok = co_await durable(); !synced_ok) {
+          res = problem(Error{ErrorKind::unavailable,
+                              "the write could not be made durable (" + synced_ok.error().message +
+                                  "); it may be lost if the host loses power: read it back before relying on it",
+                              {}},
+                        req.path, req.request_id);
+          keep_alive = false;
+        }
+      }
       upload.drop();
       if (stopping) keep_alive = false;
       if (res.stream) {
@@ -544,6 +602,7 @@ void Server::set_limits(Limits limits) {
 }
 
 void Server::set_offload(Offload offload) { impl_->offload = std::move(offload); }
+void Server::set_sync_offload(Offload offload) { impl_->sync_offload = std::move(offload); }
 
 std::size_t Server::open_sessions() const { return impl_->sessions.size(); }
 

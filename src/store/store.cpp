@@ -1,6 +1,15 @@
 #include "cpn/store/store.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -15,8 +24,15 @@ struct Store::Impl {
   Timings timings;
   bool full = false;  // the last commit failed for a full disk
   bool durable = true;  // PRAGMA synchronous is FULL (else NORMAL)
+  bool deferred = false;  // group commit: durable commits are NORMAL, and sync() makes them so
+  std::atomic<std::uint64_t> written{0}, synced{0}, syncs{0};
+  std::atomic<double> sync_seconds{0};
+  std::string wal_path, dir_path;
+  std::mutex sync_mu;  // sync() runs on workers
+  int wal_fd = -1;
+  ino_t wal_ino = 0;
   void make_durable() {
-    if (durable) return;
+    if (durable || deferred) return;
     sql::exec(db, "PRAGMA synchronous=FULL");
     durable = true;
   }
@@ -34,6 +50,7 @@ struct Store::Impl {
     count_idem.reset();
     put_audit.reset();
     if (db) sqlite3_close_v2(db);
+    if (wal_fd >= 0) ::close(wal_fd);
   }
 
   void migrate() {
@@ -109,6 +126,9 @@ Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   auto impl = std::make_unique<Impl>();
+  impl->wal_path = path + "-wal";
+  impl->dir_path = std::filesystem::path(path).parent_path().string();
+  if (impl->dir_path.empty()) impl->dir_path = ".";
   if (sqlite3_open_v2(path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK)
     return fail(Error::internal(fmt::format("cannot open database '{}': {}", path,
@@ -216,6 +236,7 @@ void Store::archive(const std::vector<std::pair<std::string, std::string>>& obje
   sql::Statement q(impl_->db, "UPDATE objects SET archived = 1 WHERE kind = ?1 AND id = ?2");
   for (const auto& [kind, id] : objects) q.bind(1, kind).bind(2, id).run();
   tx.commit();
+  ++impl_->written;
 }
 
 std::int64_t Store::last_seq() {
@@ -299,6 +320,7 @@ Result<std::vector<Event>> Store::commit(const std::vector<Change>& changes, con
     }
     if (idem) impl_->bind_idempotency(*idem);
     tx.commit();
+    ++impl_->written;
   } catch (const sql::DbError& e) {
     if (e.disk_full()) {
       // Nothing was written (the transaction rolled back); the next commit that fits clears it.
@@ -340,6 +362,7 @@ std::optional<IdempotencyRecord> Store::find_idempotency(const std::string& prin
 void Store::save_idempotency(const IdempotencyRecord& record) {
   impl_->make_durable();  // an answer a client will be given again
   impl_->bind_idempotency(record);
+  ++impl_->written;
 }
 
 Status Store::append_audit(const std::vector<AuditRecord>& records) {
@@ -359,6 +382,7 @@ Status Store::append_audit(const std::vector<AuditRecord>& records) {
           .bind(10, r.request_id)
           .run();
     tx.commit();
+    ++impl_->written;
   } catch (const sql::DbError& e) {
     impl_->full = impl_->full || e.disk_full();
     return fail(Error{e.disk_full() ? ErrorKind::insufficient_storage : ErrorKind::internal,
@@ -419,6 +443,56 @@ std::int64_t Store::first_seq() {
   sql::Statement q(impl_->db, "SELECT MIN(seq) FROM events");
   q.step();
   return q.is_null(0) ? last_seq() + 1 : q.int64(0);
+}
+
+void Store::defer_sync() {
+  if (impl_->deferred) return;
+  sql::exec(impl_->db, "PRAGMA synchronous=NORMAL");
+  impl_->durable = false;
+  impl_->deferred = true;
+}
+
+bool Store::sync_deferred() const { return impl_->deferred; }
+
+std::uint64_t Store::written() const { return impl_->written.load(); }
+
+Result<std::uint64_t> Store::sync() {
+  std::lock_guard lock(impl_->sync_mu);
+  // Everything written before this point is in the log file (SQLite wrote it before its commit returned).
+  std::uint64_t covered = impl_->written.load();
+  // The log's inode, opened once (again if it was ever replaced): fdatasync on any
+  // descriptor of a file writes out that file's data, whoever wrote it.
+  struct stat st {};
+  if (::stat(impl_->wal_path.c_str(), &st) != 0) {
+    if (errno == ENOENT) {  // no log: every commit is in the database file, synced by its checkpoint
+      if (covered > impl_->synced) impl_->synced = covered;
+      return covered;
+    }
+    return fail(Error::internal(fmt::format("cannot stat '{}': {}", impl_->wal_path, std::strerror(errno))));
+  }
+  if (impl_->wal_fd < 0 || st.st_ino != impl_->wal_ino) {
+    if (impl_->wal_fd >= 0) ::close(impl_->wal_fd);
+    impl_->wal_fd = ::open(impl_->wal_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (impl_->wal_fd < 0)
+      return fail(Error::internal(fmt::format("cannot open '{}': {}", impl_->wal_path, std::strerror(errno))));
+    impl_->wal_ino = st.st_ino;
+    // A log that is new has a name in the directory that must reach the disk too.
+    if (int dir = ::open(impl_->dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+      ::fsync(dir);
+      ::close(dir);
+    }
+  }
+  auto start = std::chrono::steady_clock::now();
+  if (::fdatasync(impl_->wal_fd) != 0)
+    return fail(Error::internal(fmt::format("fdatasync of '{}' failed: {}", impl_->wal_path, std::strerror(errno))));
+  impl_->sync_seconds = impl_->sync_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++impl_->syncs;
+  if (covered > impl_->synced) impl_->synced = covered;
+  return covered;
+}
+
+Store::SyncStats Store::sync_stats() const {
+  return {impl_->written.load(), impl_->synced.load(), impl_->syncs.load(), impl_->sync_seconds.load()};
 }
 
 void Store::checkpoint() { sqlite3_wal_checkpoint_v2(impl_->db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr); }

@@ -45,6 +45,12 @@ class Server {
   // `then` back on the io_context. Unset: inline, on the io thread.
   using Offload = std::function<void(std::function<void()> work, std::function<void()> then)>;
   void set_offload(Offload offload);
+  // Group commit: with the store's sync deferred, the answer to a write
+  // (any method but GET and HEAD) leaves once store.sync() has covered
+  // every commit made before it; syncs run one at a time through this
+  // offload (a thread of their own: never behind a solve), and one covers
+  // every write made before it began.
+  void set_sync_offload(Offload offload);
   // Serve HTTPS with this PEM chain and key (from then on, new connections;
   // called again on SIGHUP to reload). A file that does not load, or a key
   // that is not the certificate's, is an error naming /tls/...; the context

@@ -155,6 +155,22 @@ class Store {
   // Forgets idempotency records created before the given time.
   void expire_idempotency(const std::string& before);
 
+  // Group commit. Once deferred, a durable commit is not fsync'd by
+  // itself: its caller holds the answer until sync() has covered it, and
+  // one fsync covers every commit made before it began, so many clients'
+  // writes share one. written(): commits so far (any kind, any mode).
+  // sync(): fdatasync of the log (any thread; the database's own
+  // connection is untouched); answers the written() it covers.
+  void defer_sync();
+  bool sync_deferred() const;
+  std::uint64_t written() const;
+  Result<std::uint64_t> sync();
+  struct SyncStats {
+    std::uint64_t written = 0, synced = 0, syncs = 0;
+    double seconds = 0;
+  };
+  SyncStats sync_stats() const;
+
   void checkpoint();  // WAL checkpoint (TRUNCATE), at shutdown
   const Timings& timings() const;
   // The last commit failed because the disk is full (507); cleared by the
