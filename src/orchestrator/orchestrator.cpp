@@ -504,7 +504,8 @@ bool Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
     std::optional<drivers::Observation> seen;
   };
   auto outcome = std::make_shared<Outcome>();
-  auto work = [&driver, body = inst.body, op, outcome] {
+  // The record is copied only for a worker: an inline driver reads it where it is.
+  auto call = [&driver, op, outcome](const Json& body) {
     try {
       if (op == Call::Op::start) {
         outcome->status = driver.start(body);
@@ -531,10 +532,11 @@ bool Orchestrator::dispatch(drivers::ComputeDriver& driver, const engine::Object
   };
   calls_[inst.id].in_flight = true;
   if (!offload_ || !driver.blocking()) {
-    work();
+    call(inst.body);
     land();
     return true;
   }
+  auto work = [call, body = inst.body] { call(body); };
   ++busy_by_site_[site];
   if (health) ++health_by_site_[site];
   offload_(std::move(work), [this, land = std::move(land), outcome, op, id = inst.id, site, health,
