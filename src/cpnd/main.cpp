@@ -248,6 +248,14 @@ int main(int argc, char** argv) {
     });
   });
   engine.store().defer_sync();
+  // Upload chunks and large bodies: never behind a solve.
+  net::thread_pool file_workers(2);
+  server.set_file_offload([&](std::function<void()> work, std::function<void()> then) {
+    net::post(file_workers, [&io, work = std::move(work), then = std::move(then)]() mutable {
+      work();
+      net::post(io, std::move(then));
+    });
+  });
   if (!cfg->tls_cert.empty())
     if (auto s = server.set_tls(cfg->tls_cert, cfg->tls_key); !s) return fatal(s.error());
   auto port = server.listen(cfg->host(), cfg->port());
@@ -314,6 +322,16 @@ int main(int argc, char** argv) {
     return {};
   }, metrics);
   quote_expiry.start();
+  // Commits no client waits for (expiries, retention, the reconciler's) reach the disk within a second too.
+  daemon::PeriodicTask log_sync(io, "log-sync", std::chrono::seconds(1), [&]() -> Status {
+    auto stats = engine.store().sync_stats();
+    if (stats.written > stats.synced)
+      net::post(sync_worker, [&engine] {
+        if (auto r = engine.store().sync(); !r) log::error("the database log could not be synced: {}", r.error().message);
+      });
+    return {};
+  }, metrics);
+  log_sync.start();
 
   // The reconciler: a resync of every active deployment each
   // orchestrator.reconcile_ms (0 pauses it), and between resyncs the

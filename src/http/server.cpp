@@ -62,6 +62,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     net::steady_timer timer;
     bool done = false;  // set when the completion ran before the wait began
   };
+  Server::Offload file_offload;  // upload chunks and large parses (see set_file_offload)
   // Group commit (see set_sync_offload).
   Server::Offload sync_offload;
   struct SyncWaiter {
@@ -80,8 +81,10 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
   // Work on a worker, its completion posted back here: the session waits
   // on a timer that the completion cancels; other sessions go on meanwhile.
-  std::shared_ptr<Wake> start_job(std::function<void()> job, std::function<void()> then = {}) {
+  std::shared_ptr<Wake> start_job(std::function<void()> job, std::function<void()> then = {},
+                                  const Server::Offload& where = {}) {
     auto wake = std::make_shared<Wake>(io);
+    const Server::Offload& offload = where ? where : this->offload;
     if (!offload) {
       job();
       if (then) then();
@@ -134,8 +137,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                  });
   }
 
-  net::awaitable<void> run_prepared(Dispatcher::Preparation prepared) {
-    co_await wait_job(start_job(std::move(prepared.job), std::move(prepared.done)));
+  net::awaitable<void> run_prepared(Dispatcher::Preparation prepared, const Server::Offload& where = {}) {
+    co_await wait_job(start_job(std::move(prepared.job), std::move(prepared.done), where));
   }
 
   // A streamed body: read here a chunk at a time, each written and hashed
@@ -156,7 +159,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       std::size_t got = sink->chunks[k].size() - parser.get().body().size;
       co_await wait_job(writing);  // chunk k^1 is written: k may be handed over
       writing.reset();
-      if (got > 0 && !sink->error) writing = start_job([sink, k, got] { sink->write(k, got); });
+      if (sink->error) break;  // the disk refused: answered (and closed) without reading the rest
+      if (got > 0) writing = start_job([sink, k, got] { sink->write(k, got); }, {}, file_offload);
       if (ec) {
         error = ec;
         break;
@@ -528,7 +532,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       }
 
       Response res;
-      if (auto parse = dispatcher.parse_ahead(req); parse.job) co_await run_prepared(std::move(parse));
+      if (auto parse = dispatcher.parse_ahead(req); parse.job) co_await run_prepared(std::move(parse), file_offload);
       if (auto prepared = dispatcher.prepare(req); prepared.refused) {
         res = std::move(*prepared.refused);
       } else {
@@ -603,6 +607,7 @@ void Server::set_limits(Limits limits) {
 
 void Server::set_offload(Offload offload) { impl_->offload = std::move(offload); }
 void Server::set_sync_offload(Offload offload) { impl_->sync_offload = std::move(offload); }
+void Server::set_file_offload(Offload offload) { impl_->file_offload = std::move(offload); }
 
 std::size_t Server::open_sessions() const { return impl_->sessions.size(); }
 

@@ -371,8 +371,10 @@ void Orchestrator::next_network_call() {
           net_applied_[id] = call->flow;
         } else {
           net_applied_.erase(id);
-          // Asked again by its next pass, not at once: no wake-up.
+          // Asked again after a backoff, not at once (a failing tc would spin); a wind-down
+          // waiting behind this reserve sends its release then.
           log::warning("deployment '{}': network reservation {}: {}", call->deployment, id, status->error().message);
+          queue_.add_after(call->deployment, settings_.backoff);
         }
         break;
       case NetworkCall::Op::release:
@@ -386,6 +388,9 @@ void Orchestrator::next_network_call() {
       case NetworkCall::Op::sweep:
         net_sweep_queued_ = false;
         if (!*status) log::warning("network orphan sweep: {}", status->error().message);
+        // What it released is no longer applied: should the same flow be wanted again, it is reserved again.
+        for (auto it = net_applied_.begin(); it != net_applied_.end();)
+          it = call->wanted.count(it->first) ? std::next(it) : net_applied_.erase(it);
         for (const auto& what : *removed) {
           ++network_orphans_;
           log::warning("network driver {}: {} that no deployment wants; released it", network_.name(), what);

@@ -31,6 +31,7 @@ struct Store::Impl {
   std::mutex sync_mu;  // sync() runs on workers
   int wal_fd = -1;
   ino_t wal_ino = 0;
+  std::string sync_error;  // sticky: the first failed fdatasync
   void make_durable() {
     if (durable || deferred) return;
     sql::exec(db, "PRAGMA synchronous=FULL");
@@ -458,6 +459,10 @@ std::uint64_t Store::written() const { return impl_->written.load(); }
 
 Result<std::uint64_t> Store::sync() {
   std::lock_guard lock(impl_->sync_mu);
+  // Once an fdatasync has failed, the kernel may have dropped the pages it could not write and
+  // report the next one clean: nothing written since can be called durable until cpnd restarts
+  // and SQLite recovers the log from what is on disk.
+  if (!impl_->sync_error.empty()) return fail(Error::internal(impl_->sync_error));
   // Everything written before this point is in the log file (SQLite wrote it before its commit returned).
   std::uint64_t covered = impl_->written.load();
   // The log's inode, opened once (again if it was ever replaced): fdatasync on any
@@ -483,8 +488,10 @@ Result<std::uint64_t> Store::sync() {
     }
   }
   auto start = std::chrono::steady_clock::now();
-  if (::fdatasync(impl_->wal_fd) != 0)
-    return fail(Error::internal(fmt::format("fdatasync of '{}' failed: {}", impl_->wal_path, std::strerror(errno))));
+  if (::fdatasync(impl_->wal_fd) != 0) {
+    impl_->sync_error = fmt::format("fdatasync of '{}' failed: {}; restart cpnd", impl_->wal_path, std::strerror(errno));
+    return fail(Error::internal(impl_->sync_error));
+  }
   impl_->sync_seconds = impl_->sync_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ++impl_->syncs;
   if (covered > impl_->synced) impl_->synced = covered;

@@ -51,6 +51,10 @@ class Server {
   // offload (a thread of their own: never behind a solve), and one covers
   // every write made before it began.
   void set_sync_offload(Offload offload);
+  // Where upload chunks are written and hashed and large bodies parsed:
+  // workers of their own, so neither waits behind a long solve. Unset: the
+  // prepared work's offload.
+  void set_file_offload(Offload offload);
   // Serve HTTPS with this PEM chain and key (from then on, new connections;
   // called again on SIGHUP to reload). A file that does not load, or a key
   // that is not the certificate's, is an error naming /tls/...; the context

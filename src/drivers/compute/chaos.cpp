@@ -26,7 +26,7 @@ Faults faults_of(const Json& controller) {
   if (!controller.is_object()) return f;
   // The schema bounds them; a copy from an older record is clamped the same way.
   auto ms = [&](const char* key) {
-    return std::chrono::milliseconds(std::clamp<long long>(controller.value(key, 0LL), 0, 600000));
+    return std::chrono::milliseconds(std::clamp<long long>(controller.value(key, 0LL), 0, 60000));
   };
   f.block = ms("block_ms");
   f.start = ms("start_ms");
