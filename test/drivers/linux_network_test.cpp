@@ -147,6 +147,16 @@ int reserved_classes(const std::string& ns) {
   return n;
 }
 
+// The namespaces a daemon under test made (its prefix): gone whatever the test does.
+struct NamespacesGone {
+  std::string prefix;
+  ~NamespacesGone() {
+    std::istringstream all(output_of({"ip", "netns", "list"}));
+    for (std::string line; std::getline(all, line);)
+      if (line.rfind(prefix, 0) == 0) output_of({"ip", "netns", "del", line.substr(0, line.find(' '))});
+  }
+};
+
 }  // namespace
 
 TEST_CASE("cpnd with network.driver linux reserves an order's bandwidth with tc, across a kill -9, and releases it",
@@ -154,14 +164,7 @@ TEST_CASE("cpnd with network.driver linux reserves an order's bandwidth with tc,
   std::string prefix = fmt::format("cpd{}-", ::getpid() % 100000);
   std::string dir = test::make_temp_dir("linux-net-daemon");
   test::write_file(dir + "/cpnd.yaml", "network: {driver: linux, namespace_prefix: " + prefix + "}\n");
-  struct Cleanup {
-    std::string prefix;
-    ~Cleanup() {
-      std::istringstream all(output_of({"ip", "netns", "list"}));
-      for (std::string line; std::getline(all, line);)
-        if (line.rfind(prefix, 0) == 0) output_of({"ip", "netns", "del", line.substr(0, line.find(' '))});
-    }
-  } cleanup{prefix};
+  NamespacesGone cleanup{prefix};
   test::Daemon d({.env = {{"CPND_CONFIG", dir + "/cpnd.yaml"}, {"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "30"}},
                   .dev = true});
   CHECK_THAT(d.stderr_text(), Catch::Contains("network driver: linux"));
@@ -255,14 +258,7 @@ TEST_CASE("cpnd with network.driver linux: a slow tc holds neither the API nor t
   REQUIRE(::chmod((dir + "/tc").c_str(), 0755) == 0);
   test::write_file(dir + "/cpnd.yaml", "network: {driver: linux, namespace_prefix: " + prefix +
                                            "}\norchestrator: {orphan_sweep_s: 1}\n");
-  struct Cleanup {
-    std::string prefix;
-    ~Cleanup() {
-      std::istringstream all(output_of({"ip", "netns", "list"}));
-      for (std::string line; std::getline(all, line);)
-        if (line.rfind(prefix, 0) == 0) output_of({"ip", "netns", "del", line.substr(0, line.find(' '))});
-    }
-  } cleanup{prefix};
+  NamespacesGone cleanup{prefix};
   const char* path = std::getenv("PATH");
   test::Daemon d({.env = {{"CPND_CONFIG", dir + "/cpnd.yaml"}, {"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "30"},
                           {"PATH", dir + ":" + (path ? path : "/usr/sbin:/usr/bin")}},
