@@ -31,7 +31,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 struct Server::Impl : std::enable_shared_from_this<Impl> {
   struct Session {

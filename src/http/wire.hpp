@@ -15,7 +15,9 @@
 #include <string>
 #include <utility>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -30,6 +32,9 @@
 #include "cpn/http/message.hpp"
 
 namespace cpn::http {
+
+// co_await ... (use_tuple): errors come back as values, never as exceptions.
+inline constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 
 // A streamed request body's file: chunks are written and hashed (SHA-256)
 // on a worker, one at a time, while the session reads the next one, so

@@ -26,8 +26,6 @@ double instance_cost(const Profile& p, const Prices& prices) {
 namespace cpn::solver::detail {
 namespace {
 
-constexpr double kEps = 1e-9;
-
 class Packer {
  public:
   Packer(const Snapshot& s, const Component& comp, int c, const SiteCandidates& site, double latency_cap,

@@ -14,7 +14,6 @@
 namespace cpn::solver::detail {
 namespace {
 
-constexpr double kEps = 1e-9;
 constexpr std::size_t kFrontLimit = 24;
 
 struct Label {

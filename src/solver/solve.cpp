@@ -21,7 +21,6 @@ std::vector<Strategy> default_strategies() {
 namespace {
 
 using namespace detail;
-constexpr double kEps = 1e-9;
 
 struct Conflict {
   std::string constraint;

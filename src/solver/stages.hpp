@@ -11,6 +11,9 @@
 
 namespace cpn::solver::detail {
 
+// Slack for comparing capacities, latencies and costs computed in double.
+inline constexpr double kEps = 1e-9;
+
 // What this solve has already taken from nodes, over the snapshot's free capacity.
 class Overlay {
  public:

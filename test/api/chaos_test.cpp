@@ -14,11 +14,8 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast() {
-  return {.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"},
-                  {"CPND_SIM_START_DELAY_MS", "50"}},
-          .dev = true};
-}
+// Failed steps are retried twice, 20 ms apart.
+test::DaemonOptions retrying_twice() { return test::fast_demo({{"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"}}); }
 
 void add_chaos_site(client::HttpClient& op, const Json& faults) {
   Json controller = {{"driver", "chaos"}};
@@ -50,12 +47,6 @@ Json chaos_template(const std::string& name, int groups) {
   return test::deployment_template(name, components);
 }
 
-std::string created(client::HttpClient& c, const Json& body) {
-  auto r = c.post("/v1/deployments", body);
-  REQUIRE(r.status == 201);
-  return r.header("location");
-}
-
 // The slowest answer (ms) of GET path over `seconds`; a non-200 counts as forever.
 double slowest_get(client::HttpClient& c, const std::string& path, double seconds) {
   double worst = 0;
@@ -74,11 +65,11 @@ double slowest_get(client::HttpClient& c, const std::string& path, double second
 
 TEST_CASE("a controller that takes a second per call holds neither the API nor a deployment beside it",
           "[api][control-plane][chaos]") {
-  test::Daemon d(fast());
+  test::Daemon d(retrying_twice());
   auto op = d.as("operator");
   add_chaos_site(op, {{"block_ms", 1000}});
-  std::string slow = created(op, chaos_template("slow", 8));
-  std::string sim = created(op, test::deployment_template("plates", {test::plate_reader()}));
+  std::string slow = test::create_deployment(op, chaos_template("slow", 8));
+  std::string sim = test::create_deployment(op, test::deployment_template("plates", {test::plate_reader()}));
   auto anonymous = d.anonymous();
   double livez = slowest_get(anonymous, "/livez", 1.5), list = slowest_get(op, "/v1/deployments", 1.0);
   INFO("slowest /livez " << livez << " ms, slowest GET /v1/deployments " << list << " ms");
@@ -98,10 +89,10 @@ TEST_CASE("a controller that takes a second per call holds neither the API nor a
 }
 
 TEST_CASE("a controller call that fails is retried and the instance runs", "[api][control-plane][chaos]") {
-  test::Daemon d(fast());
+  test::Daemon d(retrying_twice());
   auto op = d.as("operator");
   add_chaos_site(op, {{"fail_call", 1}});
-  std::string dep = created(op, chaos_template("retried", 1));
+  std::string dep = test::create_deployment(op, chaos_template("retried", 1));
   REQUIRE(test::wait_state(op, dep, "running") == "running");
   Json instances = op.get(dep + "/instances").json()["items"];
   REQUIRE(instances.size() == 1);
@@ -111,10 +102,10 @@ TEST_CASE("a controller call that fails is retried and the instance runs", "[api
 
 TEST_CASE("a controller that answers garbage fails its deployments, never cpnd, which recovers when it answers again",
           "[api][control-plane][chaos]") {
-  test::Daemon d(fast());
+  test::Daemon d(retrying_twice());
   auto op = d.as("operator");
   add_chaos_site(op, {{"garbage", true}});
-  std::string bad = created(op, chaos_template("garbled", 2));
+  std::string bad = test::create_deployment(op, chaos_template("garbled", 2));
   // Every start throws: after max_attempts the deployment rolls back, and its stops throw too.
   std::string state;
   for (int i = 0; i < 750 && state != "failing" && state != "failed"; ++i) {
@@ -124,12 +115,12 @@ TEST_CASE("a controller that answers garbage fails its deployments, never cpnd, 
   REQUIRE((state == "failing" || state == "failed"));
   CHECK_THAT(op.get(bad).json().value("reason", ""), Catch::Contains("unreadable answer"));
   CHECK(d.anonymous().get("/livez").status == 200);
-  std::string sim = created(op, test::deployment_template("plates", {test::plate_reader()}));
+  std::string sim = test::create_deployment(op, test::deployment_template("plates", {test::plate_reader()}));
   CHECK(test::wait_state(op, sim, "running") == "running");
   // It answers again: the rollback finishes, and a new deployment there runs.
   set_faults(op, Json::object());
   CHECK(test::wait_state(op, bad, "failed") == "failed");
-  std::string good = created(op, chaos_template("good", 2));
+  std::string good = test::create_deployment(op, chaos_template("good", 2));
   CHECK(test::wait_state(op, good, "running") == "running");
   CHECK(op.get("/v1/sites/chaos-sz").json().count("conditions") == 0);
 }

@@ -21,14 +21,13 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast(std::map<std::string, std::string> more = {}) {
-  std::map<std::string, std::string> env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_RETRY_BACKOFF_MS", "20"},
-                                            {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_SIM_START_DELAY_MS", "50"}};
-  env.insert(more.begin(), more.end());
-  return {.env = env, .dev = true};
+// Failed steps are retried twice, 20 ms apart.
+test::DaemonOptions retrying(std::map<std::string, std::string> more = {}) {
+  more.insert({{"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"}});
+  return test::fast_demo(more);
 }
 
-void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
+void add_one_node_cluster(client::HttpClient& op, test::KubeApiServer& cluster) {
   Json controller = {{"driver", "kubernetes"}, {"endpoint", cluster.url()}, {"namespace", "vision"},
                      {"token_file", cluster.token_file()}, {"ca_file", cluster.ca_file()}};
   REQUIRE(op.post("/v1/sites", {{"id", "k8s-sz"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", controller}})
@@ -38,7 +37,7 @@ void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
 }
 
 // `groups` components of one instance each on the cluster: one Deployment each.
-Json cluster_template(const std::string& name, int groups) {
+Json one_instance_groups(const std::string& name, int groups) {
   Json components = Json::array();
   for (int i = 0; i < groups; ++i)
     components.push_back({{"name", "c" + std::to_string(i)},
@@ -63,12 +62,6 @@ double slowest(double seconds, Ask ask, int every = 10) {
     std::this_thread::sleep_for(std::chrono::milliseconds(every));
   }
   return worst;
-}
-
-std::string created(client::HttpClient& c, const Json& body) {
-  auto r = c.post("/v1/deployments", body);
-  REQUIRE(r.status == 201);
-  return r.header("location");
 }
 
 void wait_gone(client::HttpClient& c, const std::string& path) {
@@ -127,13 +120,13 @@ bool alive(pid_t p) {
 TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployment beside it", "[api][control-plane]") {
   test::KubeApiServer cluster(test::make_temp_dir("kube-hung"), "cluster-token");
   // Each call to the cluster waits out its 1.5 s deadline.
-  test::Daemon d(fast({{"CPND_KUBE_TIMEOUT_MS", "1500"}, {"CPND_PROCESS_ALLOW_ROOT", "true"}}));
+  test::Daemon d(retrying({{"CPND_KUBE_TIMEOUT_MS", "1500"}, {"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
-  add_cluster_site(op, cluster);
+  add_one_node_cluster(op, cluster);
   // A site of local processes beside it: its calls share the workers with the hung cluster's.
   add_process_site(d, op, "detector", {"--fps", "5"});
   cluster.hang(true);
-  std::string stuck = created(op, cluster_template("stuck", 20));
+  std::string stuck = test::create_deployment(op, one_instance_groups("stuck", 20));
   // Twenty groups provisioning on the hung cluster (each call a 1.5 s timeout; inline, a pass would take 30 s).
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(op.get(stuck).json()["state"] == "provisioning");
@@ -144,7 +137,7 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
   std::string sim;
   std::thread beside([&] {
     auto op2 = d.as("operator");
-    sim = created(op2, test::deployment_template("plates", {test::plate_reader()}));
+    sim = test::create_deployment(op2, test::deployment_template("plates", {test::plate_reader()}));
   });
   livez = slowest(2.0, [&] { return anonymous.get("/livez").status; });
   orders = slowest(2.0, [&] {
@@ -159,7 +152,7 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
   CHECK(test::wait_state(op, sim, "running") == "running");
   CHECK(op.get(stuck).json()["state"] != "running");
   // A process deployment started now runs too: the hung site holds at most half the workers.
-  std::string local = created(op, lab_template("local", "detector"));
+  std::string local = test::create_deployment(op, lab_template("local", "detector"));
   CHECK(test::wait_state(op, local, "running") == "running");
   REQUIRE(op.del(local).status == 202);
   wait_gone(op, local);
@@ -181,14 +174,14 @@ TEST_CASE("a hung Kubernetes API server holds neither the API nor a sim deployme
 
 TEST_CASE("a deployment whose teardown fails forever does not stop another from completing", "[api][control-plane]") {
   test::KubeApiServer cluster(test::make_temp_dir("kube-undeletable"), "cluster-token");
-  test::Daemon d(fast());
+  test::Daemon d(retrying());
   auto op = d.as("operator");
-  add_cluster_site(op, cluster);
+  add_one_node_cluster(op, cluster);
   // Teardowns that will fail forever...
   cluster.fail_deletes(true);
   std::vector<std::string> stuck;
   for (int i = 0; i < 3; ++i) {
-    stuck.push_back(created(op, cluster_template("undeletable-" + std::to_string(i), 1)));
+    stuck.push_back(test::create_deployment(op, one_instance_groups("undeletable-" + std::to_string(i), 1)));
     REQUIRE(test::wait_state(op, stuck.back(), "running") == "running");
   }
   // ...and beside them a small sim deployment whose id comes after one of theirs (ids are random:
@@ -203,7 +196,7 @@ TEST_CASE("a deployment whose teardown fails forever does not stop another from 
                                           {"requests", {{"cpu", 0.1}, {"memory", 0.1}}}}}}}});
   };
   std::string first_stuck = *std::min_element(stuck.begin(), stuck.end()), beside;
-  for (int i = 0; i < 40 && beside <= first_stuck; ++i) beside = created(op, small(i));
+  for (int i = 0; i < 40 && beside <= first_stuck; ++i) beside = test::create_deployment(op, small(i));
   REQUIRE(beside > first_stuck);
   REQUIRE(test::wait_state(op, beside, "running") == "running");
   for (const auto& s : stuck) REQUIRE(op.del(s).status == 202);
@@ -245,13 +238,13 @@ TEST_CASE("a deployment whose teardown fails forever does not stop another from 
 TEST_CASE("a workload that ignores SIGTERM is killed after the grace and never holds the API", "[api][control-plane]") {
   std::string dir = test::make_temp_dir("cpnd-grace");
   test::write_file(dir + "/cpnd.yaml", "process: {grace_ms: 1500}\n");
-  auto options = fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}});
+  auto options = retrying({{"CPND_PROCESS_ALLOW_ROOT", "true"}});
   options.args = {"--config", dir + "/cpnd.yaml"};
   test::Daemon d(options);
   auto op = d.as("operator");
   // It drains for a minute after SIGTERM: far past the grace.
   add_process_site(d, op, "slow-stop", {"--fps", "5", "--drain-seconds", "60"});
-  std::string dep = created(op, lab_template("slow", "slow-stop"));
+  std::string dep = test::create_deployment(op, lab_template("slow", "slow-stop"));
   REQUIRE(test::wait_state(op, dep, "running") == "running");
   Reap reap{pids_of(d, op, dep)};
   const std::vector<pid_t>& pids = reap.pids;
@@ -269,10 +262,10 @@ TEST_CASE("a workload that ignores SIGTERM is killed after the grace and never h
 }
 
 TEST_CASE("workloads no deployment wants are stopped by the orphan sweep", "[api][control-plane]") {
-  test::Daemon d(fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
+  test::Daemon d(retrying({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
   add_process_site(d, op, "detector", {"--fps", "5"});
-  std::string dep = created(op, lab_template("lab", "detector"));
+  std::string dep = test::create_deployment(op, lab_template("lab", "detector"));
   REQUIRE(test::wait_state(op, dep, "running") == "running");
   Reap reap{pids_of(d, op, dep)};
   const std::vector<pid_t>& pids = reap.pids;
@@ -294,12 +287,12 @@ TEST_CASE("workloads no deployment wants are stopped by the orphan sweep", "[api
 }
 
 TEST_CASE("updating one process instance restarts it alone, with the new model in its environment", "[api][control-plane]") {
-  test::Daemon d(fast({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
+  test::Daemon d(retrying({{"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
   add_process_site(d, op, "detector", {"--fps", "5"});
   Json tmpl = lab_template("canary", "detector");
   tmpl["spec"]["components"][0]["model"] = {{"name", "det"}, {"version", "1"}};
-  std::string dep = created(op, tmpl);
+  std::string dep = test::create_deployment(op, tmpl);
   REQUIRE(test::wait_state(op, dep, "running") == "running");
   Reap reap{pids_of(d, op, dep)};
   Json instances = op.get(dep + "/instances").json()["items"];

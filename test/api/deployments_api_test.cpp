@@ -13,13 +13,6 @@ using namespace cpn;
 
 namespace {
 
-std::vector<std::string> pointers(const client::Reply& r) {
-  std::vector<std::string> out;
-  Json body = r.json();
-  for (const auto& e : body["errors"]) out.push_back(e["pointer"]);
-  return out;
-}
-
 
 double node_cpu_free(test::Daemon& d, const std::string& node) {
   return d.admin().get("/v1/nodes/" + node).json()["free"]["cpu"].get<double>();
@@ -166,7 +159,7 @@ TEST_CASE("a submitted template is checked against its schema and the live inven
     auto r = op.post("/v1/deployments", t);
     INFO(c.what << ": " << r.body);
     CHECK(r.status == c.status);
-    auto got = pointers(r);
+    auto got = test::error_pointers(r);
     CHECK(std::count(got.begin(), got.end(), c.pointer) >= 1);
   }
   CHECK(op.get("/v1/deployments").json()["items"].empty());

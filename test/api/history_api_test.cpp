@@ -13,13 +13,7 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast(std::map<std::string, std::string> extra = {}) {
-  std::map<std::string, std::string> env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "50"}};
-  for (auto& [k, v] : extra) env[k] = v;
-  return {.env = env, .dev = true};
-}
-
-Json video_order() {
+Json small_video_order() {
   return {{"offering", "city-video-detection"}, {"parameters", {{"location", "cams-sz-futian"}, {"streams", 32}}}};
 }
 
@@ -50,11 +44,11 @@ std::vector<std::string> archived_in_file(const std::string& data, const std::st
 
 TEST_CASE("finished orders and deployments leave memory yet read the same through the API, until retention",
           "[api][history]") {
-  test::Daemon d(fast());
+  test::Daemon d(test::fast_demo());
   auto customer = d.as("customer", "tenant-a");
   auto other = d.as("customer", "tenant-b");
   std::vector<std::string> orders;
-  for (int i = 0; i < 3; ++i) orders.push_back(customer.post("/v1/orders", video_order()).json()["id"]);
+  for (int i = 0; i < 3; ++i) orders.push_back(customer.post("/v1/orders", small_video_order()).json()["id"]);
   for (int i = 0; i < 2; ++i)
     REQUIRE(customer.post("/v1/orders/" + orders[i] + "/cancel", Json::object()).status == 200);
   Json confirmed = test::confirm_video_order(customer, 32);
@@ -119,7 +113,7 @@ TEST_CASE("finished orders and deployments leave memory yet read the same throug
   // Restarted with a retention of 1 s: what finished more than that ago goes at start.
   REQUIRE(d.terminate() == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  test::Daemon later(fast({{"CPND_HISTORY_RETENTION", "1s"}}), d.data());
+  test::Daemon later(test::fast_demo({{"CPND_HISTORY_RETENTION", "1s"}}), d.data());
   auto again = later.as("customer", "tenant-a");
   CHECK(again.get("/v1/orders/" + orders[0]).status == 404);
   CHECK(again.get("/v1/orders/" + done).status == 404);

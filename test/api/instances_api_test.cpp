@@ -14,9 +14,8 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast() {
-  return {.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", "150"}}, .dev = true};
-}
+// Instances take 150 ms to start: long enough to see one starting.
+test::DaemonOptions slow_start() { return test::fast_demo({{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", "150"}}); }
 
 // Instances of a component: id -> record.
 std::map<std::string, Json> instances_of(client::HttpClient& c, const std::string& dep, const std::string& comp) {
@@ -82,7 +81,7 @@ Scaled four_ingest(test::Daemon& d) {
 
 TEST_CASE("replacing one of four instances leaves the other three running untouched, and ids are never reused",
           "[api][instances]") {
-  test::Daemon d(fast());
+  test::Daemon d(slow_start());
   auto op = d.as("operator");
   Scaled s = four_ingest(d);
   auto before = instances_of(op, s.deployment, "ingest");
@@ -136,7 +135,7 @@ TEST_CASE("replacing one of four instances leaves the other three running untouc
 }
 
 TEST_CASE("replace requests that cannot be carried out are refused and change nothing", "[api][instances]") {
-  test::Daemon d(fast());
+  test::Daemon d(slow_start());
   auto op = d.as("operator");
   Scaled s = four_ingest(d);
   auto before = instances_of(op, s.deployment, "ingest");
@@ -163,7 +162,7 @@ TEST_CASE("replace requests that cannot be carried out are refused and change no
 }
 
 TEST_CASE("scale-in retires the instance on a cordoned node before the newest", "[api][instances]") {
-  test::Daemon d(fast());
+  test::Daemon d(slow_start());
   auto op = d.as("operator");
   Scaled s = four_ingest(d);
   auto before = instances_of(op, s.deployment, "ingest");
@@ -185,7 +184,7 @@ TEST_CASE("scale-in retires the instance on a cordoned node before the newest", 
 }
 
 TEST_CASE("draining a node moves its instances to other nodes and reports how far it got", "[api][instances]") {
-  test::Daemon d(fast());
+  test::Daemon d(slow_start());
   auto op = d.as("operator");
   Scaled s = four_ingest(d);
   auto before = instances_of(op, s.deployment, "ingest");
@@ -268,7 +267,7 @@ TEST_CASE("draining a node moves its instances to other nodes and reports how fa
 }
 
 TEST_CASE("one instance gets another model version while the others keep theirs", "[api][instances]") {
-  test::Daemon d(fast());
+  test::Daemon d(slow_start());
   auto op = d.as("operator");
   Json read = test::plate_reader();
   read["model"] = {{"name", "plates"}, {"version", "1"}};

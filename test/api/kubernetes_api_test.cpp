@@ -16,11 +16,12 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast() {
-  return {.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"}}, .dev = true};
+// Failed steps are retried twice, 20 ms apart; the demo's twin sites start instances in 2 s.
+test::DaemonOptions retrying_on_cluster() {
+  return test::fast_demo({{"CPND_RETRY_BACKOFF_MS", "20"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_SIM_START_DELAY_MS", "2000"}});
 }
 
-void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
+void add_accelerator_cluster(client::HttpClient& op, test::KubeApiServer& cluster) {
   Json controller = {{"driver", "kubernetes"}, {"endpoint", cluster.url()}, {"namespace", "vision"},
                      {"token_file", cluster.token_file()}, {"ca_file", cluster.ca_file()}};
   REQUIRE(op.post("/v1/sites", {{"id", "k8s-sz"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", controller}})
@@ -33,7 +34,7 @@ void add_cluster_site(client::HttpClient& op, test::KubeApiServer& cluster) {
               .status == 201);
 }
 
-Json cluster_template(const std::string& name) {
+Json accelerated_template(const std::string& name) {
   auto placement = [](const char* node, const char* arch, const char* acc, int n) {
     return Json{{"site", "k8s-sz"}, {"node", node}, {"arch", arch}, {"accelerator", acc}, {"instances", n},
                 {"requests", {{"cpu", 4}, {"memory", 8}, {"accelerators", 1}}}};
@@ -50,12 +51,12 @@ Json cluster_template(const std::string& name) {
 TEST_CASE("on a kubernetes site a deployment runs as Deployments and Services applied to the cluster",
           "[api][kubernetes]") {
   test::KubeApiServer cluster(test::make_temp_dir("kube-e2e"), "cluster-token");
-  test::Daemon d(fast());
+  test::Daemon d(retrying_on_cluster());
   auto op = d.as("operator");
-  add_cluster_site(op, cluster);
+  add_accelerator_cluster(op, cluster);
   Json before = op.get("/v1/nodes/k8s-t4-1").json()["allocated"];
 
-  auto created = op.post("/v1/deployments", cluster_template("cam-detect"));
+  auto created = op.post("/v1/deployments", accelerated_template("cam-detect"));
   REQUIRE(created.status == 201);
   const std::string id = created.json()["id"], path = "/v1/deployments/" + id;
   REQUIRE(test::wait_state(op, path, "running") == "running");
@@ -161,10 +162,10 @@ TEST_CASE("a rollout stuck past its progress deadline rolls the deployment back 
           "[api][kubernetes]") {
   test::KubeApiServer cluster(test::make_temp_dir("kube-stuck"), "cluster-token");
   cluster.fail_rollout("-detect-k8s-sz-arm64-ascend-310");
-  test::Daemon d(fast());
+  test::Daemon d(retrying_on_cluster());
   auto op = d.as("operator");
-  add_cluster_site(op, cluster);
-  auto created = op.post("/v1/deployments", cluster_template("stuck"));
+  add_accelerator_cluster(op, cluster);
+  auto created = op.post("/v1/deployments", accelerated_template("stuck"));
   REQUIRE(created.status == 201);
   const std::string path = created.header("location");
   REQUIRE(test::wait_state(op, path, "failed") == "failed");

@@ -17,10 +17,10 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast(std::map<std::string, std::string> extra = {}) {
-  std::map<std::string, std::string> env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "80"}};
-  for (auto& [k, v] : extra) env[k] = v;
-  return {.env = env, .dev = true};
+// Twin instances start in 80 ms unless `extra` says otherwise.
+test::DaemonOptions start_in_80ms(std::map<std::string, std::string> extra = {}) {
+  extra.insert({"CPND_SIM_START_DELAY_MS", "80"});
+  return test::fast_demo(extra);
 }
 
 Json get(client::HttpClient& c, const std::string& path) { return c.get(path).json(); }
@@ -55,7 +55,7 @@ bool gone(int pid) {
 
 TEST_CASE("an order is provisioned to running on the sim twin, and completing it reclaims everything",
           "[api][orchestrator]") {
-  test::Daemon d(fast());
+  test::Daemon d(start_in_80ms());
   auto customer = d.as("customer");
   auto admin = d.admin();
   auto before = allocations(admin);
@@ -92,7 +92,7 @@ TEST_CASE("an order is provisioned to running on the sim twin, and completing it
 }
 
 TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", "[api][orchestrator]") {
-  test::Daemon d(fast());
+  test::Daemon d(start_in_80ms());
   auto op = d.as("operator");
   auto before = allocations(op);
   Json t = test::deployment_template("plates", {test::plate_reader()});
@@ -110,7 +110,7 @@ TEST_CASE("a submitted template runs, and DELETE tears it down and removes it", 
 
 TEST_CASE("a node that goes down during provisioning rolls the deployment back, the order fails with the reason",
           "[api][orchestrator]") {
-  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "400"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
+  test::Daemon d(start_in_80ms({{"CPND_SIM_START_DELAY_MS", "400"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
   auto customer = d.as("customer");
   auto op = d.as("operator");
   auto before = allocations(op);
@@ -129,7 +129,7 @@ TEST_CASE("a node that goes down during provisioning rolls the deployment back, 
 TEST_CASE("kill -9 at any point of provisioning or teardown converges after a restart", "[api][orchestrator]") {
   // Twin instances take 600 ms to run and 300 ms to stop: every kill below (within 250 ms of the
   // confirm, within 30 ms of the complete) lands in provisioning or in teardown.
-  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "600"}, {"CPND_SIM_STOP_DELAY_MS", "300"}}));
+  test::Daemon d(start_in_80ms({{"CPND_SIM_START_DELAY_MS", "600"}, {"CPND_SIM_STOP_DELAY_MS", "300"}}));
   auto customer = d.as("customer");
   auto admin = d.admin();
   // An order that stays: a double release of the other one would eat into its reservation.
@@ -172,7 +172,7 @@ TEST_CASE("kill -9 at any point of provisioning or teardown converges after a re
 TEST_CASE("on a site with the process driver, instances are real detector processes that survive a crash of cpnd",
           "[api][orchestrator]") {
   // As root (CI), workloads run as root only because this test says so.
-  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "0"}, {"CPND_PROCESS_ALLOW_ROOT", "true"}}));
+  test::Daemon d(start_in_80ms({{"CPND_SIM_START_DELAY_MS", "0"}, {"CPND_PROCESS_ALLOW_ROOT", "true"}}));
   auto op = d.as("operator");
   REQUIRE(op.post("/v1/sites", {{"id", "lab"}, {"tier", "edge"}, {"city", "Shenzhen"}, {"controller", {{"driver", "process"}}}})
               .status == 201);
@@ -244,7 +244,7 @@ TEST_CASE("on a site with the process driver, instances are real detector proces
 
 TEST_CASE("operators rehearse with faults in the sim twin: a site going down rolls its deployments back",
           "[api][orchestrator]") {
-  test::Daemon d(fast({{"CPND_SIM_START_DELAY_MS", "300"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
+  test::Daemon d(start_in_80ms({{"CPND_SIM_START_DELAY_MS", "300"}, {"CPND_MAX_ATTEMPTS", "2"}, {"CPND_RETRY_BACKOFF_MS", "50"}}));
   auto customer = d.as("customer");
   auto op = d.as("operator");
   auto before = allocations(op);

@@ -37,13 +37,6 @@ Held held_by(client::HttpClient& op, const Json& solution) {
   return h;
 }
 
-std::vector<std::string> pointers(const client::Reply& r) {
-  std::vector<std::string> out;
-  Json body = r.json();
-  for (const auto& e : body["errors"]) out.push_back(e["pointer"]);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a customer's order comes back quoted with its demand and several priced solutions", "[api][orders]") {
@@ -145,7 +138,7 @@ TEST_CASE("bad orders get a problem naming each field, and nothing is stored", "
     INFO(c.body.dump() << " -> " << r.body);
     CHECK(r.status == c.status);
     CHECK(r.header("content-type") == "application/problem+json");
-    auto got = pointers(r);
+    auto got = test::error_pointers(r);
     for (const auto& p : c.pointers) CHECK(std::count(got.begin(), got.end(), p) == 1);
   }
   CHECK(d.admin().get("/v1/orders").json()["items"].empty());
@@ -162,7 +155,7 @@ TEST_CASE("confirming holds the solution's nodes and links, cancelling gives the
   Json solution = order["solutions"][0];
   Held before = held_by(op, solution);
 
-  CHECK(pointers(customer.post("/v1/orders/" + id + "/confirm", {{"solution", "s99"}})) == std::vector<std::string>{"/solution"});
+  CHECK(test::error_pointers(customer.post("/v1/orders/" + id + "/confirm", {{"solution", "s99"}})) == std::vector<std::string>{"/solution"});
   auto confirmed = customer.post("/v1/orders/" + id + "/confirm", {{"solution", solution["id"]}});
   REQUIRE(confirmed.status == 200);
   CHECK(confirmed.json()["state"] == "confirmed");
@@ -224,7 +217,7 @@ TEST_CASE("a quote confirmed after its resources were taken is refused with the 
   REQUIRE(customer.post("/v1/orders/" + a["id"].get<std::string>() + "/confirm", {{"solution", "s1"}}).status == 200);
   auto late = customer.post("/v1/orders/" + b["id"].get<std::string>() + "/confirm", {{"solution", "s1"}});
   REQUIRE(late.status == 409);
-  CHECK(pointers(late).at(0) == "/solution");
+  CHECK(test::error_pointers(late).at(0) == "/solution");
   CHECK(customer.get("/v1/orders/" + b["id"].get<std::string>()).json()["state"] == "quoted");
   // A requote solves it again on what is left.
   auto requoted = customer.post("/v1/orders/" + b["id"].get<std::string>() + "/requote", Json::object());
@@ -325,7 +318,7 @@ TEST_CASE("operators run what-ifs with /v1/solve, nothing is stored", "[api][ord
   REQUIRE(by_blueprint.status == 200);
   CHECK(op.get("/v1/orders").json()["items"].empty());
   CHECK(d.as("customer").post("/v1/solve", {{"offering", "face-gate-standard"}}).status == 403);
-  CHECK(pointers(op.post("/v1/solve", {{"parameters", Json::object()}})) == std::vector<std::string>{"/offering"});
+  CHECK(test::error_pointers(op.post("/v1/solve", {{"parameters", Json::object()}})) == std::vector<std::string>{"/offering"});
 }
 
 TEST_CASE("a confirmed order and its reservations survive kill -9", "[api][orders]") {

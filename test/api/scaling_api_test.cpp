@@ -14,8 +14,8 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast(const std::string& start_ms = "40") {
-  return {.env = {{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", start_ms}}, .dev = true};
+test::DaemonOptions starting_in(const std::string& start_ms = "40") {
+  return test::fast_demo({{"CPND_RECONCILE_MS", "20"}, {"CPND_SIM_START_DELAY_MS", start_ms}});
 }
 
 std::map<std::string, Json> node_allocations(client::HttpClient& c) {
@@ -32,7 +32,7 @@ double total(const std::map<std::string, Json>& alloc, const char* what) {
 }
 
 // Instances of a component: id -> state.
-std::map<std::string, std::string> instances_of(client::HttpClient& c, const std::string& dep, const std::string& comp) {
+std::map<std::string, std::string> instance_states(client::HttpClient& c, const std::string& dep, const std::string& comp) {
   std::map<std::string, std::string> out;
   Json items = c.get("/v1/deployments/" + dep + "/instances").json()["items"];
   for (const auto& i : items)
@@ -60,14 +60,14 @@ Running start_order(test::Daemon& d) {
 }  // namespace
 
 TEST_CASE("a running deployment scales out and in, capacity is taken and given back exactly", "[api][scaling]") {
-  test::Daemon d(fast("400"));  // instances take long enough to start that "adjusting" is seen
+  test::Daemon d(starting_in("400"));  // instances take long enough to start that "adjusting" is seen
   auto op = d.as("operator");
   auto customer = d.as("customer");
   auto before_order = node_allocations(op);
   Running r = start_order(d);
   auto with_order = node_allocations(op);
   std::string path = "/v1/deployments/" + r.deployment;
-  int n0 = static_cast<int>(instances_of(op, r.deployment, "ingest").size());
+  int n0 = static_cast<int>(instance_states(op, r.deployment, "ingest").size());
   double cpu0 = total(with_order, "cpu");
 
   auto out = op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0 + 2}});
@@ -78,7 +78,7 @@ TEST_CASE("a running deployment scales out and in, capacity is taken and given b
   CHECK(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0}}).status == 409);
   REQUIRE(test::wait_state(op, path, "running") == "running");
   CHECK(customer.get("/v1/orders/" + r.order).json()["state"] == "running");
-  auto scaled = instances_of(op, r.deployment, "ingest");
+  auto scaled = instance_states(op, r.deployment, "ingest");
   CHECK(scaled.size() == static_cast<std::size_t>(n0 + 2));
   for (const auto& [id, state] : scaled) CHECK(state == "running");
   CHECK(total(node_allocations(op), "cpu") == Approx(cpu0 + 2 * r.requests["cpu"].get<double>()));
@@ -102,7 +102,7 @@ TEST_CASE("a running deployment scales out and in, capacity is taken and given b
   // capacity returns to exactly what the order held.
   REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", 1}}).status == 202);
   REQUIRE(test::wait_state(op, path, "running") == "running");
-  auto one = instances_of(op, r.deployment, "ingest");
+  auto one = instance_states(op, r.deployment, "ingest");
   REQUIRE(one.size() == 1);
   CHECK(one.begin()->first == r.deployment + "-ingest-0");
   REQUIRE(op.post(path + "/scale", {{"component", "ingest"}, {"instances", n0}}).status == (n0 == 1 ? 200 : 202));
@@ -122,7 +122,7 @@ TEST_CASE("a running deployment scales out and in, capacity is taken and given b
 }
 
 TEST_CASE("scale requests that cannot be carried out are refused and change nothing", "[api][scaling]") {
-  test::Daemon d(fast());
+  test::Daemon d(starting_in());
   auto op = d.as("operator");
   Running r = start_order(d);
   std::string path = "/v1/deployments/" + r.deployment;
@@ -143,12 +143,12 @@ TEST_CASE("scale requests that cannot be carried out are refused and change noth
 }
 
 TEST_CASE("kill -9 at any point of scaling out or in converges after a restart", "[api][scaling]") {
-  test::Daemon d(fast("120"));
+  test::Daemon d(starting_in("120"));
   auto op = d.as("operator");
   Running r = start_order(d);
   std::string path = "/v1/deployments/" + r.deployment;
   auto with_order = node_allocations(op);
-  int n0 = static_cast<int>(instances_of(op, r.deployment, "ingest").size());
+  int n0 = static_cast<int>(instance_states(op, r.deployment, "ingest").size());
   double cpu0 = total(with_order, "cpu");
   std::mt19937 rng(7);
   for (int round = 0; round < 4; ++round) {
@@ -162,12 +162,12 @@ TEST_CASE("kill -9 at any point of scaling out or in converges after a restart",
     REQUIRE(test::wait_state(op, path, "running") == "running");
     // The twin lost its instances with cpnd: they start again.
     auto all_running = [&] {
-      for (const auto& [id, state] : instances_of(op, r.deployment, "ingest"))
+      for (const auto& [id, state] : instance_states(op, r.deployment, "ingest"))
         if (state != "running") return false;
       return true;
     };
     for (int i = 0; i < 200 && !all_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    auto now = instances_of(op, r.deployment, "ingest");
+    auto now = instance_states(op, r.deployment, "ingest");
     CHECK(now.size() == static_cast<std::size_t>(target));
     for (const auto& [id, state] : now) CHECK(state == "running");
     CHECK(total(node_allocations(op), "cpu") == Approx(cpu0 + (target - n0) * r.requests["cpu"].get<double>()));
@@ -203,14 +203,14 @@ TEST_CASE("a scale-out whose new instance cannot start is undone, the running se
   CHECK(dep["scaling"]["reverted"] == true);
   CHECK_THAT(dep["history"][dep["history"].size() - 2].value("reason", ""), Catch::Contains("back to 1"));
   CHECK(customer.get("/v1/orders/" + r.order).json()["state"] == "running");
-  auto left = instances_of(op, r.deployment, "ingest");
+  auto left = instance_states(op, r.deployment, "ingest");
   REQUIRE(left.size() == 1);
   CHECK(left.begin()->second == "running");
   CHECK(node_allocations(op) == with_order);
 }
 
 TEST_CASE("each component shows its generation, the one in effect, and conditions as it scales", "[api][scaling]") {
-  test::Daemon d(fast("400"));
+  test::Daemon d(starting_in("400"));
   auto op = d.as("operator");
   Running r = start_order(d);
   std::string path = "/v1/deployments/" + r.deployment;
@@ -228,7 +228,7 @@ TEST_CASE("each component shows its generation, the one in effect, and condition
   // Running as created: generation 1 in effect, every instance running.
   Json ingest = status_of("ingest");
   REQUIRE(ingest.is_object());
-  int n0 = static_cast<int>(instances_of(op, r.deployment, "ingest").size());
+  int n0 = static_cast<int>(instance_states(op, r.deployment, "ingest").size());
   CHECK(ingest["generation"] == 1);
   CHECK(ingest["observedGeneration"] == 1);
   CHECK(ingest["desired"] == n0);

@@ -35,14 +35,6 @@ std::int64_t last_event(test::Daemon& d) {
   }
 }
 
-std::vector<std::string> pointers(const client::Reply& r) {
-  std::vector<std::string> out;
-  Json j = Json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("errors"))
-    for (const auto& e : j["errors"]) out.push_back(e.value("pointer", ""));
-  return out;
-}
-
 // Runs the attack on a thread while this one asks /livez over and over:
 // answers the slowest /livez (ms) seen meanwhile.
 template <typename Attack>
@@ -98,7 +90,7 @@ TEST_CASE("a YAML body of nested aliases is refused while it expands, before it 
   });
   CHECK(r.status == 413);
   CHECK(r.header("content-type") == "application/problem+json");
-  CHECK(pointers(r) == std::vector<std::string>{""});
+  CHECK(test::error_pointers(r) == std::vector<std::string>{""});
   // The API answers while the bomb is refused (the parse is bounded); under
   // AddressSanitizer everything runs some 30 times slower, so the bound is too.
 #ifdef __SANITIZE_ADDRESS__
@@ -155,7 +147,7 @@ TEST_CASE("numbers out of range, duplicate keys and malformed UTF-8 are refused 
     INFO(c.body << " -> " << r.body);
     CHECK(r.status == c.status);
     CHECK(r.header("content-type") == "application/problem+json");
-    CHECK(pointers(r) == std::vector<std::string>{c.pointer});
+    CHECK(test::error_pointers(r) == std::vector<std::string>{c.pointer});
   }
   CHECK(last_event(d) == before);
   CHECK(op.get("/v1/nodes/n1").status == 404);
@@ -200,8 +192,8 @@ TEST_CASE("a hostile blueprint cannot grow strings or recurse without bound", "[
     INFO(r.body);
     CHECK(r.status == 422);
     CHECK_THAT(r.body, Catch::Contains("longer than 1024"));
-    REQUIRE(pointers(r).size() == 1);
-    CHECK_THAT(pointers(r)[0], Catch::StartsWith("/derived/s"));
+    REQUIRE(test::error_pointers(r).size() == 1);
+    CHECK_THAT(test::error_pointers(r)[0], Catch::StartsWith("/derived/s"));
     CHECK(worst < 1000);
     CHECK(last_event(d) == before);
   }
@@ -213,7 +205,7 @@ TEST_CASE("a hostile blueprint cannot grow strings or recurse without bound", "[
     double worst = livez_meanwhile(d, [&] { r = designer.post("/v1/blueprints", blueprint("chain", derived)); });
     INFO(r.body.substr(0, 400));
     CHECK(r.status == 422);
-    CHECK(pointers(r).at(0) == "/derived");
+    CHECK(test::error_pointers(r).at(0) == "/derived");
     // The 1024-member limit (the 422 above) is the guard. The 2 MB body is parsed on a worker (8 ms worst
     // livez in release, against 150 ms for the POST); the ASan build on a loaded 2-core machine is far
     // slower at everything, so only a stall is caught here.
@@ -449,7 +441,7 @@ TEST_CASE("deployment names are scoped per tenant: a conflict says nothing of an
   auto since = last_event(d);
   auto again = west.post("/v1/deployments", t);
   CHECK(again.status == 409);
-  CHECK(pointers(again) == std::vector<std::string>{"/metadata/name"});
+  CHECK(test::error_pointers(again) == std::vector<std::string>{"/metadata/name"});
   CHECK_THAT(again.body, Catch::Contains(idb) && !Catch::Contains(ida) && !Catch::Contains("east"));
   // (The reconciler goes on meanwhile: only what the refusal could have written is looked for.)
   Json events = d.admin().get("/v1/events?limit=5000&since=" + std::to_string(since)).json()["items"];
@@ -642,7 +634,7 @@ void make_certificate(const std::string& dir, const std::string& name) {
   REQUIRE(std::system(cmd.c_str()) == 0);
 }
 
-std::string cpnctl(const std::string& args) {
+std::string cpnctl_output(const std::string& args) {
   std::string out;
   FILE* p = ::popen((std::string(CPNCTL_BINARY) + " " + args + " 2>&1").c_str(), "r");
   char buf[4096];
@@ -675,8 +667,8 @@ TEST_CASE("given a certificate cpnd serves HTTPS, reloads it on SIGHUP, and cpnc
     CHECK(c.read_until("\r\n\r\n", 2000).find("HTTP/1.1 200") == std::string::npos);
   }
   std::string server = "--server " + d.url() + " --token " + d.token("operator");
-  CHECK_THAT(cpnctl(server + " --ca-file " + dir + "/first.pem get sites"), Catch::StartsWith("0:"));
-  CHECK_THAT(cpnctl(server + " --ca-file " + dir + "/other.pem get sites"), !Catch::StartsWith("0:"));
+  CHECK_THAT(cpnctl_output(server + " --ca-file " + dir + "/first.pem get sites"), Catch::StartsWith("0:"));
+  CHECK_THAT(cpnctl_output(server + " --ca-file " + dir + "/other.pem get sites"), !Catch::StartsWith("0:"));
 
   // A renewed certificate, reloaded on SIGHUP, is served to new connections.
   std::filesystem::copy_file(dir + "/other.pem", dir + "/server.pem", std::filesystem::copy_options::overwrite_existing);
@@ -715,7 +707,7 @@ TEST_CASE("a tenant's Idempotency-Key answers are bounded, a replay of a kept on
   REQUIRE(other.post("/v1/orders", order, {{"Idempotency-Key", "k2"}}).status == 201);
   auto third = colleague.post("/v1/orders", order, {{"Idempotency-Key", "k3"}});
   CHECK(third.status == 403);
-  CHECK(pointers(third) == std::vector<std::string>{"/header/Idempotency-Key"});
+  CHECK(test::error_pointers(third) == std::vector<std::string>{"/header/Idempotency-Key"});
   auto replay = customer.post("/v1/orders", order, {{"Idempotency-Key", "k1"}});
   CHECK(replay.status == 201);
   CHECK(replay.json()["id"] == first.json()["id"]);

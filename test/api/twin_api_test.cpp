@@ -13,10 +13,6 @@ using namespace cpn;
 
 namespace {
 
-test::DaemonOptions fast() {
-  return {.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "50"}}, .dev = true};
-}
-
 Json order_request() {
   return {{"offering", "city-video-detection"}, {"parameters", {{"location", "cams-sz-futian"}, {"streams", 64}}}};
 }
@@ -39,7 +35,7 @@ std::set<std::string> links_used(const Json& order) {
 
 TEST_CASE("a load surge and a degraded link show in the deployment's metrics, and clearing them restores it",
           "[api][sim]") {
-  test::Daemon d(fast());
+  test::Daemon d(test::fast_demo());
   auto customer = d.as("customer");
   auto op = d.as("operator");
   Json order = customer.post("/v1/orders", order_request()).json();

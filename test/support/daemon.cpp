@@ -155,6 +155,26 @@ std::string wait_state(client::HttpClient& c, const std::string& path, const std
   return state;
 }
 
+DaemonOptions fast_demo(const std::map<std::string, std::string>& env) {
+  DaemonOptions options{.env = {{"CPND_RECONCILE_MS", "30"}, {"CPND_SIM_START_DELAY_MS", "50"}}, .dev = true};
+  for (const auto& [k, v] : env) options.env[k] = v;
+  return options;
+}
+
+std::string create_deployment(client::HttpClient& c, const Json& body) {
+  auto r = c.post("/v1/deployments", body);
+  if (r.status != 201) throw std::runtime_error("POST /v1/deployments answered " + std::to_string(r.status) + ": " + r.body);
+  return r.header("location");
+}
+
+std::vector<std::string> error_pointers(const client::Reply& r) {
+  std::vector<std::string> out;
+  Json j = Json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("errors") && j["errors"].is_array())
+    for (const auto& e : j["errors"]) out.push_back(e.value("pointer", ""));
+  return out;
+}
+
 Json confirm_video_order(client::HttpClient& customer, int streams) {
   Json order = customer
                    .post("/v1/orders", {{"offering", "city-video-detection"},

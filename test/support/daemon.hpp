@@ -59,6 +59,10 @@ class Daemon {
   std::map<std::string, std::string> tokens_;
 };
 
+// The demo topology with a fast control loop (reconcile every 30 ms, sim
+// instances up in 50 ms); `env` adds to or overrides those settings.
+DaemonOptions fast_demo(const std::map<std::string, std::string>& env = {});
+
 // Runs cpnd with arguments and waits: exit status and what it printed.
 struct RunResult {
   int status = -1;
@@ -73,6 +77,12 @@ Json confirm_video_order(client::HttpClient& customer, int streams = 64);
 
 // Polls GET path until its `state` is `want` (or 15 s pass); answers the last state seen.
 std::string wait_state(client::HttpClient& c, const std::string& path, const std::string& want);
+
+// POST /v1/deployments: the new deployment's path (throws unless 201).
+std::string create_deployment(client::HttpClient& c, const Json& body);
+
+// The JSON pointers a problem+json answer's `errors` name (none when it is not one).
+std::vector<std::string> error_pointers(const client::Reply& r);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

@@ -55,7 +55,7 @@ struct Detector {
   }
 };
 
-double metric(const std::string& text, const std::string& name) {
+double metric_in(const std::string& text, const std::string& name) {
   std::smatch m;
   if (!std::regex_search(text, m, std::regex("(^|\n)" + name + " ([0-9.e+-]+)"))) return -1;
   return std::stod(m[2]);
@@ -67,17 +67,17 @@ TEST_CASE("the detector finds the moving objects, serves its metrics and stops o
   Detector d({"--fps", "50", "--objects", "3"}, {"CPN_INSTANCE_ID=dep-1-detect-0", "CPN_MODEL_VERSION=yolov5s-city@3"});
   client::HttpClient http("http://127.0.0.1:" + std::to_string(d.port));
   std::string text;
-  for (int i = 0; i < 100 && metric(text, "detector_frames_total") < 10; ++i) {
+  for (int i = 0; i < 100 && metric_in(text, "detector_frames_total") < 10; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     text = http.get("/metrics").body;
   }
-  double frames = metric(text, "detector_frames_total");
+  double frames = metric_in(text, "detector_frames_total");
   REQUIRE(frames >= 10);
-  CHECK(metric(text, "detector_objects") == 3);
-  CHECK(metric(text, "detector_detections_total") == 3 * frames);  // every frame sees all three
-  CHECK(metric(text, "detector_target_fps") == 50);
-  CHECK(metric(text, "detector_fps") > 0);
-  CHECK(metric(text, "detector_frame_latency_seconds_count") == frames);
+  CHECK(metric_in(text, "detector_objects") == 3);
+  CHECK(metric_in(text, "detector_detections_total") == 3 * frames);  // every frame sees all three
+  CHECK(metric_in(text, "detector_target_fps") == 50);
+  CHECK(metric_in(text, "detector_fps") > 0);
+  CHECK(metric_in(text, "detector_frame_latency_seconds_count") == frames);
   CHECK_THAT(text, Catch::Contains("detector_info{instance=\"dep-1-detect-0\",model=\"yolov5s-city@3\"} 1"));
   CHECK(http.get("/healthz").status == 200);
   CHECK(http.get("/nowhere").status == 404);
@@ -88,11 +88,11 @@ TEST_CASE("an empty scene has nothing moving", "[workloads]") {
   Detector d({"--fps", "100", "--objects", "0"}, {});
   client::HttpClient http("http://127.0.0.1:" + std::to_string(d.port));
   std::string text;
-  for (int i = 0; i < 100 && metric(text, "detector_frames_total") < 5; ++i) {
+  for (int i = 0; i < 100 && metric_in(text, "detector_frames_total") < 5; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     text = http.get("/metrics").body;
   }
-  REQUIRE(metric(text, "detector_frames_total") >= 5);
-  CHECK(metric(text, "detector_detections_total") == 0);  // sensor noise is not motion
+  REQUIRE(metric_in(text, "detector_frames_total") >= 5);
+  CHECK(metric_in(text, "detector_detections_total") == 0);  // sensor noise is not motion
   CHECK(d.stop() == 0);
 }
