@@ -168,8 +168,10 @@ void add_deployment_routes(http::Router& router, Services& s) {
       [&s](Request& req) {
         auto d = s.deployments.find(req.param("id"), *req.principal);
         if (!d) return error(d.error(), req);
+        drivers::kubernetes::InstanceModels models;
+        for (const auto* i : every_instance(s, (*d)->id)) models[i->id] = drivers::kubernetes::instance_model(i->body);
         auto workloads = drivers::kubernetes::render((*d)->id, (*d)->body["template"],
-                                                     drivers::kubernetes::inventory_sites(s.engine));
+                                                     drivers::kubernetes::inventory_sites(s.engine), models);
         if (!workloads) return error(workloads.error(), req);
         auto site = req.query_value("site"), driver = req.query_value("driver");
         Json items = Json::array();

@@ -180,7 +180,8 @@ int main(int argc, char** argv) {
   // the site's controller settings, read from a copy (it runs on workers).
   if (auto s = compute.add(drivers::kubernetes::make_compute(
           [&kube_view](const std::string& id) { return kube_view.template_of(id); }, kube_view.sites(),
-          std::chrono::milliseconds(cfg->kube_timeout_ms), [&kube_view] { return kube_view.kubernetes_controllers(); }));
+          std::chrono::milliseconds(cfg->kube_timeout_ms), [&kube_view] { return kube_view.kubernetes_controllers(); },
+          [&kube_view](const std::string& id) { return kube_view.models_of(id); }));
       !s)
     return fatal(s.error());
   // Rehearsing failure: the twin's instances behind a controller that is slow, fails or answers garbage.

@@ -670,22 +670,28 @@ Result<int> Orchestrator::step_up(const engine::Object& inst) {
 
 // An instance being updated: stopped (its desired state stays running),
 // then, once its driver says it is gone, started again under the same id
-// with its record's new model. Nothing else of the deployment moves.
+// with its record's new model. Nothing else of the deployment moves. A
+// driver whose start moves the instance over (updates_by_start) is only
+// asked to start it.
 Result<int> Orchestrator::restart(drivers::ComputeDriver& driver, const engine::Object& inst) {
   auto call = take_call(inst.id);
-  if (!call || call->op != Call::Op::stop) {
-    if (!dispatch(driver, inst, Call::Op::stop)) return 0;  // no room at its site: next pass
-    call = take_call(inst.id);
-    if (!call) return 0;  // on a worker: its result makes the deployment due
+  if (!driver.updates_by_start()) {
+    if (!call || call->op != Call::Op::stop) {
+      if (!dispatch(driver, inst, Call::Op::stop)) return 0;  // no room at its site: next pass
+      call = take_call(inst.id);
+      if (!call) return 0;  // on a worker: its result makes the deployment due
+    }
+    if (!call->status) {
+      auto s = commit_state(inst, "updating", "InstanceUpdating", {{"reason", call->status.error().message}});
+      if (!s) return fail(s.error());
+      return fail(call->status.error());  // the step backs off and asks again
+    }
+    if (auto phase = call->seen ? call->seen->phase : drivers::Phase::absent;
+        phase == drivers::Phase::running || phase == drivers::Phase::starting)
+      return 0;  // still going (a process's grace)
+  } else if (!site_has_room(driver, inst.body.value("site", ""))) {
+    return 0;
   }
-  if (!call->status) {
-    auto s = commit_state(inst, "updating", "InstanceUpdating", {{"reason", call->status.error().message}});
-    if (!s) return fail(s.error());
-    return fail(call->status.error());  // the step backs off and asks again
-  }
-  if (auto phase = call->seen ? call->seen->phase : drivers::Phase::absent;
-      phase == drivers::Phase::running || phase == drivers::Phase::starting)
-    return 0;  // still going (a process's grace)
   // Gone: the start, intent first, as any start.
   if (auto s = commit_state(inst, "starting", "InstanceStarting",
                             {{"attempts", 1}, {"started_model", inst.body.value("model", "")}, {"reason", "updated"}});

@@ -328,7 +328,7 @@ Result<Json> Orchestrator::replace(const std::string& id, const std::string& ins
   // A driver that runs a group of instances as one workload (a Kubernetes
   // Deployment's replicas) cannot swap one of them alone.
   const engine::Object* old = engine_.find(kInstance, instance);
-  if (drivers::ComputeDriver* driver = compute_.find(old ? old->body.value("driver", "sim") : "sim"); driver && !driver->updates_one())
+  if (drivers::ComputeDriver* driver = compute_.find(old ? old->body.value("driver", "sim") : "sim"); driver && !driver->replaces_one())
     return fail(Error::conflict(fmt::format("the {} driver runs instances in groups: one cannot be replaced alone yet",
                                             driver->name())));
   std::string from = (*like)["node"];
@@ -460,6 +460,7 @@ Result<Json> Orchestrator::update(const std::string& id, const std::string& inst
   Json ib = inst->body;
   ib["model"] = want;
   ib["previous_model"] = from;
+  ib["model_at"] = engine_.now();  // when it was asked to: a Kubernetes group's latest replica
   note_state(ib, "updating", reason);
   Json body = d->body;
   bump_generation(body, inst->body.value("component", ""));

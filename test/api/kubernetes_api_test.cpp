@@ -5,6 +5,7 @@
 // cluster; a rollout stuck past its deadline rolls the deployment back.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -187,4 +188,99 @@ TEST_CASE("a kubernetes controller without an endpoint is refused with its point
                             {"controller", {{"driver", "kubernetes"}, {"endpoint", "http://10.0.0.1:6443"}}}});
   CHECK(r.status == 422);
   CHECK_THAT(r.body, Catch::Contains("/controller/endpoint"));
+}
+
+namespace {
+
+// Three instances of one group, loading det@1.
+Json model_template() {
+  Json tmpl = accelerated_template("canary");
+  Json& comp = tmpl["spec"]["components"][0];
+  comp["model"] = {{"name", "det"}, {"version", "1"}};
+  comp["placements"] = Json::array({comp["placements"][0]});
+  comp["placements"][0]["instances"] = 3;
+  return tmpl;
+}
+
+std::map<std::string, Json> instances_by_id(client::HttpClient& op, const std::string& path) {
+  std::map<std::string, Json> out;
+  Json items = op.get(path + "/instances").json()["items"];
+  for (const auto& i : items) out[i["id"]] = i;
+  return out;
+}
+
+std::string env_of(const Json& deployment, const std::string& name) {
+  for (const auto& e : deployment["spec"]["template"]["spec"]["containers"][0]["env"])
+    if (e["name"] == name) return e.value("value", "");
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("on kubernetes one instance updated to another model runs in a Deployment of its version, and no other pod rolls",
+          "[api][kubernetes]") {
+  test::KubeApiServer cluster(test::make_temp_dir("kube-canary"), "cluster-token");
+  test::Daemon d(retrying_on_cluster());
+  auto op = d.as("operator");
+  add_accelerator_cluster(op, cluster);
+  const std::string path = test::create_deployment(op, model_template());
+  const std::string id = path.substr(path.rfind('/') + 1);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  const std::string ns = "/apis/apps/v1/namespaces/vision/deployments/";
+  const std::string group = ns + id + "-detect-k8s-sz-amd64-nvidia-t4", canary_group = group + "-v2";
+  REQUIRE(cluster.object(group));
+  Json pods_before = cluster.object(group)->at("spec")["template"];
+  CHECK(env_of(*cluster.object(group), "CPN_MODEL_VERSION") == "det@1");
+  auto before = instances_by_id(op, path);
+  REQUIRE(before.size() == 3);
+  for (const auto& [iid, i] : before) CHECK(i["running_model"] == "det@1");  // read from the Deployment
+  const std::string canary = before.begin()->first;
+
+  auto r = op.post(path + "/instances/" + canary + "/update", {{"version", "2"}});
+  REQUIRE(r.status == 202);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  auto after = instances_by_id(op, path);
+  CHECK(after[canary]["running_model"] == "det@2");
+  CHECK(after[canary]["state"] == "running");
+  for (const auto& [iid, i] : before) {
+    if (iid == canary) continue;
+    // The others' records never moved: no restart, not even a "starting" while their group scaled down.
+    CHECK(after[iid]["history"] == i["history"]);
+    CHECK(after[iid]["state"] == "running");
+    CHECK(after[iid]["running_model"] == "det@1");
+  }
+  // The group lost a replica and kept its pod template (Kubernetes rolls no pod for that); the canary has its own.
+  REQUIRE(cluster.object(group));
+  CHECK(cluster.object(group)->at("spec")["replicas"] == 2);
+  CHECK(cluster.object(group)->at("spec")["template"] == pods_before);
+  REQUIRE(cluster.object(canary_group));
+  CHECK(cluster.object(canary_group)->at("spec")["replicas"] == 1);
+  CHECK(env_of(*cluster.object(canary_group), "CPN_MODEL_VERSION") == "det@2");
+  // /manifests still shows exactly what the cluster holds.
+  int deployments = 0;
+  Json manifests = op.get(path + "/manifests?driver=kubernetes").json()["items"];
+  for (const auto& m : manifests) {
+    if (m["kind"] != "Deployment") continue;
+    ++deployments;
+    auto stored = cluster.object(ns + m["metadata"]["name"].get<std::string>());
+    REQUIRE(stored);
+    CHECK(stored->at("spec") == m["spec"]);
+  }
+  CHECK(deployments == 2);
+  // A replacement would change the group's pod template (its nodes): refused, nothing changes.
+  auto other = std::next(before.begin())->first;
+  CHECK(op.post(path + "/instances/" + other + "/replace", Json::object()).status == 409);
+
+  // Back to det@1: the canary's Deployment goes, the group has its three replicas again, same pods.
+  REQUIRE(op.post(path + "/instances/" + canary + "/update", {{"version", "1"}}).status == 202);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  for (int i = 0; i < 200 && cluster.object(canary_group); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK_FALSE(cluster.object(canary_group));
+  CHECK(cluster.object(group)->at("spec")["replicas"] == 3);
+  CHECK(cluster.object(group)->at("spec")["template"] == pods_before);
+  CHECK(instances_by_id(op, path)[canary]["running_model"] == "det@1");
+  // The orphan sweep finds nothing of cpnd's unwanted; DELETE removes it all.
+  REQUIRE(op.del(path).status == 202);
+  for (int i = 0; i < 500 && op.get(path).status != 404; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(cluster.paths().empty());
 }

@@ -141,6 +141,41 @@ TEST_CASE("a template renders one Deployment per component, site and variant, an
   CHECK_FALSE(none);
 }
 
+TEST_CASE("an instance on another model version than its component's renders in a Deployment of that version",
+          "[drivers][kubernetes]") {
+  auto lookup = sites({{"driver", "kubernetes"}}, {{"driver", "kubernetes"}});
+  InstanceModels models = {{"dep-1-detect-1", {"yolov5s-city@8", "2026-12-04T10:00:00.000Z"}},
+                           {"dep-1-detect-0", {"yolov5s-city@7", ""}},
+                           {"dep-1-analyze-0", {"other@1", "2026-12-04T10:00:00.000Z"}}};
+  auto ws = render("dep-1", sample_template(), lookup, models);
+  REQUIRE(ws);
+  REQUIRE(ws->size() == 4);
+  // The group keeps its name, its other replica and its pod template but for nothing.
+  auto plain = render("dep-1", sample_template(), lookup);
+  REQUIRE(plain);
+  CHECK((*ws)[0].deployment["metadata"]["name"] == "dep-1-detect-edge-sz-amd64-nvidia-t4");
+  CHECK((*ws)[0].instances == std::vector<std::string>{"dep-1-detect-0"});
+  CHECK((*ws)[0].deployment["spec"]["replicas"] == 1);
+  CHECK((*ws)[0].deployment["spec"]["template"] == (*plain)[0].deployment["spec"]["template"]);
+  // The canary: its own Deployment, its version in its environment, its own pods; the same Service.
+  const Json& canary = (*ws)[1].deployment;
+  CHECK(canary["metadata"]["name"] == "dep-1-detect-edge-sz-amd64-nvidia-t4-v8");
+  CHECK((*ws)[1].instances == std::vector<std::string>{"dep-1-detect-1"});
+  CHECK(canary["spec"]["replicas"] == 1);
+  CHECK(canary["spec"]["template"]["spec"]["containers"][0]["env"][2] ==
+        Json{{"name", "CPN_MODEL_VERSION"}, {"value", "yolov5s-city@8"}});
+  CHECK(canary["spec"]["selector"]["matchLabels"]["cpn.io/workload"] == canary["metadata"]["name"]);
+  CHECK((*ws)[1].service == (*ws)[0].service);
+  // A component without a model has no versions to split by.
+  CHECK((*ws)[3].deployment["metadata"]["name"] == "dep-1-analyze-center-amd64-nvidia-a100");
+  CHECK((*ws)[3].deployment["spec"]["replicas"] == 3);
+  // Back on the component's model, the latest to join is the group's last replica: the others keep theirs.
+  models = {{"dep-1-detect-0", {"yolov5s-city@7", "2026-12-04T11:00:00.000Z"}}};
+  ws = render("dep-1", sample_template(), lookup, models);
+  REQUIRE(ws);
+  CHECK((*ws)[0].instances == std::vector<std::string>{"dep-1-detect-1", "dep-1-detect-0"});
+}
+
 TEST_CASE("names and extended resources are what Kubernetes accepts", "[drivers][kubernetes]") {
   CHECK(dns_label("Dep.1_x") == "dep-1-x");
   CHECK(dns_label("7eleven") == "c-7eleven");

@@ -96,6 +96,7 @@ struct KubeApiServer::State {
   std::vector<KubeRequest> requests, collection_requests;
   std::map<std::string, Json> objects;
   std::map<std::string, Clock::time_point> changed;  // per Deployment: its spec (or its deletion) changed then
+  std::map<std::string, Json> rolled_out;  // per Deployment: the pod template whose rollout last completed
   std::set<std::string> failing;
   std::chrono::milliseconds observe_after{20}, ready_after{100}, delete_after{50}, latency{0};
   bool reads_fail = false, deletes_fail = false, hung = false, paused = false, lists_forbidden = false;
@@ -129,8 +130,8 @@ struct KubeApiServer::State {
 
   // The Deployment controller, every 10 ms: a spec is observed observe_after
   // its change (until then the status of the spec before stays, stale) and
-  // its replicas are available ready_after it; a foreground deletion ends
-  // delete_after it.
+  // its replicas are available ready_after it (those it kept at once, when
+  // only the replicas changed); a foreground deletion ends delete_after it.
   void control() {
     std::lock_guard lock(mutex);
     if (paused) return;
@@ -148,6 +149,7 @@ struct KubeApiServer::State {
           Json gone = d;
           it = objects.erase(it);
           changed.erase(path);
+          rolled_out.erase(path);
           changed_object(path, "DELETED", gone);
         } else {
           ++it;
@@ -162,10 +164,14 @@ struct KubeApiServer::State {
           return name.size() >= end.size() && name.compare(name.size() - end.size(), end.size(), end) == 0;
         });
         bool done = !stuck && since >= ready_after;
+        // A change of replicas alone rolls no pod: those kept stay available while new ones start.
+        bool same_pods = rolled_out.count(path) && rolled_out[path] == d["spec"]["template"];
+        long kept = same_pods ? std::min(replicas, st.value("availableReplicas", 0L)) : 0;
         st["observedGeneration"] = d["metadata"]["generation"];
         st["replicas"] = replicas;
         st["updatedReplicas"] = replicas;
-        st["availableReplicas"] = done ? replicas : 0;
+        st["availableReplicas"] = done ? replicas : kept;
+        if (done) rolled_out[path] = d["spec"]["template"];
         st["conditions"] =
             stuck ? Json::array({{{"type", "Progressing"}, {"status", "False"}, {"reason", "ProgressDeadlineExceeded"},
                                   {"message", "ReplicaSet has timed out progressing."}}})
@@ -247,6 +253,7 @@ struct KubeApiServer::State {
         Json gone = it->second;
         objects.erase(it);
         changed.erase(path);
+        rolled_out.erase(path);
         changed_object(path, "DELETED", gone);
         return {200, gone};
       }

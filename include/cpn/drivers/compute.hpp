@@ -50,9 +50,16 @@ class ComputeDriver {
   virtual Status stop(const Json& instance) = 0;
   virtual Observation observe(const Json& instance) = 0;
   // Whether one instance can be updated alone (stopped and started again
-  // with another model while the others run); a driver that runs instances
-  // in groups (Kubernetes Deployments) cannot yet.
+  // with another model while the others run untouched).
   virtual bool updates_one() const { return true; }
+  // Whether starting an instance with its new record is the whole update
+  // (the driver moves it from the workload of its old model to one of its
+  // new, as Kubernetes Deployments per version): then no stop comes first.
+  virtual bool updates_by_start() const { return false; }
+  // Whether one instance can be replaced or moved alone (a new instance on
+  // another node, then the old one stopped): a driver that runs instances
+  // in groups with one pod template (Kubernetes Deployments) cannot.
+  virtual bool replaces_one() const { return true; }
   // How the driver finds a site's controller now (GET /v1/sites/{id}
   // shows it), or null when it has nothing to say. Any thread.
   virtual Json condition(const std::string& /*site*/) const { return nullptr; }

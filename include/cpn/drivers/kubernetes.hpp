@@ -49,10 +49,24 @@ SiteLookup inventory_sites(const engine::Engine& engine);
 // tiers and controllers), copied on the engine's thread by every commit
 // that changes it: the driver runs on worker threads, which never touch
 // the engine. Must outlive the driver.
+// What an instance loads (name@version), where that may differ from its
+// component's (one instance updated alone), and since when (model_at: ""
+// for the model it started with): a Deployment's replicas are its
+// instances in that order, so one that joins takes the last replica and
+// the others keep theirs.
+struct InstanceModel {
+  std::string model, since;
+  bool operator==(const InstanceModel&) const = default;
+};
+using InstanceModels = std::map<std::string, InstanceModel>;  // by instance id
+InstanceModel instance_model(const Json& instance);
+
 class Mirror {
  public:
   explicit Mirror(engine::Engine& engine);
   std::optional<Json> template_of(const std::string& deployment) const;
+  // The models its live instances load, by instance.
+  InstanceModels models_of(const std::string& deployment) const;
   std::optional<SiteInfo> site(const std::string& id) const;
   // The controllers of the sites whose driver is kubernetes.
   std::vector<Json> kubernetes_controllers() const;
@@ -64,6 +78,8 @@ class Mirror {
   void copy(const std::string& kind, const std::string& id, const engine::Object* object);
   mutable std::mutex mutex_;
   std::map<std::string, Json> templates_;
+  std::map<std::string, InstanceModels> models_;  // by deployment
+  std::map<std::string, std::string> deployment_of_;  // by instance
   std::map<std::string, SiteInfo> sites_;
 };
 
@@ -77,14 +93,19 @@ struct Workload {
 };
 
 // The workloads of a deployment template (every placement, whatever its
-// site's driver), in template order.
-Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites);
+// site's driver), in template order. An instance whose model differs from
+// its component's runs in a Deployment of its version's (name suffixed
+// -v<version>) beside the group's.
+Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites,
+                                     const InstanceModels& models = {});
 
 // Object names: a Service per component and site, a Deployment per
-// component, site and variant (architecture and accelerator).
+// component, site and variant (architecture and accelerator), and model
+// version where it is not the component's (other_model: name@version).
 std::string service_name(const std::string& deployment, const std::string& component, const std::string& site);
 std::string deployment_name(const std::string& deployment, const std::string& component, const std::string& site,
-                            const std::string& arch, const std::string& accelerator);
+                            const std::string& arch, const std::string& accelerator,
+                            const std::string& other_model = "");
 // kubernetes.io/arch of a cpnd architecture (x86_64 -> amd64, ...).
 std::string kube_arch(const std::string& arch);
 // The extended resource that schedules an accelerator model: the site's
@@ -171,9 +192,12 @@ inline constexpr const char* kManagedBy = "app.kubernetes.io/managed-by=cpnd";
 // The driver. template_of answers a deployment's template; sites answers a
 // site's tier and controller.
 // controllers answers every kubernetes controller of the inventory's sites
-// (where the orphan sweep looks); none when omitted.
+// (where the orphan sweep looks); none when omitted. models_of answers the
+// models a deployment's instances load (all on their component's when
+// omitted).
 std::unique_ptr<ComputeDriver> make_compute(std::function<std::optional<Json>(const std::string& deployment)> template_of,
                                             SiteLookup sites, std::chrono::milliseconds timeout,
-                                            std::function<std::vector<Json>()> controllers = {});
+                                            std::function<std::vector<Json>()> controllers = {},
+                                            std::function<InstanceModels(const std::string& deployment)> models_of = {});
 
 }  // namespace cpn::drivers::kubernetes

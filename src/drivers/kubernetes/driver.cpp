@@ -3,25 +3,39 @@
 // Deployment (server-side apply, so applying again changes nothing);
 // instance i runs when the rollout is current and more than i replicas are
 // available (kubectl rollout status's reading); stopping deletes the group
-// (foreground), and it is stopped once the cluster has removed it. What a
+// (foreground), and it is stopped once the cluster has removed it. An
+// instance updated to another model version moves to a Deployment of that
+// version beside its group (a canary's own), so no other pod rolls. What a
 // Deployment says comes from an informer per cluster and namespace (a GET
 // only until its first LIST is back, or where cpnd may not list), and
 // requests share a few kept-alive connections per cluster.
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "cpn/core/log.hpp"
 #include "cpn/drivers/kubernetes.hpp"
+#include "cpn/template/template.hpp"
 
 namespace cpn::drivers::kubernetes {
 namespace {
 
+// The model a Deployment's pods load, as its pod template says.
+std::string model_of(const Json& d) {
+  for (const auto& c : d.value("/spec/template/spec/containers"_json_pointer, Json::array()))
+    for (const auto& e : c.value("env", Json::array()))
+      if (e.value("name", "") == "CPN_MODEL_VERSION") return e.value("value", "");
+  return "";
+}
+
 // A Deployment's status read the way `kubectl rollout status` reads it:
 // nothing counts until the controller has seen the current spec; then a
 // rollout past its progress deadline has failed, and replica i runs once
-// more than i replicas are updated and available.
-Observation rollout(const Json& d, std::size_t index) {
+// more than i replicas are updated and available. A change of replicas
+// alone (same_pods: the pod template is the one last seen rolled out)
+// rolls no pod: the replicas the cluster keeps run on while it scales.
+Observation rollout(const Json& d, std::size_t index, bool same_pods) {
   const Json& meta = d.value("metadata", Json::object());
   const Json& status = d.value("status", Json::object());
   std::string name = meta.value("name", "");
@@ -29,7 +43,12 @@ Observation rollout(const Json& d, std::size_t index) {
   // A replica the cluster was never asked for (the group scaled out since): not there yet.
   if (static_cast<long>(index) >= d.value("/spec/replicas"_json_pointer, 1L)) return {Phase::absent, ""};
   long generation = meta.value("generation", 0L), observed = status.value("observedGeneration", 0L);
-  if (observed < generation) return {Phase::starting, fmt::format("waiting for deployment '{}' to be observed", name)};
+  if (observed < generation) {
+    long kept = std::min({d.value("/spec/replicas"_json_pointer, 1L), status.value("updatedReplicas", 0L),
+                          status.value("availableReplicas", 0L)});
+    if (same_pods && static_cast<long>(index) < kept) return {Phase::running, "", model_of(d)};
+    return {Phase::starting, fmt::format("waiting for deployment '{}' to be observed", name)};
+  }
   std::string waiting;
   for (const auto& c : status.value("conditions", Json::array())) {
     std::string type = c.value("type", ""), reason = c.value("reason", ""), message = c.value("message", "");
@@ -41,7 +60,7 @@ Observation rollout(const Json& d, std::size_t index) {
   long replicas = d.value("/spec/replicas"_json_pointer, 1L);
   long updated = status.value("updatedReplicas", 0L), available = status.value("availableReplicas", 0L);
   auto i = static_cast<long>(index);
-  if (updated > i && available > i) return {Phase::running, ""};
+  if (updated > i && available > i) return {Phase::running, "", model_of(d)};
   return {Phase::starting, fmt::format("deployment '{}': {} of {} replicas updated, {} available{}", name, updated, replicas,
                                        available, waiting)};
 }
@@ -49,11 +68,13 @@ Observation rollout(const Json& d, std::size_t index) {
 class KubernetesCompute : public ComputeDriver {
  public:
   KubernetesCompute(std::function<std::optional<Json>(const std::string&)> template_of, SiteLookup sites,
-                    std::chrono::milliseconds timeout, std::function<std::vector<Json>()> controllers)
+                    std::chrono::milliseconds timeout, std::function<std::vector<Json>()> controllers,
+                    std::function<InstanceModels(const std::string&)> models_of)
       : template_of_(std::move(template_of)),
         sites_(std::move(sites)),
         timeout_(timeout),
-        controllers_(std::move(controllers)) {}
+        controllers_(std::move(controllers)),
+        models_of_(std::move(models_of)) {}
 
   std::string name() const override { return "kubernetes"; }
 
@@ -119,6 +140,10 @@ class KubernetesCompute : public ComputeDriver {
             continue;
           }
           forget(path);
+          {
+            std::lock_guard lock(mutex_);
+            rolled_out_.erase(path);
+          }
           if (auto* informer = find_informer(c)) informer->assume(path, std::nullopt);
           removed.push_back(fmt::format("{} {}/{}", kind, c.ns, meta.value("name", "")));
         }
@@ -134,6 +159,9 @@ class KubernetesCompute : public ComputeDriver {
     if (auto open = admit(site); !open) return open;
     ClusterSettings cluster = cluster_of(site);
     auto api = client_of(cluster);
+    // Updated to another model: the group it left loses its replica first
+    // (or goes, when it was the last), so no pod of it is left over.
+    if (auto s = leave_group(instance, cluster); !s) return s;
     Json applied;
     for (const Json* object : {&found->first.service, &found->first.deployment}) {
       auto r = noted(site, api->apply(*object));
@@ -160,8 +188,11 @@ class KubernetesCompute : public ComputeDriver {
     return remove(site, cluster, ApiClient::path_of(found->first.service));
   }
 
-  // Instances run as replicas of one Deployment per group: one cannot get another model alone.
-  bool updates_one() const override { return false; }
+  // An instance updated to another model moves to its version's Deployment
+  // (so it updates alone); replacing one would change its group's pod
+  // template and roll them all.
+  bool replaces_one() const override { return false; }
+  bool updates_by_start() const override { return true; }
 
   Observation observe(const Json& instance) override {
     auto found = locate(instance);
@@ -183,7 +214,7 @@ class KubernetesCompute : public ComputeDriver {
     std::string path = ApiClient::path_of(found->first.deployment);
     auto seen = fetch(found->first.site, path);
     if (!seen) return {Phase::starting, seen.error().message};
-    return read(*seen, found->second);
+    return read(path, *seen, found->second);
   }
 
  private:
@@ -296,12 +327,12 @@ class KubernetesCompute : public ComputeDriver {
     std::string dep = instance.value("deployment", "");
     auto tmpl = template_of_(dep);
     if (!tmpl) return std::nullopt;
-    auto workloads = render(dep, *tmpl, sites_);
+    auto workloads = render(dep, *tmpl, sites_, models(dep));
     if (!workloads) return std::nullopt;
     std::string site = instance.value("site", ""), component = instance.value("component", "");
     std::string ns = cluster_of(site).ns;
     Retired r;
-    std::string name = deployment_name(dep, component, site, instance.value("arch", ""), instance.value("accelerator", ""));
+    std::string name = group_name(*tmpl, instance, instance.value("model", ""));
     r.path = fmt::format("/apis/apps/v1/namespaces/{}/deployments/{}", ns, name);
     r.service_path = fmt::format("/api/v1/namespaces/{}/services/{}", ns, service_name(dep, component, site));
     for (auto& w : *workloads) {
@@ -309,6 +340,29 @@ class KubernetesCompute : public ComputeDriver {
       if (w.component == component && w.site == site) r.service_in_use = true;
     }
     return r;
+  }
+
+  // The Deployment an instance updated from previous_model ran in, applied
+  // with the replicas it has left, or deleted when it has none.
+  Status leave_group(const Json& instance, const ClusterSettings& cluster) {
+    std::string from = instance.value("previous_model", "");
+    if (from.empty() || from == instance.value("model", "")) return {};
+    std::string dep = instance.value("deployment", ""), site = instance.value("site", "");
+    auto tmpl = template_of_(dep);
+    if (!tmpl) return {};
+    auto workloads = render(dep, *tmpl, sites_, models(dep));
+    if (!workloads) return fail(workloads.error());
+    std::string left = group_name(*tmpl, instance, from);
+    std::string path = fmt::format("/apis/apps/v1/namespaces/{}/deployments/{}", cluster.ns, left);
+    for (const auto& w : *workloads)
+      if (w.deployment["metadata"]["name"] == left) {
+        forget(path);
+        auto r = noted(site, client_of(cluster)->apply(w.deployment));
+        if (!r) return fail(r.error());
+        if (r->is_object()) informer_of(cluster).assume(path, *r);
+        return {};
+      }
+    return remove(site, cluster, path);
   }
 
   Status stop_retired(const Json& instance) {
@@ -328,14 +382,32 @@ class KubernetesCompute : public ComputeDriver {
     return retired->service_in_use ? Status{} : remove(site, cluster, retired->service_path);
   }
 
-  static Observation read(const std::optional<Json>& object, std::size_t index) {
+  Observation read(const std::string& path, const std::optional<Json>& object, std::size_t index) {
     if (!object) return {Phase::absent, ""};
-    return rollout(*object, index);
+    const Json& d = *object;
+    std::size_t pods = std::hash<std::string>{}(d.value("/spec/template"_json_pointer, Json()).dump());
+    // Rolled out: observed, and every replica it asks for updated and available.
+    long replicas = d.value("/spec/replicas"_json_pointer, 1L);
+    bool current = d.value("/status/observedGeneration"_json_pointer, 0L) >= d.value("/metadata/generation"_json_pointer, 0L) &&
+                   d.value("/status/updatedReplicas"_json_pointer, 0L) >= replicas &&
+                   d.value("/status/availableReplicas"_json_pointer, 0L) >= replicas;
+    bool same_pods = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (current) rolled_out_[path] = pods;
+      auto it = rolled_out_.find(path);
+      same_pods = it != rolled_out_.end() && it->second == pods;
+    }
+    return rollout(d, index, same_pods);
   }
 
   // DELETE (foreground); what it answers (the object being deleted, or gone) is what the informer holds meanwhile.
   Status remove(const std::string& site, const ClusterSettings& cluster, const std::string& path) {
     forget(path);
+    {
+      std::lock_guard lock(mutex_);
+      rolled_out_.erase(path);
+    }
     auto r = noted(site, client_of(cluster)->remove(path));
     if (!r) return fail(r.error());
     if (path.find("/deployments/") != std::string::npos) informer_of(cluster).assume(path, *r);
@@ -349,7 +421,7 @@ class KubernetesCompute : public ComputeDriver {
                                  meta.value("/labels/app.kubernetes.io~1instance"_json_pointer, ""));
     auto tmpl = template_of_(dep);
     if (!tmpl) return false;
-    auto workloads = render(dep, *tmpl, sites_);
+    auto workloads = render(dep, *tmpl, sites_, models(dep));
     if (!workloads) return true;  // cannot tell: leave it
     std::string name = meta.value("name", "");
     bool deployment = object.value("kind", "") == "Deployment";
@@ -385,12 +457,26 @@ class KubernetesCompute : public ComputeDriver {
     return settings_of(info ? info->controller : Json::object());
   }
 
+  InstanceModels models(const std::string& deployment) const {
+    return models_of_ ? models_of_(deployment) : InstanceModels{};
+  }
+
+  // The name of the Deployment that runs an instance of this template when it loads `model`.
+  static std::string group_name(const Json& tmpl, const Json& instance, const std::string& model) {
+    std::string component = instance.value("component", ""), own;
+    for (const auto& c : tmpl["spec"]["components"])
+      if (c.value("name", "") == component) own = templates::model_ref(c);
+    return deployment_name(instance.value("deployment", ""), component, instance.value("site", ""),
+                           instance.value("arch", ""), instance.value("accelerator", ""),
+                           own.empty() || model == own ? "" : model);
+  }
+
   // The instance's workload and its replica index.
   Result<std::pair<Workload, std::size_t>> locate(const Json& instance) const {
     std::string dep = instance.value("deployment", ""), id = instance.value("id", "");
     auto tmpl = template_of_(dep);
     if (!tmpl) return fail(Error::not_found(fmt::format("deployment '{}' has no template", dep)));
-    auto workloads = render(dep, *tmpl, sites_);
+    auto workloads = render(dep, *tmpl, sites_, models(dep));
     if (!workloads) return fail(workloads.error());
     for (auto& w : *workloads)
       for (std::size_t i = 0; i < w.instances.size(); ++i)
@@ -402,20 +488,24 @@ class KubernetesCompute : public ComputeDriver {
   SiteLookup sites_;
   std::chrono::milliseconds timeout_;
   std::function<std::vector<Json>()> controllers_;
+  std::function<InstanceModels(const std::string&)> models_of_;
   mutable std::mutex mutex_;  // guards the maps: calls come from several workers at once
   std::map<std::string, std::shared_ptr<ApiClient>> clients_;
   std::map<std::string, std::unique_ptr<Informer>> informers_;
   std::map<std::string, Seen> seen_;
   std::map<std::string, std::uint64_t> generation_;  // by path: bumped by forget()
   std::map<std::string, Health> health_;  // by site
+  std::map<std::string, std::size_t> rolled_out_;  // by path: the hash of the pod template last seen rolled out
 };
 
 }  // namespace
 
 std::unique_ptr<ComputeDriver> make_compute(std::function<std::optional<Json>(const std::string& deployment)> template_of,
                                             SiteLookup sites, std::chrono::milliseconds timeout,
-                                            std::function<std::vector<Json>()> controllers) {
-  return std::make_unique<KubernetesCompute>(std::move(template_of), std::move(sites), timeout, std::move(controllers));
+                                            std::function<std::vector<Json>()> controllers,
+                                            std::function<InstanceModels(const std::string& deployment)> models_of) {
+  return std::make_unique<KubernetesCompute>(std::move(template_of), std::move(sites), timeout, std::move(controllers),
+                                             std::move(models_of));
 }
 
 }  // namespace cpn::drivers::kubernetes

@@ -52,6 +52,7 @@ Json edge_tolerations() {
 
 struct Group {
   std::string site, arch, accelerator, platform, stack;
+  std::string model;  // what its replicas load (name@version); "" for a component without a model
   Json variant = Json::object();
   std::vector<std::string> nodes, instances;
   double cpu = 0, memory = 0;
@@ -71,7 +72,7 @@ Json container_of(const Json& comp, const Group& g, const ClusterSettings& s) {
     return Json{{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
   };
   Json env = Json::array({field("CPN_INSTANCE_ID", "metadata.name"), field("CPN_NODE", "spec.nodeName"),
-                          {{"name", "CPN_MODEL_VERSION"}, {"value", templates::model_ref(comp)}},
+                          {{"name", "CPN_MODEL_VERSION"}, {"value", g.model}},
                           {{"name", "CPN_PORT"}, {"value", std::to_string(kContainerPort)}}});
   Json probe = {{"httpGet", {{"path", "/healthz"}, {"port", "http"}}}, {"periodSeconds", 5}};
   Json c = {{"name", dns_label(comp["name"].get<std::string>())},
@@ -90,7 +91,8 @@ Workload workload_of(const std::string& dep, const Json& comp, const Group& g, c
   ClusterSettings s = settings_of(site.controller);
   std::string component = comp["name"];
   std::string service = service_name(dep, component, g.site);
-  std::string name = deployment_name(dep, component, g.site, g.arch, g.accelerator);
+  std::string name = deployment_name(dep, component, g.site, g.arch, g.accelerator,
+                                     g.model == templates::model_ref(comp) ? "" : g.model);
   Json common = {{"app.kubernetes.io/name", label_value(component)},
                  {"app.kubernetes.io/instance", label_value(dep)},
                  {"app.kubernetes.io/managed-by", "cpnd"},
@@ -166,11 +168,11 @@ SiteLookup inventory_sites(const engine::Engine& engine) {
 }
 
 Mirror::Mirror(engine::Engine& engine) {
-  for (const char* kind : {"deployment", "site"})
+  for (const char* kind : {"deployment", "site", "instance"})
     for (const auto* o : engine.list(kind)) copy(kind, o->id, o);
   engine.on_commit([this, &engine](const std::vector<engine::Event>& events) {
     for (const auto& e : events)
-      if (e.kind == "deployment" || e.kind == "site") copy(e.kind, e.id, engine.live(e.kind, e.id));
+      if (e.kind == "deployment" || e.kind == "site" || e.kind == "instance") copy(e.kind, e.id, engine.live(e.kind, e.id));
   });
 }
 
@@ -179,6 +181,16 @@ void Mirror::copy(const std::string& kind, const std::string& id, const engine::
   if (kind == "site") {
     if (o) sites_[id] = SiteInfo{o->body.value("tier", ""), o->body.value("controller", Json{{"driver", "sim"}})};
     else sites_.erase(id);
+  } else if (kind == "instance") {
+    if (o) {
+      std::string dep = o->body.value("deployment", "");
+      deployment_of_[id] = dep;
+      models_[dep][id] = instance_model(o->body);
+    } else if (auto it = deployment_of_.find(id); it != deployment_of_.end()) {
+      auto models = models_.find(it->second);
+      if (models != models_.end() && models->second.erase(id) && models->second.empty()) models_.erase(models);
+      deployment_of_.erase(it);
+    }
   } else if (o && o->body.contains("template")) {
     templates_[id] = o->body["template"];
   } else {
@@ -191,6 +203,16 @@ std::optional<Json> Mirror::template_of(const std::string& deployment) const {
   auto it = templates_.find(deployment);
   if (it == templates_.end()) return std::nullopt;
   return it->second;
+}
+
+InstanceModel instance_model(const Json& instance) {
+  return {instance.value("model", ""), instance.value("model_at", "")};
+}
+
+InstanceModels Mirror::models_of(const std::string& deployment) const {
+  std::lock_guard lock(mutex_);
+  auto it = models_.find(deployment);
+  return it == models_.end() ? InstanceModels{} : it->second;
 }
 
 std::vector<Json> Mirror::kubernetes_controllers() const {
@@ -264,48 +286,63 @@ std::string service_name(const std::string& deployment, const std::string& compo
 }
 
 // The variant is always in the name, so a group keeps its name when
-// scaling adds or removes another variant beside it.
+// scaling adds or removes another variant beside it; so is a model version
+// other than the component's, so the instances updated to it run as a
+// Deployment of their own and the others' pods are never rolled.
 std::string deployment_name(const std::string& deployment, const std::string& component, const std::string& site,
-                            const std::string& arch, const std::string& accelerator) {
-  return dns_label(fmt::format("{}-{}-{}-{}{}", deployment, component, site, kube_arch(arch),
-                               accelerator.empty() ? "" : "-" + accelerator));
+                            const std::string& arch, const std::string& accelerator, const std::string& other_model) {
+  std::string version = other_model.substr(other_model.find('@') + 1);
+  return dns_label(fmt::format("{}-{}-{}-{}{}{}", deployment, component, site, kube_arch(arch),
+                               accelerator.empty() ? "" : "-" + accelerator, other_model.empty() ? "" : "-v" + version));
 }
 
-Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites) {
+Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites,
+                                     const InstanceModels& models) {
   std::vector<Workload> out;
   for (const auto& comp : tmpl["spec"]["components"]) {
-    std::string component = comp["name"];
-    // Group the placements by site and variant; instances keep the orchestrator's numbering.
+    std::string component = comp["name"], model = templates::model_ref(comp);
+    // Group the placements' instances by site, variant and model; instances keep the orchestrator's numbering.
     std::vector<Group> groups;
     auto ids = templates::placement_ids(deployment_id, comp);
     for (std::size_t j = 0; j < ids.size(); ++j) {
       const Json& p = comp["placements"][j];
       Json variant = p.value("variant", Json::object());
-      Group key;
-      key.site = p["site"];
-      key.arch = p["arch"];
-      key.accelerator = p.value("accelerator", "");
-      key.platform = variant.value("platform", "");
-      key.stack = variant.value("accelerator", "");
-      auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
-        // The Deployment's name carries site, architecture and accelerator: so does the group.
-        return x.site == key.site && x.arch == key.arch && x.accelerator == key.accelerator;
-      });
-      if (g == groups.end()) {
-        key.variant = variant;
-        groups.push_back(key);
-        g = groups.end() - 1;
+      for (const auto& id : ids[j]) {
+        Group key;
+        key.site = p["site"];
+        key.arch = p["arch"];
+        key.accelerator = p.value("accelerator", "");
+        key.platform = variant.value("platform", "");
+        key.stack = variant.value("accelerator", "");
+        auto other = models.find(id);
+        key.model = other == models.end() || model.empty() ? model : other->second.model;
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+          // The Deployment's name carries site, architecture, accelerator and model: so does the group.
+          return x.site == key.site && x.arch == key.arch && x.accelerator == key.accelerator && x.model == key.model;
+        });
+        if (g == groups.end()) {
+          key.variant = variant;
+          groups.push_back(key);
+          g = groups.end() - 1;
+        }
+        const Json& req = p["requests"];
+        // One pod shape per group: the largest request of its placements.
+        g->cpu = std::max(g->cpu, req.value("cpu", 0.0));
+        g->memory = std::max(g->memory, req.value("memory", 0.0));
+        g->accelerators = std::max(g->accelerators, req.value("accelerators", 0));
+        if (std::find(g->nodes.begin(), g->nodes.end(), p["node"].get<std::string>()) == g->nodes.end())
+          g->nodes.push_back(p["node"]);
+        g->instances.push_back(id);
       }
-      const Json& req = p["requests"];
-      // One pod shape per group: the largest request of its placements.
-      g->cpu = std::max(g->cpu, req.value("cpu", 0.0));
-      g->memory = std::max(g->memory, req.value("memory", 0.0));
-      g->accelerators = std::max(g->accelerators, req.value("accelerators", 0));
-      if (std::find(g->nodes.begin(), g->nodes.end(), p["node"].get<std::string>()) == g->nodes.end())
-        g->nodes.push_back(p["node"]);
-      g->instances.insert(g->instances.end(), ids[j].begin(), ids[j].end());
     }
-    for (const auto& g : groups) {
+    for (auto& g : groups) {
+      // Who joined the group last (updated to its model latest) is its last replica.
+      auto since = [&](const std::string& id) {
+        auto it = models.find(id);
+        return it == models.end() ? std::string() : it->second.since;
+      };
+      std::stable_sort(g.instances.begin(), g.instances.end(),
+                       [&](const std::string& a, const std::string& b) { return since(a) < since(b); });
       auto site = sites(g.site);
       if (!site) return fail(Error::invalid_field("/spec/components", fmt::format("site '{}' is not in the inventory", g.site)));
       out.push_back(workload_of(deployment_id, comp, g, *site));
