@@ -282,6 +282,8 @@ Json Orchestrator::new_instance(const std::string& id, const std::string& deploy
                {"deployment", deployment}, {"component", comp["name"]}, {"site", p["site"]},
                {"node", p["node"]}, {"arch", p["arch"]}, {"variant", p.value("variant", Json::object())},
                {"requests", p["requests"]}, {"model", templates::model_ref(comp)}, {"port", port},
+               // When it was asked to load its model (created, or updated since): a Kubernetes group's latest replica.
+               {"model_at", engine_.now()},
                {"driver", driver_of(engine_, p["site"])}, {"desired", "running"}, {"attempts", 0},
                {"history", Json::array()}};
   if (p.contains("accelerator")) inst["accelerator"] = p["accelerator"];

@@ -460,7 +460,7 @@ Result<Json> Orchestrator::update(const std::string& id, const std::string& inst
   Json ib = inst->body;
   ib["model"] = want;
   ib["previous_model"] = from;
-  ib["model_at"] = engine_.now();  // when it was asked to: a Kubernetes group's latest replica
+  ib["model_at"] = engine_.now();
   note_state(ib, "updating", reason);
   Json body = d->body;
   bump_generation(body, inst->body.value("component", ""));

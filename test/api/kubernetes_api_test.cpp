@@ -279,6 +279,15 @@ TEST_CASE("on kubernetes one instance updated to another model runs in a Deploym
   CHECK(cluster.object(group)->at("spec")["replicas"] == 3);
   CHECK(cluster.object(group)->at("spec")["template"] == pods_before);
   CHECK(instances_by_id(op, path)[canary]["running_model"] == "det@1");
+  // Scaling out now: the new instance is the group's last replica (it joined last), so none of the
+  // three is taken for it or restarted.
+  auto settled = instances_by_id(op, path);
+  REQUIRE(op.post(path + "/scale", {{"component", "detect"}, {"instances", 4}}).status == 202);
+  REQUIRE(test::wait_state(op, path, "running") == "running");
+  CHECK(cluster.object(group)->at("spec")["replicas"] == 4);
+  auto scaled = instances_by_id(op, path);
+  REQUIRE(scaled.size() == 4);
+  for (const auto& [iid, i] : settled) CHECK(scaled[iid]["history"] == i["history"]);
   // The orphan sweep finds nothing of cpnd's unwanted; DELETE removes it all.
   REQUIRE(op.del(path).status == 202);
   for (int i = 0; i < 500 && op.get(path).status != 404; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include "cpn/drivers/kubernetes.hpp"
@@ -174,6 +175,29 @@ TEST_CASE("an instance on another model version than its component's renders in 
   ws = render("dep-1", sample_template(), lookup, models);
   REQUIRE(ws);
   CHECK((*ws)[0].instances == std::vector<std::string>{"dep-1-detect-1", "dep-1-detect-0"});
+
+  // Over two nodes (analyze: gz-gpu-1 x2, gz-gpu-2 x1): the instance of gz-gpu-2 moving to another version
+  // leaves its group's pod template as it was (both nodes, the spread), so no pod of it rolls; the
+  // version's Deployment has the same pods but for the model it loads.
+  Json tmpl = sample_template();
+  tmpl["spec"]["components"][1]["model"] = {{"name", "events"}, {"version", "3"}};
+  auto before = render("dep-1", tmpl, lookup);
+  REQUIRE(before);
+  models = {{"dep-1-analyze-2", {"events@4", "2026-12-04T12:00:00.000Z"}}};
+  ws = render("dep-1", tmpl, lookup, models);
+  REQUIRE(ws);
+  REQUIRE(ws->size() == 4);
+  const Json& group = (*ws)[2].deployment;
+  CHECK(group["metadata"]["name"] == (*before)[2].deployment["metadata"]["name"]);
+  CHECK(group["spec"]["replicas"] == 2);
+  CHECK(group["spec"]["template"] == (*before)[2].deployment["spec"]["template"]);
+  Json pods = (*ws)[3].deployment["spec"]["template"];
+  CHECK((*ws)[3].instances == std::vector<std::string>{"dep-1-analyze-2"});
+  CHECK(pods["spec"]["containers"][0]["env"][2]["value"] == "events@4");
+  pods["spec"]["containers"][0]["env"][2]["value"] = "events@3";
+  pods["metadata"]["labels"]["cpn.io/workload"] = group["metadata"]["name"];
+  pods["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["cpn.io/workload"] = group["metadata"]["name"];
+  CHECK(pods == group["spec"]["template"]);
 }
 
 TEST_CASE("names and extended resources are what Kubernetes accepts", "[drivers][kubernetes]") {
@@ -183,6 +207,11 @@ TEST_CASE("names and extended resources are what Kubernetes accepts", "[drivers]
   std::string label = dns_label(longer);
   CHECK(label.size() <= 63);
   CHECK(label != dns_label(longer + "b"));  // the hash keeps distinct names distinct
+  // Model versions a label would make alike stay apart.
+  std::set<std::string> names;
+  for (const char* v : {"m@1.2", "m@1-2", "m@1_2", "m@V1-2", "m@1+2"}) names.insert(deployment_name("d", "c", "s", "x86_64", "", v));
+  CHECK(names.size() == 5);
+  CHECK(deployment_name("d", "c", "s", "x86_64", "", "m@2") == "d-c-s-amd64-v2");
   CHECK(kube_arch("x86_64") == "amd64");
   CHECK(kube_arch("aarch64") == "arm64");
   CHECK(kube_arch("riscv64") == "riscv64");

@@ -50,8 +50,8 @@ SiteLookup inventory_sites(const engine::Engine& engine);
 // that changes it: the driver runs on worker threads, which never touch
 // the engine. Must outlive the driver.
 // What an instance loads (name@version), where that may differ from its
-// component's (one instance updated alone), and since when (model_at: ""
-// for the model it started with): a Deployment's replicas are its
+// component's (one instance updated alone), and since when (model_at: its
+// creation or its latest update): a Deployment's replicas are its
 // instances in that order, so one that joins takes the last replica and
 // the others keep theirs.
 struct InstanceModel {

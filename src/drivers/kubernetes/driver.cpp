@@ -185,6 +185,8 @@ class KubernetesCompute : public ComputeDriver {
     if (auto open = admit(site); !open) return open;
     ClusterSettings cluster = cluster_of(site);
     if (auto s = remove(site, cluster, ApiClient::path_of(found->first.deployment)); !s) return s;
+    // Stopped in the middle of an update: the group of its old model may still hold its pod.
+    if (auto s = leave_group(instance, cluster); !s) return s;
     return remove(site, cluster, ApiClient::path_of(found->first.service));
   }
 
@@ -356,9 +358,9 @@ class KubernetesCompute : public ComputeDriver {
     std::string path = fmt::format("/apis/apps/v1/namespaces/{}/deployments/{}", cluster.ns, left);
     for (const auto& w : *workloads)
       if (w.deployment["metadata"]["name"] == left) {
-        forget(path);
         auto r = noted(site, client_of(cluster)->apply(w.deployment));
         if (!r) return fail(r.error());
+        forget(path);
         if (r->is_object()) informer_of(cluster).assume(path, *r);
         return {};
       }

@@ -123,7 +123,7 @@ Workload workload_of(const std::string& dep, const Json& comp, const Group& g, c
       {"containers", Json::array({container_of(comp, g, s)})}};
   if (site.tier == "edge" || site.tier == "end") pod_spec["tolerations"] = edge_tolerations();
   int replicas = static_cast<int>(g.instances.size());
-  if (replicas > 1 && g.nodes.size() > 1)
+  if (g.nodes.size() > 1)
     pod_spec["topologySpreadConstraints"] =
         // A preference only: the solver's split over the nodes may be uneven, and the affinity holds them to it.
         Json::array({{{"maxSkew", 1}, {"topologyKey", "kubernetes.io/hostname"}, {"whenUnsatisfiable", "ScheduleAnyway"},
@@ -291,9 +291,14 @@ std::string service_name(const std::string& deployment, const std::string& compo
 // Deployment of their own and the others' pods are never rolled.
 std::string deployment_name(const std::string& deployment, const std::string& component, const std::string& site,
                             const std::string& arch, const std::string& accelerator, const std::string& other_model) {
-  std::string version = other_model.substr(other_model.find('@') + 1);
+  std::string version = other_model.substr(other_model.find('@') + 1), suffix;
+  if (!other_model.empty()) {
+    // Versions that a DNS label would make alike (1.2, 1_2, V1-2) stay apart.
+    std::string label = dns_label("v" + version);
+    suffix = "-" + (label == "v" + version ? label : label + "-" + sha256_hex(version).substr(0, 6));
+  }
   return dns_label(fmt::format("{}-{}-{}-{}{}{}", deployment, component, site, kube_arch(arch),
-                               accelerator.empty() ? "" : "-" + accelerator, other_model.empty() ? "" : "-v" + version));
+                               accelerator.empty() ? "" : "-" + accelerator, suffix));
 }
 
 Result<std::vector<Workload>> render(const std::string& deployment_id, const Json& tmpl, const SiteLookup& sites,
@@ -301,42 +306,58 @@ Result<std::vector<Workload>> render(const std::string& deployment_id, const Jso
   std::vector<Workload> out;
   for (const auto& comp : tmpl["spec"]["components"]) {
     std::string component = comp["name"], model = templates::model_ref(comp);
-    // Group the placements' instances by site, variant and model; instances keep the orchestrator's numbering.
-    std::vector<Group> groups;
+    // One pod shape per site and variant, whatever model each instance
+    // loads: the largest request of its placements, on all their nodes. So
+    // an instance that moves to another model's group changes no group's
+    // pod template (which would roll every pod of it), only replicas.
+    std::vector<Group> shapes;
     auto ids = templates::placement_ids(deployment_id, comp);
+    auto same_variant = [](const Group& a, const Group& b) {
+      // The Deployment's name carries site, architecture and accelerator: so does the shape.
+      return a.site == b.site && a.arch == b.arch && a.accelerator == b.accelerator;
+    };
+    std::vector<std::size_t> shape_of;  // by placement
     for (std::size_t j = 0; j < ids.size(); ++j) {
       const Json& p = comp["placements"][j];
       Json variant = p.value("variant", Json::object());
+      Group key;
+      key.site = p["site"];
+      key.arch = p["arch"];
+      key.accelerator = p.value("accelerator", "");
+      key.platform = variant.value("platform", "");
+      key.stack = variant.value("accelerator", "");
+      auto g = std::find_if(shapes.begin(), shapes.end(), [&](const Group& x) { return same_variant(x, key); });
+      if (g == shapes.end()) {
+        key.variant = variant;
+        shapes.push_back(key);
+        g = shapes.end() - 1;
+      }
+      const Json& req = p["requests"];
+      g->cpu = std::max(g->cpu, req.value("cpu", 0.0));
+      g->memory = std::max(g->memory, req.value("memory", 0.0));
+      g->accelerators = std::max(g->accelerators, req.value("accelerators", 0));
+      if (std::find(g->nodes.begin(), g->nodes.end(), p["node"].get<std::string>()) == g->nodes.end())
+        g->nodes.push_back(p["node"]);
+      shape_of.push_back(static_cast<std::size_t>(g - shapes.begin()));
+    }
+    // A group per shape and model, its replicas the instances loading that model.
+    std::vector<Group> groups;
+    for (std::size_t j = 0; j < ids.size(); ++j)
       for (const auto& id : ids[j]) {
-        Group key;
-        key.site = p["site"];
-        key.arch = p["arch"];
-        key.accelerator = p.value("accelerator", "");
-        key.platform = variant.value("platform", "");
-        key.stack = variant.value("accelerator", "");
         auto other = models.find(id);
-        key.model = other == models.end() || model.empty() ? model : other->second.model;
-        auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
-          // The Deployment's name carries site, architecture, accelerator and model: so does the group.
-          return x.site == key.site && x.arch == key.arch && x.accelerator == key.accelerator && x.model == key.model;
-        });
+        std::string loads = other == models.end() || model.empty() ? model : other->second.model;
+        const Group& shape = shapes[shape_of[j]];
+        auto g = std::find_if(groups.begin(), groups.end(),
+                              [&](const Group& x) { return same_variant(x, shape) && x.model == loads; });
         if (g == groups.end()) {
-          key.variant = variant;
-          groups.push_back(key);
+          groups.push_back(shape);
+          groups.back().model = loads;
           g = groups.end() - 1;
         }
-        const Json& req = p["requests"];
-        // One pod shape per group: the largest request of its placements.
-        g->cpu = std::max(g->cpu, req.value("cpu", 0.0));
-        g->memory = std::max(g->memory, req.value("memory", 0.0));
-        g->accelerators = std::max(g->accelerators, req.value("accelerators", 0));
-        if (std::find(g->nodes.begin(), g->nodes.end(), p["node"].get<std::string>()) == g->nodes.end())
-          g->nodes.push_back(p["node"]);
         g->instances.push_back(id);
       }
-    }
     for (auto& g : groups) {
-      // Who joined the group last (updated to its model latest) is its last replica.
+      // Who joined the group last (created, or updated to its model, latest) is its last replica.
       auto since = [&](const std::string& id) {
         auto it = models.find(id);
         return it == models.end() ? std::string() : it->second.since;
