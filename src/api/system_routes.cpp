@@ -58,15 +58,8 @@ std::string order_gauges(Services& s) {
   for (const char* state : {"quoted", "confirmed", "cancelled", "expired"}) by_state[state] = 0;
   for (const auto* o : s.engine.list(orders::kOrder)) by_state[o->body.value("state", "")]++;
   // Finished ones are in the store only (until history.retention removes
-  // them); counted from its index at most every 30 s, so a scrape costs
-  // little however long the history.
-  static std::vector<std::pair<std::string, std::int64_t>> archived;
-  static std::chrono::steady_clock::time_point counted{};
-  if (auto now = std::chrono::steady_clock::now(); counted == std::chrono::steady_clock::time_point{} ||
-                                                   now - counted > std::chrono::seconds(30)) {
-    archived = s.engine.store().count_archived_by_state(orders::kOrder);
-    counted = now;
-  }
+  // them), counted there as they are written: a scrape reads a few rows.
+  auto archived = s.engine.store().count_archived_by_state(orders::kOrder);
   for (const auto& [state, n] : archived) by_state[state] += static_cast<int>(n);
   std::string out = "# HELP cpnd_orders Orders by state (finished ones while history.retention keeps them).\n# TYPE cpnd_orders gauge\n";
   for (const auto& [state, n] : by_state)

@@ -74,6 +74,37 @@ CREATE INDEX objects_archived_updated ON objects(archived, updated);
 CREATE INDEX objects_archived_deployment ON objects(kind, json_extract(body, '$.deployment')) WHERE archived = 1;
 CREATE INDEX objects_archived_state ON objects(kind, json_extract(body, '$.state')) WHERE archived = 1;
 )sql",
+    // 6: archived objects counted by kind and state as they are written, in the same
+    // transaction (a GROUP BY over the history reads every body: 240 ms at 15,000
+    // orders, on the engine's thread at every scrape of /metrics)
+    R"sql(
+CREATE TABLE archived_counts (
+  kind  TEXT NOT NULL,
+  state TEXT NOT NULL,
+  n     INTEGER NOT NULL,
+  PRIMARY KEY (kind, state)
+) WITHOUT ROWID;
+INSERT INTO archived_counts(kind, state, n)
+  SELECT kind, ifnull(json_extract(body, '$.state'), ''), COUNT(*) FROM objects WHERE archived = 1
+  GROUP BY kind, ifnull(json_extract(body, '$.state'), '');
+CREATE TRIGGER archived_counts_insert AFTER INSERT ON objects WHEN NEW.archived = 1
+BEGIN
+  INSERT INTO archived_counts(kind, state, n) VALUES (NEW.kind, ifnull(json_extract(NEW.body, '$.state'), ''), 1)
+    ON CONFLICT(kind, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER archived_counts_delete AFTER DELETE ON objects WHEN OLD.archived = 1
+BEGIN
+  UPDATE archived_counts SET n = n - 1 WHERE kind = OLD.kind AND state = ifnull(json_extract(OLD.body, '$.state'), '');
+END;
+CREATE TRIGGER archived_counts_update AFTER UPDATE OF archived, body ON objects WHEN OLD.archived = 1 OR NEW.archived = 1
+BEGIN
+  UPDATE archived_counts SET n = n - 1
+    WHERE OLD.archived = 1 AND kind = OLD.kind AND state = ifnull(json_extract(OLD.body, '$.state'), '');
+  INSERT INTO archived_counts(kind, state, n)
+    SELECT NEW.kind, ifnull(json_extract(NEW.body, '$.state'), ''), 1 WHERE NEW.archived = 1
+    ON CONFLICT(kind, state) DO UPDATE SET n = n + 1;
+END;
+)sql",
 };
 
 }  // namespace cpn::store

@@ -14,7 +14,7 @@ TEST_CASE("committed objects and events survive reopening the database", "[store
   {
     auto store = store::Store::open(path);
     REQUIRE(store);
-    CHECK((*store)->schema_version() == 5);
+    CHECK((*store)->schema_version() == 6);
     engine::Engine engine(std::move(*store), clock);
     auto ev = engine.commit({{store::Change::Op::put, "site", "s1", {{"id", "s1"}}, ""},
                              {store::Change::Op::put, "site", "s2", {{"id", "s2"}}, ""}});

@@ -112,7 +112,7 @@ class Store {
   // Archived objects of a kind whose body's `deployment` is this one.
   std::vector<StoredObject> archived_of(const std::string& kind, const std::string& deployment, std::size_t limit);
   std::int64_t count_archived(const std::string& kind);
-  // Archived objects of a kind by their state.
+  // Archived objects of a kind by their state (kept as they are written: no body is read).
   std::vector<std::pair<std::string, std::int64_t>> count_archived_by_state(const std::string& kind);
   // Archived objects last written before `before`, oldest first: (kind, id).
   std::vector<std::pair<std::string, std::string>> archived_before(const std::string& before, std::size_t limit);
