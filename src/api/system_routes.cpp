@@ -2,7 +2,6 @@
 #include <sys/statvfs.h>
 
 #include <charconv>
-#include <chrono>
 #include <memory>
 #include <optional>
 

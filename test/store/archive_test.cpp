@@ -4,6 +4,8 @@
 // live, and removed by retention.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include "support/engine_fixture.hpp"
 
 using namespace cpn;
