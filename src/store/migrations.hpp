@@ -89,7 +89,7 @@ INSERT INTO archived_counts(kind, state, n)
   SELECT kind, CAST(ifnull(json_extract(body, '$.state'), '') AS TEXT), COUNT(*) FROM objects WHERE archived = 1
   GROUP BY kind, ifnull(json_extract(body, '$.state'), '')
   ON CONFLICT(kind, state) DO UPDATE SET n = n + excluded.n;
-DROP INDEX objects_archived_state;
+DROP INDEX IF EXISTS objects_archived_state;
 CREATE TRIGGER archived_counts_insert AFTER INSERT ON objects WHEN NEW.archived = 1
 BEGIN
   INSERT INTO archived_counts(kind, state, n) VALUES (NEW.kind, ifnull(json_extract(NEW.body, '$.state'), ''), 1)
