@@ -139,11 +139,7 @@ class KubernetesCompute : public ComputeDriver {
             log::warning("orphan sweep: cannot delete {}: {}", path, gone.error().message);
             continue;
           }
-          forget(path);
-          {
-            std::lock_guard lock(mutex_);
-            rolled_out_.erase(path);
-          }
+          forget_deleted(path);
           if (auto* informer = find_informer(c)) informer->assume(path, std::nullopt);
           removed.push_back(fmt::format("{} {}/{}", kind, c.ns, meta.value("name", "")));
         }
@@ -270,6 +266,13 @@ class KubernetesCompute : public ComputeDriver {
     std::lock_guard lock(mutex_);
     seen_.erase(path);
     ++generation_[path];
+  }
+
+  // A deleted object: what was cached of it, and the pod template it last rolled out.
+  void forget_deleted(const std::string& path) {
+    forget(path);
+    std::lock_guard lock(mutex_);
+    rolled_out_.erase(path);
   }
 
   // GET through a short cache: one read serves every replica of a group in
@@ -405,11 +408,7 @@ class KubernetesCompute : public ComputeDriver {
 
   // DELETE (foreground); what it answers (the object being deleted, or gone) is what the informer holds meanwhile.
   Status remove(const std::string& site, const ClusterSettings& cluster, const std::string& path) {
-    forget(path);
-    {
-      std::lock_guard lock(mutex_);
-      rolled_out_.erase(path);
-    }
+    forget_deleted(path);
     auto r = noted(site, client_of(cluster)->remove(path));
     if (!r) return fail(r.error());
     if (path.find("/deployments/") != std::string::npos) informer_of(cluster).assume(path, *r);
